@@ -1,0 +1,16 @@
+//! `trace convert openai`: not written yet.
+
+use std::path::PathBuf;
+
+use crate::{Error, Result, SessionSource};
+
+/// Options of `trace convert openai`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Options {}
+
+/// Opens the inputs as a source of sessions.
+pub fn open(_inputs: &[PathBuf], _opts: &Options) -> Result<Box<dyn SessionSource>> {
+    Err(Error::Usage(
+        "the openai converter is not written yet".into(),
+    ))
+}

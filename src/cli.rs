@@ -1,0 +1,159 @@
+//! The command line: clap definitions only. Validation happens in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "trace",
+    version,
+    about = "Turn LLM chat datasets into replayable Parquet traces and replay them against LLM servers",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Convert a dataset into a trace.
+    Convert(ConvertArgs),
+    /// Generate a synthetic trace.
+    Synth(SynthArgs),
+    /// Show what a trace holds.
+    Inspect(InspectArgs),
+    /// Mix several traces into one benchmark set, by weight.
+    Mix(MixArgs),
+    /// Convert the bundled ShareGPT sample and inspect it: a first run that needs nothing.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    #[command(subcommand)]
+    pub format: ConvertFormat,
+}
+
+/// Where a conversion writes and what it keeps.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// The trace to write (Parquet). Written to a temporary file and renamed on success.
+    #[arg(short, long, value_name = "OUT.parquet")]
+    pub output: PathBuf,
+    /// Keep only the first N sessions.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Keep a uniform random sample of N sessions, in input order.
+    #[arg(long, value_name = "N")]
+    pub sample: Option<u64>,
+    /// Seed of `--sample` (and of any other randomness).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Drop sessions with a request longer than this many input tokens (where lengths are known).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_input_tokens: Option<u32>,
+    /// Drop sessions with a request asking for more than this many output tokens (where known).
+    #[arg(long, value_name = "TOKENS")]
+    pub max_output_tokens: Option<u32>,
+    /// Skip records that do not parse or have the wrong shape (counted), instead of failing.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Print the conversion report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConvertFormat {
+    /// ShareGPT conversations (JSON array, JSONL or one object).
+    Sharegpt(Input<converters::sharegpt::Options>),
+    /// LongBench v1 (JSONL, a file or a folder of task files) or v2 (JSON).
+    Longbench(Input<converters::longbench::Options>),
+    /// Conversation-history JSON: `[{"prompt_content", "cut_chat_history": [...]}]`.
+    Conversations(Input<converters::conversations::Options>),
+    /// OpenAI messages: JSONL of `{"messages": [...]}` or bare arrays of messages.
+    Openai(Input<converters::openai::Options>),
+    /// Plain prompt lists: JSONL/JSON of `{"text"}`/`{"prompt"}`, or one prompt per line.
+    Prompts(Input<converters::prompts::Options>),
+    /// Mooncake traces (JSONL: timestamp, input_length, output_length, hash_ids).
+    Mooncake(Input<converters::mooncake::Options>),
+    /// Azure LLM inference traces (CSV, 2023 and 2024 layouts).
+    Azure(Input<converters::azure::Options>),
+    /// BurstGPT traces (CSV, v1 and v3 layouts).
+    Burstgpt(Input<converters::burstgpt::Options>),
+    /// Alibaba Bailian traces (JSONL/CSV with chat_id, parent_chat_id, hash_ids).
+    Bailian(Input<converters::bailian::Options>),
+}
+
+#[derive(Debug, Args)]
+pub struct Input<O: Args> {
+    /// Input files (or folders, where the format allows).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub format: O,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    #[command(subcommand)]
+    pub kind: SynthKind,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SynthKind {
+    /// Random prompts of given lengths, optionally with shared prefixes.
+    Random(Synth<converters::synth::random::Options>),
+    /// Multi-turn agent sessions with a growing context and compaction.
+    Agent(Synth<converters::synth::agent::Options>),
+}
+
+#[derive(Debug, Args)]
+pub struct Synth<O: Args> {
+    #[command(flatten)]
+    pub generator: O,
+    /// The trace to write (Parquet).
+    #[arg(short, long, value_name = "OUT.parquet")]
+    pub output: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The trace to inspect.
+    pub trace: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MixArgs {
+    /// Traces with their weights, `PATH:WEIGHT` (weights are normalised).
+    #[arg(value_name = "TRACE:WEIGHT", required = true)]
+    pub inputs: Vec<String>,
+    /// The mixed trace to write.
+    #[arg(short, long, value_name = "OUT.parquet")]
+    pub output: PathBuf,
+    /// Sessions in the mix (default: as many as the inputs allow without repeating one).
+    #[arg(long, value_name = "N")]
+    pub sessions: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo trace.
+    #[arg(short, long, default_value = "demo-trace.parquet")]
+    pub output: PathBuf,
+}
