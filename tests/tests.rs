@@ -1,1 +1,13 @@
+//! Integration tests: they drive the real `trace` executable and read its
+//! output back with the `traces` crate (and, in `interop`, with Python's
+//! Polars and DuckDB).
 
+mod util;
+
+mod chat_formats;
+mod cli;
+mod interop;
+mod longbench;
+mod sharegpt;
+mod synth;
+mod timed_traces;
