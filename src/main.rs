@@ -12,6 +12,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // An interrupted conversion removes its temporary output and exits as
+    // a process killed by SIGINT would (130).
+    let _ = ctrlc::set_handler(|| {
+        traces::remove_pending_outputs();
+        eprintln!("interrupted");
+        std::process::exit(130);
+    });
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -22,7 +22,7 @@ pub use metadata::{
 pub use reader::{TraceBatches, TraceReader};
 pub use row::{Message, TraceRow};
 pub use schema::{column, message_fields, trace_schema};
-pub use writer::{TraceWriter, WriterOptions};
+pub use writer::{TraceWriter, WriterOptions, remove_pending_outputs};
 
 /// Version of the trace format this build writes, stored under
 /// `trace.schema_version` in every file's key-value metadata.

@@ -17,6 +17,32 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use tempfile::NamedTempFile;
 
+/// Temporary files of writers still open, so an interrupt handler can remove them.
+static PENDING: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn register_pending(path: &Path) {
+    if let Ok(mut p) = PENDING.lock() {
+        p.push(path.to_path_buf());
+    }
+}
+
+fn unregister_pending(path: &Path) {
+    if let Ok(mut p) = PENDING.lock() {
+        p.retain(|x| x != path);
+    }
+}
+
+/// Deletes the temporary files of every writer that has not finished.
+/// Called from an interrupt handler before the process exits, so that an
+/// interrupted conversion leaves nothing behind.
+pub fn remove_pending_outputs() {
+    if let Ok(mut p) = PENDING.lock() {
+        for path in p.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 use crate::schema::{hash_item_field, message_fields, message_item_field, trace_schema};
 use crate::{Error, Result, TraceMetadata, TraceRow};
 
@@ -89,6 +115,7 @@ impl TraceWriter {
             .tempfile_in(&dir)
             .map_err(io)?;
         let file = tmp.reopen().map_err(io)?;
+        register_pending(tmp.path());
         let kv = metadata
             .to_pairs()
             .into_iter()
@@ -195,12 +222,21 @@ impl TraceWriter {
             })?;
         }
         if let Some(tmp) = self.tmp.take() {
+            unregister_pending(tmp.path());
             tmp.persist(&path).map_err(|e| Error::Io {
                 path: path.clone(),
                 source: e.error,
             })?;
         }
         Ok(self.rows_written)
+    }
+}
+
+impl Drop for TraceWriter {
+    fn drop(&mut self) {
+        if let Some(tmp) = &self.tmp {
+            unregister_pending(tmp.path());
+        }
     }
 }
 
