@@ -27,3 +27,4 @@ pub mod openai;
 pub mod prompts;
 pub mod sharegpt;
 pub mod synth;
+pub mod timestamp;

@@ -84,6 +84,14 @@ pub fn collect_sessions(
                 report.skip("empty session");
                 continue;
             }
+            Ok(Outcome::Session(rows))
+                if rows
+                    .iter()
+                    .any(|r| r.messages.is_empty() && r.input_tokens.is_none()) =>
+            {
+                report.skip("a turn with nothing to send");
+                continue;
+            }
             Ok(Outcome::Session(rows)) => rows,
             Ok(Outcome::Skipped(reason)) => {
                 report.skip(reason);
@@ -177,6 +185,8 @@ pub fn run(
         report.sessions_written += 1;
         for row in session {
             report.rows_written += 1;
+            report.compactions += row.reset_context as u64;
+            report.overflows += row.overflow as u64;
             writer.write(row)?;
         }
         Ok(())

@@ -19,6 +19,12 @@ pub struct Report {
     pub filtered: u64,
     /// Duplicate records removed (formats that deduplicate).
     pub duplicates: u64,
+    /// Rows that start with a compaction (`reset_context`).
+    pub compactions: u64,
+    /// Rows marked `overflow` (the base context alone exceeds the window).
+    pub overflows: u64,
+    /// Other things worth knowing, counted (e.g. image parts left out).
+    pub notes: BTreeMap<String, u64>,
     /// Session ids that collided with an earlier one and got a suffix.
     pub renamed_ids: u64,
 }
@@ -30,6 +36,10 @@ impl Report {
 
     pub fn bad(&mut self, reason: impl Into<String>) {
         *self.bad.entry(reason.into()).or_default() += 1;
+    }
+
+    pub fn note(&mut self, what: impl Into<String>, count: u64) {
+        *self.notes.entry(what.into()).or_default() += count;
     }
 
     pub fn skipped_total(&self) -> u64 {
@@ -65,6 +75,15 @@ impl Report {
         }
         if self.duplicates > 0 {
             out.push(format!("removed {} duplicate records", self.duplicates));
+        }
+        if self.compactions > 0 || self.overflows > 0 {
+            out.push(format!(
+                "{} compaction turns, {} overflow turns (sessions end at an overflow)",
+                self.compactions, self.overflows
+            ));
+        }
+        if !self.notes.is_empty() {
+            out.push(format!("notes: {}", fmt_map(&self.notes)));
         }
         if self.renamed_ids > 0 {
             out.push(format!(

@@ -189,7 +189,7 @@ pub(crate) fn build_session(
             break;
         }
     }
-    if pending_request && !(first_turn_only && !rows.is_empty()) {
+    if pending_request && (!first_turn_only || rows.is_empty()) {
         close_turn(&mut pending, &mut rows, None, None);
     }
     if rows.is_empty() {
