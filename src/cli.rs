@@ -26,6 +26,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Mix several traces into one benchmark set, by weight.
     Mix(MixArgs),
+    /// Count tokens exactly (in parallel) and optionally materialise token-only rows as text.
+    Tokenize(crate::tokenize::TokenizeArgs),
+    /// Replay a trace against an OpenAI-compatible endpoint and record every request.
+    Replay(crate::replay::ReplayArgs),
+    /// Run an OpenAI-compatible mock inference server (for tests, demos and fault drills).
+    Mock(crate::mock::MockArgs),
     /// Convert the bundled ShareGPT sample and inspect it: a first run that needs nothing.
     Demo(DemoArgs),
 }

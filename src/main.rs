@@ -5,6 +5,9 @@
 
 mod cli;
 mod commands;
+mod mock;
+mod replay;
+mod tokenize;
 
 use std::process::ExitCode;
 

@@ -15,5 +15,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Mix(args) => mix::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Tokenize(args) => crate::tokenize::run(args),
+        Command::Replay(args) => crate::replay::run(args),
+        Command::Mock(args) => crate::mock::run(args),
     }
 }
