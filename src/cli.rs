@@ -29,10 +29,10 @@ pub enum Command {
     /// Count tokens exactly (in parallel) and optionally materialise token-only rows as text.
     Tokenize(crate::tokenize::TokenizeArgs),
     /// Replay a trace against an OpenAI-compatible endpoint and record every request.
-    Replay(crate::replay::ReplayArgs),
+    Replay(Box<crate::replay::ReplayArgs>),
     /// Run an OpenAI-compatible mock inference server (for tests, demos and fault drills).
     Mock(crate::mock::MockArgs),
-    /// Convert the bundled ShareGPT sample and inspect it: a first run that needs nothing.
+    /// Replay a bundled agent trace against the built-in mock server: a first run that needs nothing.
     Demo(DemoArgs),
 }
 
@@ -159,7 +159,7 @@ pub struct MixArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where to write the demo trace.
-    #[arg(short, long, default_value = "demo-trace.parquet")]
-    pub output: PathBuf,
+    /// Folder that receives the demo trace and the run folder.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
 }

@@ -15,13 +15,6 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // An interrupted conversion removes its temporary output and exits as
-    // a process killed by SIGINT would (130).
-    let _ = ctrlc::set_handler(|| {
-        traces::remove_pending_outputs();
-        eprintln!("interrupted");
-        std::process::exit(130);
-    });
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -29,6 +22,10 @@ fn main() -> ExitCode {
                 && io.kind() == std::io::ErrorKind::BrokenPipe
             {
                 return ExitCode::SUCCESS;
+            }
+            if let Some(status) = err.downcast_ref::<replay::ExitStatus>() {
+                eprintln!("{status}");
+                return ExitCode::from(status.0);
             }
             eprintln!("error: {err:#}");
             ExitCode::from(1)

@@ -101,11 +101,44 @@ fn mix_draws_sessions_by_weight_without_repeats() {
 #[test]
 fn demo_runs_with_nothing_but_the_binary() {
     let dir = tempdir();
-    let out = dir.path().join("demo.parquet");
-    let stdout = trace_ok(["demo".as_ref(), "-o".as_ref(), out.as_os_str()]);
-    assert!(stdout.contains("read 40 records"), "{stdout}");
-    assert!(stdout.contains("sessions     40"), "{stdout}");
-    assert_eq!(read_rows(&out).len(), 80);
+    let results = dir.path().join("results");
+    let stdout = trace_ok([
+        "demo".as_ref(),
+        "--results-dir".as_ref(),
+        results.as_os_str(),
+    ]);
+    assert!(
+        stdout.contains("listening on http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Query the results yourself"), "{stdout}");
+    let trace = results.join("demo-agent-trace.parquet");
+    let trace_rows = read_rows(&trace);
+    assert!(trace_rows.len() >= 36, "12 users with 3-5 turns");
+    let runs: Vec<_> = std::fs::read_dir(&results)
+        .expect("results")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(runs.len(), 1);
+    let rows = traces::results::read_parts(runs[0].join("requests")).expect("parts");
+    // Three levels, two rounds, every turn of the trace each time.
+    assert_eq!(rows.len(), trace_rows.len() * 6);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(traces::results::Status::Ok))
+    );
+    // The warm round finds the shared prefixes in the mock's cache.
+    let cached = |round: u32| -> u64 {
+        rows.iter()
+            .filter(|r| r.round == round)
+            .filter_map(|r| r.cached_tokens)
+            .map(u64::from)
+            .sum()
+    };
+    assert!(cached(2) > cached(1), "round 2 reuses round 1's prefixes");
+    assert!(runs[0].join("summary.json").is_file());
+    assert!(runs[0].join("server_metrics").is_dir());
 }
 
 fn write_parquet_with_version(path: &Path, version: Option<&str>) {

@@ -92,3 +92,55 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A `trace mock` server started as a child process on a free loopback
+/// port; killed (by its own PID) when dropped.
+pub struct MockProcess {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl MockProcess {
+    pub fn start(args: &[&str]) -> MockProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(trace_bin())
+            .args(["mock", "--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("trace mock starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("trace mock printed its address")
+                .expect("readable stdout");
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the mock never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        MockProcess { child, url }
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The one run folder under `results`.
+pub fn only_run_dir(results: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(results)
+        .expect("results folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(dirs.len(), 1, "one run folder in {}", results.display());
+    dirs.into_iter().next().expect("run dir")
+}

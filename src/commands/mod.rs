@@ -8,7 +8,24 @@ mod synth;
 
 use crate::cli::{Cli, Command};
 
+/// For the commands that write a trace: an interrupt removes the temporary
+/// output and exits as a process killed by SIGINT would (130). The async
+/// commands (replay, mock) handle Ctrl-C themselves.
+fn remove_partial_output_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        traces::remove_pending_outputs();
+        eprintln!("interrupted");
+        std::process::exit(130);
+    });
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if matches!(
+        cli.command,
+        Command::Convert(_) | Command::Synth(_) | Command::Mix(_) | Command::Tokenize(_)
+    ) {
+        remove_partial_output_on_interrupt();
+    }
     match cli.command {
         Command::Convert(args) => convert::run(args),
         Command::Synth(args) => synth::run(args),
@@ -16,7 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mix(args) => mix::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Tokenize(args) => crate::tokenize::run(args),
-        Command::Replay(args) => crate::replay::run(args),
+        Command::Replay(args) => crate::replay::run(*args),
         Command::Mock(args) => crate::mock::run(args),
     }
 }

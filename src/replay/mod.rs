@@ -1,9 +1,341 @@
-//! `trace replay`: the timed replayer.
+//! `trace replay`: replays a trace against an OpenAI-compatible endpoint at
+//! the load asked for and records what happened to every request.
+//!
+//! - `args`: the command line; `config`: merged with the run file and validated.
+//! - `schedule`: intended send times (pure); `runner`: levels, sessions, dispatch.
+//! - `client` + `sse`: one request and its stream; `workload`: request bodies.
+//! - `recorder`: the one writer of the results; `summary`: per-level statistics.
+//! - `output`: the run folder, `run.json`, `summary.*`.
 
-/// Options of `trace replay`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReplayArgs {}
+mod args;
+pub mod client;
+pub mod config;
+pub mod metrics;
+mod output;
+mod recorder;
+mod runner;
+pub mod schedule;
+mod sse;
+pub mod summary;
+pub mod workload;
 
-pub fn run(_args: ReplayArgs) -> anyhow::Result<()> {
-    anyhow::bail!("trace replay is not written yet")
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub use args::ReplayArgs;
+use client::{Endpoint, build_client};
+use config::RunConfig;
+use runner::{LevelPlan, Shared};
+use workload::RequestOptions;
+
+/// Exit status of a run that finished but missed an SLO under `--fail-on-slo`.
+pub const EXIT_SLO_MISSED: u8 = 3;
+
+/// An error that carries its own exit status.
+#[derive(Debug)]
+pub struct ExitStatus(pub u8, pub String);
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitStatus {}
+
+pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    let args = config::merge_run_file(args)?;
+    let cfg = config::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(execute(cfg))?;
+    if let Some(code) = outcome.exit_code {
+        return Err(ExitStatus(code, outcome.message).into());
+    }
+    Ok(())
+}
+
+/// What a finished run returns to its caller.
+pub struct RunOutcome {
+    pub run_dir: std::path::PathBuf,
+    pub levels: Vec<summary::LevelSummary>,
+    pub exit_code: Option<u8>,
+    pub message: String,
+}
+
+/// Lists the server's models and returns the first.
+async fn discover_model(client: &reqwest::Client, cfg: &RunConfig) -> anyhow::Result<String> {
+    let url = format!("{}/models", cfg.base_url);
+    let mut req = client.get(&url);
+    if let Some(k) = &cfg.api_key {
+        req = req.bearer_auth(k);
+    }
+    let resp = req
+        .timeout(std::time::Duration::from_secs(10))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}; is the server running? (or give --model)"))?;
+    if !resp.status().is_success() {
+        bail!(
+            "{url} answered HTTP {}; give --model",
+            resp.status().as_u16()
+        );
+    }
+    let v: serde_json::Value = resp
+        .json()
+        .await
+        .with_context(|| format!("{url}: not a JSON model list; give --model"))?;
+    v.pointer("/data/0/id")
+        .and_then(|x| x.as_str())
+        .map(str::to_string)
+        .with_context(|| format!("{url} lists no model; give --model"))
+}
+
+/// Runs a whole replay: every level and round, then the summaries.
+pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
+    let (sessions, meta) = workload::load_sessions(&cfg.trace)
+        .with_context(|| format!("cannot load the trace {}", cfg.trace.display()))?;
+    if sessions.is_empty() {
+        bail!("{}: the trace has no rows", cfg.trace.display());
+    }
+    let sessions: Vec<Arc<workload::Session>> = sessions.into_iter().map(Arc::new).collect();
+    let client = build_client(cfg.fresh_connections)?;
+    let model = match &cfg.model {
+        Some(m) => m.clone(),
+        None => discover_model(&client, &cfg).await?,
+    };
+    let run = output::RunDir::create(&cfg)?;
+    let clock = Instant::now();
+    let wall_start = std::time::SystemTime::now();
+    let (tx, recorder) = recorder::spawn(run.path.join("requests"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (hard_tx, hard_rx) = watch::channel(false);
+    let hard_tx = Arc::new(hard_tx);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let signals = spawn_signal_handler(
+        stop.clone(),
+        hard_tx.clone(),
+        interrupted.clone(),
+        cfg.drain_timeout,
+    );
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        endpoint: Endpoint {
+            url: cfg.url.clone(),
+            api: cfg.api,
+            api_key: cfg.api_key.clone(),
+            headers: cfg.headers.clone(),
+            timeout: cfg.timeout,
+        },
+        opts: RequestOptions {
+            model: model.clone(),
+            api: cfg.api,
+            max_tokens: cfg.max_tokens,
+            default_max_tokens: cfg.default_max_tokens,
+            ignore_eos: cfg.ignore_eos,
+            temperature: cfg.temperature,
+            extra_body: cfg.extra_body.clone(),
+            include_usage: cfg.include_usage,
+            block_size: meta.block_size.unwrap_or(16),
+        },
+        history: cfg.history,
+        clock,
+        tx,
+        run_id: run.id.clone(),
+        stop: stop.clone(),
+        hard: hard_rx,
+    });
+    if !cfg.quiet {
+        eprintln!(
+            "replaying {} ({} sessions) against {} (model {model}); results in {}",
+            cfg.trace.display(),
+            sessions.len(),
+            cfg.url,
+            run.path.display()
+        );
+    }
+    let (metrics_stop_tx, metrics_stop_rx) = watch::channel(false);
+    let scraper = if cfg.scrape_metrics {
+        let scrape = metrics::ScrapeConfig {
+            endpoints: cfg.metrics_endpoints.clone(),
+            interval: cfg.metrics_interval,
+            names: cfg.metrics_names.clone(),
+            backend: cfg.backend,
+        };
+        scrape.validate()?;
+        Some(metrics::spawn_scraper(
+            client.clone(),
+            scrape,
+            clock,
+            run.path.join("server_metrics"),
+            metrics_stop_rx,
+        ))
+    } else {
+        None
+    };
+    let mut level_times = Vec::new();
+    'levels: for (li, mode) in cfg.levels.iter().enumerate() {
+        for round in 1..=cfg.rounds {
+            if stop.load(Ordering::Relaxed) {
+                break 'levels;
+            }
+            let plan = LevelPlan {
+                mode: *mode,
+                round,
+                sessions: match mode {
+                    config::LoadMode::Users { n, .. } => Some(*n),
+                    _ => cfg.requests,
+                },
+                duration: cfg.duration,
+                warmup: cfg.warmup,
+                seed: cfg.seed.wrapping_add(li as u64),
+            };
+            if !cfg.quiet {
+                eprintln!(
+                    "level {} {} round {round}: started",
+                    mode.name(),
+                    summary::fmt_value(mode.value())
+                );
+            }
+            if !cfg.fresh_connections {
+                let models = format!("{}/models", cfg.base_url);
+                runner::prime_connections(&shared, &models, runner::expected_connections(mode))
+                    .await;
+            }
+            let times = runner::run_level(shared.clone(), &sessions, &plan).await?;
+            if !cfg.quiet {
+                eprintln!(
+                    "level {} {} round {round}: {} sessions started in {:.1} s",
+                    mode.name(),
+                    summary::fmt_value(mode.value()),
+                    times.arrivals,
+                    (times.end_ms - times.start_ms) / 1000.0
+                );
+            }
+            level_times.push((*mode, round, times));
+        }
+    }
+    drop(shared);
+    let collected = tokio::task::spawn_blocking(move || recorder.join())
+        .await
+        .context("the results writer stopped")?
+        .map_err(|_| anyhow::anyhow!("the results writer panicked"))??;
+    let _ = metrics_stop_tx.send(true);
+    let scrape_stats = match scraper {
+        Some(h) => match h.await {
+            Ok(Ok(stats)) => Some(stats),
+            Ok(Err(e)) => {
+                eprintln!("warning: the metrics scraper failed: {e:#}");
+                None
+            }
+            Err(e) => {
+                eprintln!("warning: the metrics scraper stopped: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    signals.abort();
+    let mut levels = Vec::new();
+    for (key, records) in &collected.levels {
+        let mode = cfg
+            .levels
+            .iter()
+            .find(|m| m.name() == key.mode && m.value() == key.value);
+        let (target, maxc) = match mode {
+            Some(config::LoadMode::Qps {
+                max_concurrency, ..
+            }) => (mode.and_then(|m| m.target_rate()), *max_concurrency),
+            _ => (None, None),
+        };
+        levels.push(summary::summarise(
+            key,
+            records,
+            target,
+            maxc,
+            &cfg.slo,
+            &cfg.percentiles,
+        ));
+    }
+    let was_interrupted = interrupted.load(Ordering::Relaxed);
+    run.write_outputs(
+        &cfg,
+        &model,
+        wall_start,
+        &level_times,
+        &levels,
+        was_interrupted,
+        collected.rows,
+        scrape_stats,
+    )?;
+    let mut message = String::new();
+    {
+        println!("{}", summary::table(&levels, &cfg.percentiles));
+        for l in &levels {
+            println!("{}", l.verdict);
+            for (kind, n) in &l.errors_detail {
+                println!("    {n} × {kind}");
+            }
+        }
+        println!(
+            "\n{} requests recorded in {}",
+            collected.rows,
+            run.path.display()
+        );
+        println!(
+            "query them: duckdb -c \"SELECT load_value, quantile_cont(ttft_ms, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY 1\"",
+            run.path.display()
+        );
+    }
+    let mut exit_code = None;
+    if was_interrupted {
+        message = "the run was interrupted; what finished is saved".into();
+        exit_code = Some(130);
+    } else if cfg.fail_on_slo && levels.iter().any(|l| l.slo_met == Some(false)) {
+        message = "a level missed its SLO (--fail-on-slo)".into();
+        exit_code = Some(EXIT_SLO_MISSED);
+    }
+    Ok(RunOutcome {
+        run_dir: run.path,
+        levels,
+        exit_code,
+        message,
+    })
+}
+
+/// First Ctrl-C: stop scheduling, let in-flight requests drain for the
+/// grace period, then cancel them. Second Ctrl-C: exit at once (every part
+/// already written stays intact).
+fn spawn_signal_handler(
+    stop: Arc<AtomicBool>,
+    hard: Arc<watch::Sender<bool>>,
+    interrupted: Arc<AtomicBool>,
+    grace: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        interrupted.store(true, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        eprintln!(
+            "\ninterrupted: no new requests; waiting up to {:.0} s for those in flight (Ctrl-C again to quit now)",
+            grace.as_secs_f64()
+        );
+        let hard2 = hard.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let _ = hard2.send(true);
+        });
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted again: exiting now; the parts written so far are intact");
+            std::process::exit(130);
+        }
+    })
 }

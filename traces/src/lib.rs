@@ -10,6 +10,7 @@
 mod error;
 mod metadata;
 mod reader;
+pub mod results;
 mod row;
 pub mod samples;
 mod schema;

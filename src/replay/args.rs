@@ -1,0 +1,143 @@
+//! The command line of `trace replay` (the raw, first stage of arguments).
+
+use std::path::PathBuf;
+
+use super::client::Api;
+use super::workload::History;
+
+/// Options of `trace replay`.
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplayArgs {
+    /// The trace to replay (Parquet, from `trace convert`/`synth`/`tokenize`).
+    #[arg(value_name = "TRACE")]
+    pub trace: Option<PathBuf>,
+    /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (`/v1` is added if missing).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Model name sent in every request (default: the first model `GET /v1/models` lists).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Endpoint kind.
+    #[arg(long, value_enum)]
+    pub api: Option<Api>,
+    /// A run file (YAML) describing the whole run; flags given here override it.
+    #[arg(long, value_name = "run.yaml")]
+    pub config: Option<PathBuf>,
+
+    /// Open loop: target rates in requests (session starts) per second, e.g. `1,5,10` or `inf`.
+    #[arg(long, value_delimiter = ',', value_name = "RATES")]
+    pub qps: Option<Vec<String>>,
+    /// Arrival process of `--qps`: poisson, gamma, constant.
+    #[arg(long, value_name = "KIND")]
+    pub arrival: Option<String>,
+    /// Shape of gamma arrivals (below 1 burstier than Poisson, above 1 more regular).
+    #[arg(long)]
+    pub burstiness: Option<f64>,
+    /// Closed loop: numbers of requests in flight, e.g. `1,4,16`.
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    pub concurrency: Option<Vec<usize>>,
+    /// With `--qps`: at most N requests in flight; arrivals wait for a slot (the wait is recorded as lateness).
+    #[arg(long, value_name = "N")]
+    pub max_concurrency: Option<usize>,
+    /// Replay the trace's own `arrival_ms` timestamps.
+    #[arg(long)]
+    pub trace_time: bool,
+    /// With `--trace-time`: speed-up factor (2 = twice as fast).
+    #[arg(long, value_name = "X")]
+    pub time_scale: Option<f64>,
+    /// Session traces: N users, each running one session's turns in order.
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    pub users: Option<Vec<usize>>,
+    /// How users arrive: burst, steady:SECONDS, poisson:RATE.
+    #[arg(long, value_name = "SPEC")]
+    pub user_arrival: Option<String>,
+
+    /// Length of each level, e.g. 60s, 5m.
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Sessions started per level (= requests for single-turn traces); default: the whole trace once.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<usize>,
+    /// The first N sessions of each level are warm-up: sent, recorded with `warmup = true`, left out of the summary.
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
+    /// Replay each level's requests this many times (round 1 cold, round 2 warm cache, ...).
+    #[arg(long)]
+    pub rounds: Option<u32>,
+
+    /// History of multi-turn sessions: the trace's recorded replies or the server's live ones.
+    #[arg(long, value_enum)]
+    pub history: Option<History>,
+    /// Output tokens of every request (default: the trace's, else 128).
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
+    /// Do not send `ignore_eos`/`min_tokens` (servers that reject them, e.g. hosted APIs).
+    #[arg(long)]
+    pub no_ignore_eos: bool,
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Extra HTTP header `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "K:V")]
+    pub headers: Vec<String>,
+    /// Extra JSON merged into every request body.
+    #[arg(long, value_name = "JSON")]
+    pub extra_body: Option<String>,
+    /// API key (default: $OPENAI_API_KEY). Never written to the results.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Per-request timeout, e.g. 600s.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// A new connection per request (connection setup then counts in TTFT).
+    #[arg(long)]
+    pub fresh_connections: bool,
+    /// Do not ask for the usage chunk (`stream_options.include_usage`).
+    #[arg(long)]
+    pub no_usage: bool,
+
+    /// SLOs for goodput, e.g. `ttft_ms=500,tpot_ms=50,e2e_ms=10000`.
+    #[arg(long, value_name = "SPEC")]
+    pub slo: Option<String>,
+    /// SLOs in a YAML file (`ttft_ms: 500` ...).
+    #[arg(long, value_name = "FILE")]
+    pub slo_file: Option<PathBuf>,
+    /// Exit with status 3 when a level missed an SLO.
+    #[arg(long)]
+    pub fail_on_slo: bool,
+    /// Percentiles shown in the tables, e.g. `50,90,99`.
+    #[arg(long, value_delimiter = ',', value_name = "P")]
+    pub percentiles: Option<Vec<f64>>,
+
+    /// Prometheus endpoints to scrape during the run (default: the server's /metrics).
+    #[arg(long, value_delimiter = ',', value_name = "URL")]
+    pub metrics_endpoint: Option<Vec<String>>,
+    /// Scrape interval, e.g. 1s.
+    #[arg(long, value_name = "DURATION")]
+    pub metrics_interval: Option<String>,
+    /// Keep only these metric names (exact, or a prefix ending in `*`).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub metrics_names: Option<Vec<String>>,
+    /// Metric names flavor of the server.
+    #[arg(long, value_name = "KIND")]
+    pub backend: Option<String>,
+    /// Do not scrape metrics.
+    #[arg(long)]
+    pub no_metrics: bool,
+
+    /// Folder that receives the run folder.
+    #[arg(long, value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+    /// Name appended to the run folder's timestamp.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Seed of the arrival schedules.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// After Ctrl-C, how long in-flight requests may finish before they are cancelled.
+    #[arg(long, value_name = "DURATION")]
+    pub drain_timeout: Option<String>,
+    /// No progress lines.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

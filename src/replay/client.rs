@@ -1,0 +1,350 @@
+//! One request: send it, read the SSE stream as it arrives, time every
+//! token-bearing chunk. Nothing heavy happens here: the finished
+//! [`Exchange`] goes to the recorder over a channel.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::sse::SseParser;
+use traces::results::Status;
+
+/// Which OpenAI endpoint a run talks to.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    Chat,
+    Completions,
+}
+
+/// Where and how requests are sent (validated once, shared by all tasks).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Full URL of the chat or completions endpoint.
+    pub url: String,
+    pub api: Api,
+    pub api_key: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+}
+
+/// What happened to one request; instants are turned into run-relative
+/// milliseconds by the caller.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub sent: Instant,
+    pub first_token: Option<Instant>,
+    pub first_reasoning: Option<Instant>,
+    pub first_content: Option<Instant>,
+    pub end: Instant,
+    /// Gaps between successive token-bearing chunks, in ms.
+    pub itl_ms: Vec<f32>,
+    pub chunks: u32,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub reasoning_tokens: Option<u32>,
+    pub cached_tokens: Option<u32>,
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    /// The generated text (content only), for live history.
+    pub text: String,
+    pub done_seen: bool,
+}
+
+impl Exchange {
+    fn new(sent: Instant) -> Self {
+        Exchange {
+            sent,
+            first_token: None,
+            first_reasoning: None,
+            first_content: None,
+            end: sent,
+            itl_ms: Vec::new(),
+            chunks: 0,
+            prompt_tokens: None,
+            completion_tokens: None,
+            reasoning_tokens: None,
+            cached_tokens: None,
+            status: Status::Ok,
+            http_status: None,
+            error: None,
+            text: String::new(),
+            done_seen: false,
+        }
+    }
+
+    /// A request that never left: cancelled while waiting.
+    pub fn cancelled_at(at: Instant) -> Self {
+        let mut ex = Exchange::new(at);
+        ex.status = Status::Cancelled;
+        ex
+    }
+
+    fn fail(&mut self, status: Status, error: impl Into<String>) {
+        if self.status == Status::Ok {
+            self.status = status;
+            let mut e: String = error.into();
+            if e.len() > 500 {
+                let mut cut = 500;
+                while !e.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                e.truncate(cut);
+            }
+            self.error = Some(e);
+        }
+    }
+}
+
+/// Builds the one HTTP client of a run: pooled keep-alive connections.
+pub fn build_client(fresh_connections: bool) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90));
+    if fresh_connections {
+        b = b.pool_max_idle_per_host(0);
+    } else {
+        b = b.pool_max_idle_per_host(usize::MAX);
+    }
+    Ok(b.build()?)
+}
+
+/// Sends `body` and reads the stream until `[DONE]`, an error, the timeout,
+/// or cancellation.
+pub async fn exchange(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    body: Bytes,
+    request_id: &str,
+    mut cancel: watch::Receiver<bool>,
+) -> Exchange {
+    let sent = Instant::now();
+    let deadline = sent + endpoint.timeout;
+    let mut ex = Exchange::new(sent);
+    let mut req = client
+        .post(&endpoint.url)
+        .header("content-type", "application/json")
+        .header("accept", "text/event-stream")
+        .header("x-request-id", request_id)
+        .body(body);
+    if let Some(key) = &endpoint.api_key {
+        req = req.bearer_auth(key);
+    }
+    for (k, v) in &endpoint.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let response = tokio::select! {
+        r = req.send() => r,
+        _ = tokio::time::sleep_until(deadline) => {
+            ex.end = Instant::now();
+            ex.fail(Status::Timeout, format!("no response within {:?}", endpoint.timeout));
+            return ex;
+        }
+        _ = cancelled(&mut cancel) => {
+            ex.end = Instant::now();
+            ex.fail(Status::Cancelled, "cancelled before the response");
+            return ex;
+        }
+    };
+    let mut response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            ex.end = Instant::now();
+            let status = if e.is_connect() {
+                Status::ConnectError
+            } else if e.is_timeout() {
+                Status::Timeout
+            } else {
+                Status::ConnectError
+            };
+            ex.fail(status, error_chain(&e));
+            return ex;
+        }
+    };
+    let code = response.status();
+    ex.http_status = Some(code.as_u16());
+    if !code.is_success() {
+        let body = tokio::select! {
+            b = response.text() => b.unwrap_or_default(),
+            _ = tokio::time::sleep_until(deadline) => String::new(),
+        };
+        ex.end = Instant::now();
+        ex.fail(
+            Status::HttpError,
+            format!("HTTP {}: {}", code.as_u16(), body.trim()),
+        );
+        return ex;
+    }
+    let mut parser = SseParser::new();
+    let mut last_token: Option<Instant> = None;
+    loop {
+        let chunk = tokio::select! {
+            c = response.chunk() => c,
+            _ = tokio::time::sleep_until(deadline) => {
+                ex.end = Instant::now();
+                ex.fail(Status::Timeout, format!("stream not finished within {:?}", endpoint.timeout));
+                return ex;
+            }
+            _ = cancelled(&mut cancel) => {
+                ex.end = Instant::now();
+                ex.fail(Status::Cancelled, "cancelled mid-stream");
+                return ex;
+            }
+        };
+        let now = Instant::now();
+        match chunk {
+            Ok(Some(bytes)) => {
+                parser.feed(&bytes, |data| {
+                    on_event(&mut ex, endpoint.api, data, now, &mut last_token)
+                });
+                if ex.status != Status::Ok || ex.done_seen {
+                    break;
+                }
+            }
+            Ok(None) => {
+                parser.finish(|data| on_event(&mut ex, endpoint.api, data, now, &mut last_token));
+                if !ex.done_seen {
+                    ex.fail(Status::StreamError, "the stream ended without [DONE]");
+                }
+                break;
+            }
+            Err(e) => {
+                ex.fail(
+                    Status::StreamError,
+                    format!("stream broken: {}", error_chain(&e)),
+                );
+                break;
+            }
+        }
+    }
+    ex.end = Instant::now();
+    ex
+}
+
+async fn cancelled(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The sender is gone: never cancelled.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut Option<Instant>) {
+    if ex.done_seen || ex.status != Status::Ok {
+        return;
+    }
+    let trimmed = data.trim_ascii();
+    if trimmed == b"[DONE]" {
+        ex.done_seen = true;
+        return;
+    }
+    if trimmed.is_empty() {
+        return;
+    }
+    let v: Value = match serde_json::from_slice(trimmed) {
+        Ok(v) => v,
+        Err(e) => {
+            ex.fail(
+                Status::StreamError,
+                format!(
+                    "malformed SSE data ({e}): {}",
+                    String::from_utf8_lossy(&trimmed[..trimmed.len().min(200)])
+                ),
+            );
+            return;
+        }
+    };
+    if let Some(err) = v.get("error") {
+        let msg = err
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| err.to_string());
+        ex.fail(Status::StreamError, format!("error in stream: {msg}"));
+        return;
+    }
+    if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+        let n = |x: Option<&Value>| {
+            x.and_then(Value::as_u64)
+                .map(|n| n.min(u32::MAX as u64) as u32)
+        };
+        ex.prompt_tokens = n(usage.get("prompt_tokens")).or(ex.prompt_tokens);
+        ex.completion_tokens = n(usage.get("completion_tokens")).or(ex.completion_tokens);
+        ex.cached_tokens =
+            n(usage.pointer("/prompt_tokens_details/cached_tokens")).or(ex.cached_tokens);
+        ex.reasoning_tokens =
+            n(usage.pointer("/completion_tokens_details/reasoning_tokens")).or(ex.reasoning_tokens);
+    }
+    let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
+        return;
+    };
+    let (content, reasoning) = match api {
+        Api::Chat => {
+            let delta = choice.get("delta");
+            let content = delta
+                .and_then(|d| d.get("content"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let reasoning = delta
+                .and_then(|d| d.get("reasoning_content").or_else(|| d.get("reasoning")))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let tool_args = delta
+                .and_then(|d| d.get("tool_calls"))
+                .map(|t| !t.is_null())
+                .unwrap_or(false);
+            (
+                if content.is_empty() && tool_args {
+                    "\u{0}"
+                } else {
+                    content
+                },
+                reasoning,
+            )
+        }
+        Api::Completions => (choice.get("text").and_then(Value::as_str).unwrap_or(""), ""),
+    };
+    if content.is_empty() && reasoning.is_empty() {
+        return;
+    }
+    ex.chunks += 1;
+    if ex.first_token.is_none() {
+        ex.first_token = Some(now);
+    }
+    if !reasoning.is_empty() && ex.first_reasoning.is_none() {
+        ex.first_reasoning = Some(now);
+    }
+    if !content.is_empty() {
+        if ex.first_content.is_none() {
+            ex.first_content = Some(now);
+        }
+        if content != "\u{0}" {
+            ex.text.push_str(content);
+        }
+    }
+    if let Some(prev) = *last {
+        ex.itl_ms.push((now - prev).as_secs_f64() as f32 * 1000.0);
+    }
+    *last = Some(now);
+}

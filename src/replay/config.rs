@@ -1,0 +1,688 @@
+//! The second stage of arguments: the command line and the run file merged
+//! and validated into a [`RunConfig`] of typed values before any work starts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+
+use super::args::ReplayArgs;
+use super::client::Api;
+use super::schedule::{Arrival, Rate};
+use super::workload::History;
+
+/// How users of a session trace arrive.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum UserArrival {
+    Burst,
+    Steady { seconds: f64 },
+    Poisson { rate: f64 },
+}
+
+/// One load level of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadMode {
+    Qps {
+        rate: Rate,
+        arrival: Arrival,
+        max_concurrency: Option<usize>,
+    },
+    Concurrency(usize),
+    TraceTime {
+        scale: f64,
+    },
+    Users {
+        n: usize,
+        arrival: UserArrival,
+    },
+}
+
+impl LoadMode {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadMode::Qps { .. } => "qps",
+            LoadMode::Concurrency(_) => "concurrency",
+            LoadMode::TraceTime { .. } => "trace",
+            LoadMode::Users { .. } => "users",
+        }
+    }
+
+    pub fn value(&self) -> f64 {
+        match *self {
+            LoadMode::Qps { rate, .. } => rate.value(),
+            LoadMode::Concurrency(n) => n as f64,
+            LoadMode::TraceTime { scale } => scale,
+            LoadMode::Users { n, .. } => n as f64,
+        }
+    }
+
+    /// The target request rate, where the mode has one.
+    pub fn target_rate(&self) -> Option<f64> {
+        match *self {
+            LoadMode::Qps {
+                rate: Rate::PerSecond(r),
+                ..
+            } => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Service-level objectives for goodput.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_set(&self) -> bool {
+        self.ttft_ms.is_some() || self.tpot_ms.is_some() || self.e2e_ms.is_some()
+    }
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub trace: PathBuf,
+    pub base_url: String,
+    pub url: String,
+    pub model: Option<String>,
+    pub api: Api,
+    pub levels: Vec<LoadMode>,
+    pub duration: Option<Duration>,
+    pub requests: Option<usize>,
+    pub warmup: usize,
+    pub rounds: u32,
+    pub history: History,
+    pub max_tokens: Option<u32>,
+    pub default_max_tokens: u32,
+    pub ignore_eos: bool,
+    pub temperature: Option<f64>,
+    pub headers: Vec<(String, String)>,
+    pub extra_body: Option<Map<String, Value>>,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+    pub fresh_connections: bool,
+    pub include_usage: bool,
+    pub slo: Slo,
+    pub fail_on_slo: bool,
+    pub percentiles: Vec<f64>,
+    pub metrics_endpoints: Vec<String>,
+    pub metrics_interval: Duration,
+    pub metrics_names: Option<Vec<String>>,
+    pub backend: super::metrics::Backend,
+    pub scrape_metrics: bool,
+    pub results_dir: PathBuf,
+    pub name: Option<String>,
+    pub seed: u64,
+    pub drain_timeout: Duration,
+    pub quiet: bool,
+    /// The arguments as given (command line over run file), secrets removed.
+    pub arguments: Value,
+}
+
+/// Parses `90`, `90s`, `500ms`, `5m`, `1h`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, "s"),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .with_context(|| format!("`{s}` is not a duration (e.g. 500ms, 60s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "sec" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => bail!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)"),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        bail!("`{s}` is not a valid duration");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Replaces `${NAME}` by the environment variable NAME (an error if unset).
+pub fn substitute_env(text: &str, origin: &Path) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            bail!("{}: unclosed `${{` in the run file", origin.display());
+        };
+        let name = &after[..end];
+        let value = std::env::var(name).with_context(|| {
+            format!(
+                "{}: the run file uses ${{{name}}} but the environment variable {name} is not set",
+                origin.display()
+            )
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Brings list and map values written naturally in YAML into the shapes of
+/// the command-line fields (`qps: [1, 5]` → strings, `slo: {ttft_ms: 1}` → spec).
+fn normalise_file_value(map: &mut Map<String, Value>) {
+    let to_list = |v: &Value| -> Value {
+        match v {
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|x| match x {
+                        Value::String(s) => Value::String(s.clone()),
+                        other => Value::String(other.to_string()),
+                    })
+                    .collect(),
+            ),
+            Value::String(s) => Value::Array(
+                s.split(',')
+                    .map(|p| Value::String(p.trim().to_string()))
+                    .collect(),
+            ),
+            other => Value::Array(vec![Value::String(other.to_string())]),
+        }
+    };
+    for key in ["qps", "metrics_endpoint", "metrics_names"] {
+        if let Some(v) = map.get(key).map(to_list) {
+            map.insert(key.into(), v);
+        }
+    }
+    for key in ["concurrency", "users"] {
+        if let Some(v) = map.get(key).map(to_list) {
+            let nums: Vec<Value> = v
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            s.as_str()
+                                .and_then(|s| s.parse::<u64>().ok())
+                                .map(Value::from)
+                                .unwrap_or(Value::Null)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            map.insert(key.into(), Value::Array(nums));
+        }
+    }
+    if let Some(Value::Array(p)) = map.get("percentiles").cloned() {
+        map.insert("percentiles".into(), Value::Array(p));
+    }
+    for key in ["slo"] {
+        if let Some(Value::Object(o)) = map.get(key).cloned() {
+            let spec: Vec<String> = o.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            map.insert(key.into(), Value::String(spec.join(",")));
+        }
+    }
+    if let Some(Value::Object(o)) = map.get("headers").cloned() {
+        let list: Vec<Value> = o
+            .iter()
+            .map(|(k, v)| Value::String(format!("{k}: {}", v.as_str().unwrap_or(&v.to_string()))))
+            .collect();
+        map.insert("headers".into(), Value::Array(list));
+    }
+    if let Some(v @ Value::Object(_)) = map.get("extra_body").cloned() {
+        map.insert("extra_body".into(), Value::String(v.to_string()));
+    }
+    for key in ["duration", "timeout", "metrics_interval", "drain_timeout"] {
+        if let Some(Value::Number(n)) = map.get(key).cloned() {
+            map.insert(key.into(), Value::String(format!("{n}s")));
+        }
+    }
+}
+
+/// Merges the run file (if any) under the command line.
+pub fn merge_run_file(cli: ReplayArgs) -> anyhow::Result<ReplayArgs> {
+    let Some(path) = cli.config.clone() else {
+        return Ok(cli);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the run file {}", path.display()))?;
+    let text = substitute_env(&text, &path)?;
+    let file: Value = serde_yaml_ng::from_str(&text)
+        .with_context(|| format!("{}: not valid YAML", path.display()))?;
+    let mut merged = match file {
+        Value::Object(m) => m,
+        Value::Null => Map::new(),
+        _ => bail!(
+            "{}: the run file must be a mapping of options",
+            path.display()
+        ),
+    };
+    normalise_file_value(&mut merged);
+    // Paths in the run file are relative to the file.
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    for key in ["trace", "slo_file", "results_dir"] {
+        if let Some(Value::String(p)) = merged.get(key).cloned()
+            && Path::new(&p).is_relative()
+        {
+            merged.insert(
+                key.into(),
+                Value::String(base.join(p).display().to_string()),
+            );
+        }
+    }
+    let cli_value = serde_json::to_value(&cli)?;
+    if let Value::Object(cli_map) = cli_value {
+        for (k, v) in cli_map {
+            let given = match &v {
+                Value::Null | Value::Bool(false) => false,
+                Value::Array(a) => !a.is_empty(),
+                _ => true,
+            };
+            if given {
+                merged.insert(k, v);
+            }
+        }
+    }
+    serde_json::from_value(Value::Object(merged))
+        .with_context(|| format!("{}: invalid run file", path.display()))
+}
+
+fn parse_rate(s: &str) -> anyhow::Result<Rate> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("inf") || t.eq_ignore_ascii_case("infinity") {
+        return Ok(Rate::Infinite);
+    }
+    let r: f64 = t
+        .parse()
+        .with_context(|| format!("--qps: `{s}` is not a rate (a number or `inf`)"))?;
+    if !(r.is_finite() && r > 0.0) {
+        bail!("--qps: `{s}` must be a positive rate");
+    }
+    Ok(Rate::PerSecond(r))
+}
+
+pub fn parse_user_arrival(s: &str) -> anyhow::Result<UserArrival> {
+    let t = s.trim();
+    if t == "burst" {
+        return Ok(UserArrival::Burst);
+    }
+    let bad = || format!("--user-arrival: `{s}` is not burst, steady:SECONDS or poisson:RATE");
+    let (kind, value) = t.split_once(':').with_context(bad)?;
+    let v: f64 = value
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .with_context(bad)?;
+    match kind {
+        "steady" => Ok(UserArrival::Steady { seconds: v }),
+        "poisson" => Ok(UserArrival::Poisson { rate: v }),
+        _ => bail!(bad()),
+    }
+}
+
+pub fn parse_slo(spec: Option<&str>, file: Option<&Path>) -> anyhow::Result<Slo> {
+    let mut slo = Slo::default();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the SLO file {}", path.display()))?;
+        slo = serde_yaml_ng::from_str(&text).with_context(|| {
+            format!(
+                "{}: expected ttft_ms/tpot_ms/e2e_ms numbers",
+                path.display()
+            )
+        })?;
+    }
+    if let Some(spec) = spec {
+        for part in spec.split(',').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .with_context(|| format!("--slo: `{part}` is not KEY=MS"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v: &f64| v.is_finite() && *v > 0.0)
+                .with_context(|| format!("--slo: `{part}` needs a positive number of ms"))?;
+            match k.trim() {
+                "ttft_ms" | "ttft" => slo.ttft_ms = Some(v),
+                "tpot_ms" | "tpot" => slo.tpot_ms = Some(v),
+                "e2e_ms" | "e2e" => slo.e2e_ms = Some(v),
+                other => bail!("--slo: unknown objective `{other}` (ttft_ms, tpot_ms, e2e_ms)"),
+            }
+        }
+    }
+    Ok(slo)
+}
+
+fn base_url(endpoint: &str) -> anyhow::Result<String> {
+    let e = endpoint.trim().trim_end_matches('/');
+    if !(e.starts_with("http://") || e.starts_with("https://")) {
+        bail!("--endpoint: `{endpoint}` must start with http:// or https://");
+    }
+    let after_scheme = &e[e.find("://").map_or(0, |i| i + 3)..];
+    Ok(if after_scheme.contains('/') {
+        e.to_string()
+    } else {
+        format!("{e}/v1")
+    })
+}
+
+/// Validates merged arguments into a run configuration.
+pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
+    let trace = args
+        .trace
+        .clone()
+        .context("give the trace to replay (trace replay TRACE --endpoint URL ...)")?;
+    let endpoint = args
+        .endpoint
+        .clone()
+        .context("--endpoint: give the server's base URL, e.g. http://127.0.0.1:8000")?;
+    let base = base_url(&endpoint)?;
+    let api = args.api.unwrap_or(Api::Chat);
+    let url = match api {
+        Api::Chat => format!("{base}/chat/completions"),
+        Api::Completions => format!("{base}/completions"),
+    };
+    let arrival = match args.arrival.as_deref().unwrap_or("poisson") {
+        "poisson" => Arrival::Poisson,
+        "constant" => Arrival::Constant,
+        "gamma" => {
+            let k = args
+                .burstiness
+                .context("--arrival gamma needs --burstiness K")?;
+            if !(k.is_finite() && k > 0.0) {
+                bail!("--burstiness must be a positive number");
+            }
+            Arrival::Gamma { burstiness: k }
+        }
+        other => bail!("--arrival: `{other}` is not poisson, gamma or constant"),
+    };
+    let mut modes = 0;
+    let mut levels = Vec::new();
+    if let Some(qps) = &args.qps {
+        modes += 1;
+        for q in qps {
+            levels.push(LoadMode::Qps {
+                rate: parse_rate(q)?,
+                arrival,
+                max_concurrency: args.max_concurrency,
+            });
+        }
+    }
+    if let Some(c) = &args.concurrency {
+        modes += 1;
+        for &n in c {
+            if n == 0 {
+                bail!("--concurrency: levels must be at least 1");
+            }
+            levels.push(LoadMode::Concurrency(n));
+        }
+    }
+    if args.trace_time {
+        modes += 1;
+        let scale = args.time_scale.unwrap_or(1.0);
+        if !(scale.is_finite() && scale > 0.0) {
+            bail!("--time-scale must be a positive number");
+        }
+        levels.push(LoadMode::TraceTime { scale });
+    }
+    if let Some(users) = &args.users {
+        modes += 1;
+        let arrival = parse_user_arrival(args.user_arrival.as_deref().unwrap_or("burst"))?;
+        for &n in users {
+            if n == 0 {
+                bail!("--users: levels must be at least 1");
+            }
+            levels.push(LoadMode::Users { n, arrival });
+        }
+    }
+    if modes == 0 {
+        bail!("choose a load: --qps RATES, --concurrency N, --trace-time or --users N");
+    }
+    if modes > 1 {
+        bail!("choose one load mode: --qps, --concurrency, --trace-time or --users");
+    }
+    if args.max_concurrency == Some(0) {
+        bail!("--max-concurrency must be at least 1");
+    }
+    let duration = args
+        .duration
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .context("--duration")?;
+    if args.requests == Some(0) {
+        bail!("--requests must be at least 1");
+    }
+    let rounds = args.rounds.unwrap_or(1);
+    if rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let (k, v) = h
+            .split_once(':')
+            .with_context(|| format!("--header: `{h}` is not `Name: value`"))?;
+        if k.trim().is_empty() {
+            bail!("--header: `{h}` has no name");
+        }
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let extra_body = match &args.extra_body {
+        None => None,
+        Some(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => bail!("--extra-body: expected a JSON object, e.g. '{{\"top_p\": 0.9}}'"),
+        },
+    };
+    let timeout = parse_duration(args.timeout.as_deref().unwrap_or("600s")).context("--timeout")?;
+    let slo = parse_slo(args.slo.as_deref(), args.slo_file.as_deref())?;
+    let mut percentiles = args
+        .percentiles
+        .clone()
+        .unwrap_or_else(|| vec![50.0, 90.0, 99.0]);
+    for p in &percentiles {
+        if !(0.0..=100.0).contains(p) {
+            bail!("--percentiles: {p} is not between 0 and 100");
+        }
+    }
+    percentiles.dedup();
+    let metrics_interval = parse_duration(args.metrics_interval.as_deref().unwrap_or("1s"))
+        .context("--metrics-interval")?;
+    if metrics_interval.is_zero() {
+        bail!("--metrics-interval must be positive");
+    }
+    let root = base.trim_end_matches("/v1").to_string();
+    let metrics_endpoints = args
+        .metrics_endpoint
+        .clone()
+        .unwrap_or_else(|| vec![format!("{root}/metrics")]);
+    let backend = match args.backend.as_deref() {
+        None => super::metrics::Backend::Vllm,
+        Some(b) => {
+            <super::metrics::Backend as clap::ValueEnum>::from_str(b, true).map_err(|_| {
+                anyhow::anyhow!(
+                    "--backend: `{b}` is not vllm, sglang, tgi, llamacpp, mindie or generic"
+                )
+            })?
+        }
+    };
+    let drain_timeout = parse_duration(args.drain_timeout.as_deref().unwrap_or("30s"))
+        .context("--drain-timeout")?;
+
+    let mut resolved = serde_json::to_value(&args)?;
+    if let Value::Object(m) = &mut resolved {
+        m.remove("api_key");
+        m.insert("api_key_set".into(), Value::Bool(args.api_key.is_some()));
+        m.insert(
+            "headers".into(),
+            Value::Array(
+                headers
+                    .iter()
+                    .map(|(k, _)| Value::String(format!("{k}: <redacted>")))
+                    .collect(),
+            ),
+        );
+    }
+    Ok(RunConfig {
+        trace,
+        base_url: base,
+        url,
+        model: args.model.clone(),
+        api,
+        levels,
+        duration,
+        requests: args.requests,
+        warmup: args.warmup.unwrap_or(0),
+        rounds,
+        history: args.history.unwrap_or(History::Recorded),
+        max_tokens: args.max_tokens,
+        default_max_tokens: 128,
+        ignore_eos: !args.no_ignore_eos,
+        temperature: args.temperature,
+        headers,
+        extra_body,
+        api_key: args.api_key.clone(),
+        timeout,
+        fresh_connections: args.fresh_connections,
+        include_usage: !args.no_usage,
+        slo,
+        fail_on_slo: args.fail_on_slo,
+        percentiles,
+        metrics_endpoints,
+        metrics_interval,
+        metrics_names: args.metrics_names.clone(),
+        backend,
+        scrape_metrics: !args.no_metrics,
+        results_dir: args
+            .results_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("results")),
+        name: args.name.clone(),
+        seed: args.seed.unwrap_or(0),
+        drain_timeout,
+        quiet: args.quiet,
+        arguments: resolved,
+    })
+}
+
+impl RunConfig {
+    /// The effective settings, defaults applied and secrets left out, for `run.json`.
+    pub fn describe(&self) -> Value {
+        let levels: Vec<Value> = self
+            .levels
+            .iter()
+            .map(|m| match *m {
+                LoadMode::Qps {
+                    rate,
+                    arrival,
+                    max_concurrency,
+                } => serde_json::json!({
+                    "load_mode": "qps", "rate": if rate == Rate::Infinite { Value::from("inf") } else { Value::from(rate.value()) },
+                    "arrival": match arrival {
+                        Arrival::Poisson => serde_json::json!({"kind": "poisson"}),
+                        Arrival::Constant => serde_json::json!({"kind": "constant"}),
+                        Arrival::Gamma { burstiness } => serde_json::json!({"kind": "gamma", "burstiness": burstiness}),
+                    },
+                    "max_concurrency": max_concurrency,
+                }),
+                LoadMode::Concurrency(n) => serde_json::json!({"load_mode": "concurrency", "concurrency": n}),
+                LoadMode::TraceTime { scale } => serde_json::json!({"load_mode": "trace", "time_scale": scale}),
+                LoadMode::Users { n, arrival } => serde_json::json!({"load_mode": "users", "users": n, "user_arrival": arrival}),
+            })
+            .collect();
+        serde_json::json!({
+            "trace": self.trace.display().to_string(),
+            "url": self.url,
+            "api": self.api,
+            "model": self.model,
+            "levels": levels,
+            "duration_s": self.duration.map(|d| d.as_secs_f64()),
+            "requests": self.requests,
+            "warmup": self.warmup,
+            "rounds": self.rounds,
+            "history": self.history,
+            "max_tokens": self.max_tokens,
+            "default_max_tokens": self.default_max_tokens,
+            "ignore_eos": self.ignore_eos,
+            "temperature": self.temperature,
+            "header_names": self.headers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            "extra_body": self.extra_body,
+            "api_key_set": self.api_key.is_some(),
+            "timeout_s": self.timeout.as_secs_f64(),
+            "fresh_connections": self.fresh_connections,
+            "include_usage": self.include_usage,
+            "slo": self.slo,
+            "fail_on_slo": self.fail_on_slo,
+            "percentiles": self.percentiles,
+            "metrics": {
+                "enabled": self.scrape_metrics,
+                "endpoints": self.metrics_endpoints,
+                "interval_s": self.metrics_interval.as_secs_f64(),
+                "names": self.metrics_names,
+                "backend": self.backend.as_str(),
+            },
+            "seed": self.seed,
+            "drain_timeout_s": self.drain_timeout.as_secs_f64(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").expect("ok"), Duration::from_secs(90));
+        assert_eq!(
+            parse_duration("500ms").expect("ok"),
+            Duration::from_millis(500)
+        );
+        assert_eq!(parse_duration("2m").expect("ok"), Duration::from_secs(120));
+        assert!(parse_duration("abc").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn env_substitution() {
+        let path = std::env::var("PATH").expect("PATH is set");
+        let s = substitute_env("p: ${PATH}!", Path::new("r.yaml")).expect("ok");
+        assert_eq!(s, format!("p: {path}!"));
+        let e =
+            substitute_env("${TRACE_TEST_UNSET_VAR_X}", Path::new("r.yaml")).expect_err("unset");
+        assert!(e.to_string().contains("TRACE_TEST_UNSET_VAR_X"));
+        assert!(substitute_env("${OPEN", Path::new("r.yaml")).is_err());
+    }
+
+    #[test]
+    fn slo_and_user_arrival_specs() {
+        let s = parse_slo(Some("ttft_ms=500,tpot=40"), None).expect("ok");
+        assert_eq!(s.ttft_ms, Some(500.0));
+        assert_eq!(s.tpot_ms, Some(40.0));
+        assert!(parse_slo(Some("ttft_ms=-1"), None).is_err());
+        assert!(parse_slo(Some("speed=1"), None).is_err());
+        assert_eq!(
+            parse_user_arrival("steady:2").expect("ok"),
+            UserArrival::Steady { seconds: 2.0 }
+        );
+        assert!(parse_user_arrival("poisson:0").is_err());
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(
+            base_url("http://127.0.0.1:8000").expect("ok"),
+            "http://127.0.0.1:8000/v1"
+        );
+        assert_eq!(base_url("http://h:1/v1/").expect("ok"), "http://h:1/v1");
+        assert!(base_url("127.0.0.1:8000").is_err());
+    }
+}

@@ -1,0 +1,119 @@
+//! The one task that owns the results files: request tasks send finished
+//! records over a channel; this task writes them as Parquet parts (a new
+//! part every `PART_ROWS` rows or `FLUSH_EVERY`, so an interrupted run keeps
+//! everything but the last moments) and keeps the compact figures the
+//! summary needs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use traces::results::{PartsWriter, RequestRecord, Status};
+
+const PART_ROWS: usize = 5000;
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// What the summary needs of one request.
+#[derive(Debug, Clone)]
+pub struct Compact {
+    pub warmup: bool,
+    /// The first turn of a session: an arrival of the load schedule.
+    pub session_start: bool,
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub scheduled_ms: f64,
+    pub sent_ms: f64,
+    pub end_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+    pub itl_ms: Vec<f32>,
+    pub lateness_ms: f64,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub cached_tokens: Option<u32>,
+    pub counted_tokens: bool,
+}
+
+/// A level of the run: mode, value, round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LevelKey {
+    pub mode: String,
+    pub value: f64,
+    pub round: u32,
+}
+
+/// Everything recorded, grouped by level in order of appearance.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub levels: Vec<(LevelKey, Vec<Compact>)>,
+    pub rows: u64,
+}
+
+impl Collected {
+    fn add(&mut self, r: &RequestRecord) {
+        let key = LevelKey {
+            mode: r.load_mode.clone(),
+            value: r.load_value,
+            round: r.round,
+        };
+        let compact = Compact {
+            warmup: r.warmup,
+            session_start: r.turn == 0,
+            status: r.status.unwrap_or(Status::Cancelled),
+            http_status: r.http_status,
+            scheduled_ms: r.scheduled_ms,
+            sent_ms: r.sent_ms,
+            end_ms: r.end_ms,
+            ttft_ms: r.ttft_ms,
+            tpot_ms: r.tpot_ms,
+            e2e_ms: r.e2e_ms,
+            itl_ms: r.itl_ms.clone(),
+            lateness_ms: r.lateness_ms,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            cached_tokens: r.cached_tokens,
+            counted_tokens: r.tokens_source.as_deref() == Some("counted"),
+        };
+        match self.levels.iter_mut().rev().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(compact),
+            None => self.levels.push((key, vec![compact])),
+        }
+        self.rows += 1;
+    }
+}
+
+/// Starts the recorder on its own OS thread, so Parquet encoding never
+/// stalls the async workers that time requests. Drop every sender to let it
+/// finish; join the handle for the collected figures.
+pub fn spawn(
+    dir: PathBuf,
+) -> anyhow::Result<(
+    std::sync::mpsc::Sender<RequestRecord>,
+    std::thread::JoinHandle<anyhow::Result<Collected>>,
+)> {
+    let mut writer = PartsWriter::create(&dir, PART_ROWS)?;
+    let (tx, rx) = std::sync::mpsc::channel::<RequestRecord>();
+    let handle = std::thread::Builder::new()
+        .name("trace-recorder".into())
+        .spawn(move || {
+            let mut collected = Collected::default();
+            let mut last_flush = std::time::Instant::now();
+            loop {
+                match rx.recv_timeout(FLUSH_EVERY) {
+                    Ok(rec) => {
+                        collected.add(&rec);
+                        writer.write(rec)?;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+                if last_flush.elapsed() >= FLUSH_EVERY {
+                    writer.flush()?;
+                    last_flush = std::time::Instant::now();
+                }
+            }
+            writer.finish()?;
+            Ok(collected)
+        })?;
+    Ok((tx, handle))
+}

@@ -1,0 +1,491 @@
+//! Running one load level: arrivals at absolute times from a dedicated
+//! dispatcher thread (open loop), or a fixed number of workers (closed
+//! loop), each session's turns in order, every request recorded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Exp};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::Instant;
+use traces::results::{RequestRecord, Status};
+
+use super::client::{Endpoint, Exchange, exchange};
+use super::config::{LoadMode, UserArrival};
+use super::schedule::{Rate, offsets_for_count, offsets_for_duration};
+use super::workload::{
+    Conversation, History, RequestOptions, Session, max_tokens_for, request_body,
+};
+
+/// What every request task of a run shares.
+pub struct Shared {
+    pub client: reqwest::Client,
+    pub endpoint: Endpoint,
+    pub opts: RequestOptions,
+    pub history: History,
+    /// The run's clock: every `*_ms` column counts from here.
+    pub clock: Instant,
+    pub tx: std::sync::mpsc::Sender<RequestRecord>,
+    pub run_id: String,
+    /// Set on the first Ctrl-C: no new arrivals, no new turns.
+    pub stop: Arc<AtomicBool>,
+    /// Set when in-flight requests must end now.
+    pub hard: watch::Receiver<bool>,
+}
+
+impl Shared {
+    fn ms(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.clock).as_secs_f64() * 1000.0
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One level of the sweep, as the runner needs it.
+#[derive(Debug, Clone)]
+pub struct LevelPlan {
+    pub mode: LoadMode,
+    pub round: u32,
+    /// Sessions started in this level (`None`: until the duration ends).
+    pub sessions: Option<usize>,
+    pub duration: Option<Duration>,
+    pub warmup: usize,
+    pub seed: u64,
+}
+
+/// One session to run, possibly a repeat of the trace (`cycle > 0`).
+#[derive(Clone)]
+struct Work {
+    session: Arc<Session>,
+    cycle: usize,
+    user_id: Option<u32>,
+    warmup: bool,
+}
+
+struct Labels {
+    mode: &'static str,
+    value: f64,
+    round: u32,
+}
+
+fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
+    let n = sessions.len().max(1);
+    Work {
+        session: sessions[i % n].clone(),
+        cycle: i / n,
+        user_id: matches!(plan.mode, LoadMode::Users { .. }).then_some(i as u32),
+        warmup: i < plan.warmup,
+    }
+}
+
+/// Intended start offsets (ms from the level start) of the open-loop modes.
+fn open_loop_offsets(plan: &LevelPlan, sessions: &[Arc<Session>]) -> anyhow::Result<Vec<f64>> {
+    let mut rng = StdRng::seed_from_u64(plan.seed);
+    let count = plan.sessions;
+    Ok(match plan.mode {
+        LoadMode::Qps { rate, arrival, .. } => match (plan.duration, count) {
+            (Some(d), _) => offsets_for_duration(
+                arrival,
+                rate,
+                d.as_secs_f64() * 1000.0,
+                count.unwrap_or(if rate == Rate::Infinite {
+                    sessions.len()
+                } else {
+                    usize::MAX
+                }),
+                &mut rng,
+            ),
+            (None, Some(n)) => offsets_for_count(arrival, rate, n, &mut rng),
+            (None, None) => offsets_for_count(arrival, rate, sessions.len(), &mut rng),
+        },
+        LoadMode::Users { n, arrival } => {
+            let mut t = 0.0;
+            let exp = match arrival {
+                UserArrival::Poisson { rate } => Exp::new(rate / 1000.0).ok(),
+                _ => None,
+            };
+            (0..n)
+                .map(|k| match arrival {
+                    UserArrival::Burst => 0.0,
+                    UserArrival::Steady { seconds } => k as f64 * seconds * 1000.0,
+                    UserArrival::Poisson { .. } => {
+                        if k > 0 {
+                            t += exp.map_or(0.0, |e| e.sample(&mut rng));
+                        }
+                        t
+                    }
+                })
+                .collect()
+        }
+        LoadMode::TraceTime { scale } => {
+            let first = sessions
+                .iter()
+                .filter_map(|s| s.first_arrival_ms())
+                .fold(f64::INFINITY, f64::min);
+            let n = count.unwrap_or(sessions.len()).min(sessions.len());
+            let mut out = Vec::with_capacity(n);
+            for s in &sessions[..n] {
+                let a = s.first_arrival_ms().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--trace-time: session {} has no arrival_ms; this trace has no recorded times",
+                        s.id
+                    )
+                })?;
+                out.push((a - first) / scale);
+            }
+            out
+        }
+        LoadMode::Concurrency(_) => Vec::new(),
+    })
+}
+
+/// Start and end of a level, in ms on the run's clock.
+pub struct LevelTimes {
+    pub start_ms: f64,
+    pub end_ms: f64,
+    pub arrivals: usize,
+}
+
+/// Opens `n` pooled connections before a level starts, so connection
+/// setup lands in no request's TTFT (unless `--fresh-connections`).
+pub async fn prime_connections(shared: &Shared, models_url: &str, n: usize) {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let mut req = shared
+            .client
+            .get(models_url)
+            .timeout(Duration::from_secs(5));
+        if let Some(k) = &shared.endpoint.api_key {
+            req = req.bearer_auth(k);
+        }
+        tasks.push(tokio::spawn(async move {
+            if let Ok(resp) = req.send().await {
+                let _ = resp.bytes().await;
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Connections a level is likely to hold open at once.
+pub fn expected_connections(mode: &LoadMode) -> usize {
+    match *mode {
+        LoadMode::Concurrency(n) => n,
+        LoadMode::Qps {
+            max_concurrency: Some(m),
+            ..
+        } => m,
+        LoadMode::Qps { rate, .. } => match rate {
+            Rate::PerSecond(r) => (r.ceil() as usize).clamp(1, 64),
+            Rate::Infinite => 64,
+        },
+        LoadMode::Users { n, .. } => n.min(64),
+        LoadMode::TraceTime { .. } => 16,
+    }
+}
+
+/// Runs one level to its end (or until stopped).
+pub async fn run_level(
+    shared: Arc<Shared>,
+    sessions: &[Arc<Session>],
+    plan: &LevelPlan,
+) -> anyhow::Result<LevelTimes> {
+    let labels = Arc::new(Labels {
+        mode: plan.mode.name(),
+        value: plan.mode.value(),
+        round: plan.round,
+    });
+    let lead = Duration::from_millis(20);
+    let level_start = Instant::now() + lead;
+    let start_ms = shared.ms(level_start);
+    let deadline = plan.duration.map(|d| level_start + d);
+    let trace_scale = match plan.mode {
+        LoadMode::TraceTime { scale } => Some(scale),
+        _ => None,
+    };
+    let trace_origin = sessions
+        .iter()
+        .filter_map(|s| s.first_arrival_ms())
+        .fold(f64::INFINITY, f64::min);
+    let mut arrivals = 0;
+    if let LoadMode::Concurrency(n) = plan.mode {
+        tokio::time::sleep_until(level_start).await;
+        let next = Arc::new(AtomicUsize::new(0));
+        let limit = plan.sessions.or(if plan.duration.is_some() {
+            None
+        } else {
+            Some(sessions.len())
+        });
+        let mut workers = Vec::new();
+        for _ in 0..n {
+            let shared = shared.clone();
+            let sessions: Vec<Arc<Session>> = sessions.to_vec();
+            let next = next.clone();
+            let labels = labels.clone();
+            let plan = plan.clone();
+            workers.push(tokio::spawn(async move {
+                loop {
+                    if shared.stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if limit.is_some_and(|l| i >= l) {
+                        break;
+                    }
+                    let work = work_item(&sessions, i, &plan);
+                    run_session(&shared, work, Instant::now(), &labels, None, None, deadline).await;
+                }
+            }));
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+        arrivals = next.load(Ordering::Relaxed);
+    } else {
+        let offsets = open_loop_offsets(plan, sessions)?;
+        let mut order: Vec<usize> = (0..offsets.len()).collect();
+        order.sort_by(|&a, &b| offsets[a].total_cmp(&offsets[b]));
+        let sem = match plan.mode {
+            LoadMode::Qps {
+                max_concurrency: Some(m),
+                ..
+            } => Some(Arc::new(Semaphore::new(m))),
+            _ => None,
+        };
+        let (jh_tx, mut jh_rx) = mpsc::unbounded_channel::<tokio::task::JoinHandle<()>>();
+        let handle = tokio::runtime::Handle::current();
+        let std_start = level_start.into_std();
+        let shared_d = shared.clone();
+        let sessions_d: Vec<Arc<Session>> = sessions.to_vec();
+        let plan_d = plan.clone();
+        let labels_d = labels.clone();
+        let dispatcher = std::thread::Builder::new()
+            .name("trace-dispatch".into())
+            .spawn(move || {
+                let mut sent = 0usize;
+                for i in order {
+                    let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
+                    // Absolute-time sleep on a dedicated thread: sub-millisecond
+                    // precision, and no drift however long the level.
+                    loop {
+                        if shared_d.stopped() {
+                            return sent;
+                        }
+                        let now = std::time::Instant::now();
+                        if now >= due_std {
+                            break;
+                        }
+                        std::thread::sleep((due_std - now).min(Duration::from_millis(50)));
+                    }
+                    let due = Instant::from_std(due_std);
+                    let work = work_item(&sessions_d, i, &plan_d);
+                    let shared = shared_d.clone();
+                    let labels = labels_d.clone();
+                    let sem = sem.clone();
+                    let first_arrival = trace_scale.and_then(|_| work.session.first_arrival_ms());
+                    let trace_time = trace_scale.map(|s| (level_start, trace_origin, s));
+                    let _ = first_arrival;
+                    let jh = handle.spawn(async move {
+                        run_session(&shared, work, due, &labels, sem, trace_time, None).await;
+                    });
+                    sent += 1;
+                    if jh_tx.send(jh).is_err() {
+                        return sent;
+                    }
+                }
+                sent
+            })?;
+        while let Some(jh) = jh_rx.recv().await {
+            let _ = jh.await;
+        }
+        arrivals = tokio::task::spawn_blocking(move || dispatcher.join())
+            .await
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or(arrivals);
+    }
+    Ok(LevelTimes {
+        start_ms,
+        end_ms: shared.ms(Instant::now()),
+        arrivals,
+    })
+}
+
+fn suffixed(id: &str, cycle: usize) -> String {
+    if cycle == 0 {
+        id.to_string()
+    } else {
+        format!("{id}~c{cycle}")
+    }
+}
+
+/// Runs a session's turns in order, each after the previous one's response
+/// (plus its think time); a failed turn ends the session.
+async fn run_session(
+    shared: &Shared,
+    work: Work,
+    first_due: Instant,
+    labels: &Labels,
+    sem: Option<Arc<Semaphore>>,
+    trace_time: Option<(Instant, f64, f64)>,
+    deadline: Option<Instant>,
+) {
+    let mut ctx = Conversation::default();
+    let mut prev_end: Option<Instant> = None;
+    let session_id = suffixed(&work.session.id, work.cycle);
+    for (k, row) in work.session.turns.iter().enumerate() {
+        let (scheduled, send_at) = match prev_end {
+            None => (first_due, first_due),
+            Some(end) => {
+                if shared.stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return;
+                }
+                let think = Duration::from_secs_f64(row.think_ms.unwrap_or(0.0).max(0.0) / 1000.0);
+                match (trace_time, row.arrival_ms) {
+                    (Some((start, origin, scale)), Some(a)) => {
+                        let at = start
+                            + Duration::from_secs_f64(((a - origin) / scale).max(0.0) / 1000.0);
+                        (at, at.max(end))
+                    }
+                    _ => (end + think, end + think),
+                }
+            }
+        };
+        if k > 0 {
+            tokio::time::sleep_until(send_at).await;
+            if shared.stopped() {
+                return;
+            }
+        }
+        let mut hard = shared.hard.clone();
+        let permit = match &sem {
+            None => None,
+            Some(s) => {
+                tokio::select! {
+                    p = s.clone().acquire_owned() => p.ok(),
+                    _ = wait_true(&mut hard) => {
+                        let now = Instant::now();
+                        let mut ex = Exchange::cancelled_at(now);
+                        ex.error = Some("cancelled while waiting for a concurrency slot".into());
+                        record(shared, &work, &session_id, row, labels, scheduled, &ex, None);
+                        return;
+                    }
+                }
+            }
+        };
+        ctx.begin_turn(row, shared.opts.block_size);
+        let max_tokens = max_tokens_for(row, &shared.opts);
+        let body = request_body(&ctx.messages, max_tokens, &shared.opts);
+        let request_id = format!("{session_id}#{}", row.turn);
+        let ex = exchange(
+            &shared.client,
+            &shared.endpoint,
+            body,
+            &request_id,
+            shared.hard.clone(),
+        )
+        .await;
+        drop(permit);
+        record(
+            shared,
+            &work,
+            &session_id,
+            row,
+            labels,
+            scheduled,
+            &ex,
+            Some(max_tokens),
+        );
+        if ex.status != Status::Ok {
+            return;
+        }
+        ctx.end_turn(row, shared.history, &ex.text);
+        prev_end = Some(ex.end);
+    }
+}
+
+async fn wait_true(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    shared: &Shared,
+    work: &Work,
+    session_id: &str,
+    row: &traces::TraceRow,
+    labels: &Labels,
+    scheduled: Instant,
+    ex: &Exchange,
+    max_tokens: Option<u32>,
+) {
+    let ms = |t: Instant| shared.ms(t);
+    let scheduled_ms = ms(scheduled);
+    let sent_ms = ms(ex.sent);
+    let end_ms = ms(ex.end);
+    let first = ex.first_token.map(ms);
+    let ok = ex.status == Status::Ok;
+    let (completion, source) = match ex.completion_tokens {
+        Some(n) => (Some(n), Some("usage")),
+        None if ex.chunks > 0 => (Some(ex.chunks), Some("counted")),
+        None => (None, None),
+    };
+    let ttft = first.map(|f| f - sent_ms);
+    let e2e = end_ms - sent_ms;
+    let tpot = match (ttft, completion) {
+        (Some(t), Some(n)) if n > 1 && ok => Some((e2e - t) / f64::from(n - 1)),
+        _ => None,
+    };
+    let rec = RequestRecord {
+        run_id: shared.run_id.clone(),
+        load_mode: labels.mode.to_string(),
+        load_value: labels.value,
+        round: labels.round,
+        warmup: work.warmup,
+        request_id: format!("{session_id}#{}", row.turn),
+        session_id: session_id.to_string(),
+        turn: row.turn,
+        user_id: work.user_id,
+        scheduled_ms,
+        sent_ms,
+        first_token_ms: first,
+        first_reasoning_ms: ex.first_reasoning.map(ms),
+        first_content_ms: ex.first_content.map(ms),
+        end_ms,
+        ttft_ms: ttft,
+        ttft_intended_ms: first.map(|f| f - scheduled_ms),
+        e2e_ms: Some(e2e),
+        e2e_intended_ms: Some(end_ms - scheduled_ms),
+        tpot_ms: tpot,
+        itl_ms: ex.itl_ms.clone(),
+        lateness_ms: (sent_ms - scheduled_ms).max(0.0),
+        prompt_tokens: ex.prompt_tokens,
+        completion_tokens: completion,
+        reasoning_tokens: ex.reasoning_tokens,
+        cached_tokens: ex.cached_tokens,
+        tokens_source: source.map(str::to_string),
+        input_tokens_target: row.input_tokens.or(row.prompt_tokens),
+        max_tokens,
+        output_chars: ex.text.chars().count() as u32,
+        status: Some(ex.status),
+        http_status: ex.http_status,
+        error: ex.error.clone(),
+        compaction: row.reset_context,
+    };
+    // The recorder outlives every request task; a send error means the run is being torn down.
+    let _ = shared.tx.send(rec);
+}

@@ -1,0 +1,472 @@
+//! Per-level statistics of a run: what the console table, `summary.json`
+//! and `summary.csv` show. Percentiles interpolate linearly between closest
+//! ranks (DuckDB's `quantile_cont`, NumPy's default).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use traces::results::Status;
+
+use super::config::Slo;
+use super::recorder::{Compact, LevelKey};
+
+/// Linear-interpolation percentile of sorted values, `p` in 0..=100.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let pos = p / 100.0 * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
+}
+
+/// Distribution of one latency metric.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Dist {
+    pub count: usize,
+    pub mean: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Percentile label (`p50`) → value.
+    pub percentiles: BTreeMap<String, f64>,
+}
+
+fn label(p: f64) -> String {
+    if p.fract() == 0.0 {
+        format!("p{}", p as u64)
+    } else {
+        format!("p{p}")
+    }
+}
+
+fn dist(mut v: Vec<f64>, ps: &[f64]) -> Dist {
+    v.retain(|x| x.is_finite());
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Dist {
+        count: n,
+        mean: (n > 0).then(|| v.iter().sum::<f64>() / n as f64),
+        min: v.first().copied(),
+        max: v.last().copied(),
+        percentiles: ps
+            .iter()
+            .filter_map(|&p| percentile(&v, p).map(|x| (label(p), x)))
+            .collect(),
+    }
+}
+
+/// The summary of one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelSummary {
+    pub load_mode: String,
+    pub load_value: f64,
+    pub round: u32,
+    pub requests: usize,
+    pub ok: usize,
+    pub warmup_requests: usize,
+    /// `status` → count, for requests that were not ok.
+    pub errors: BTreeMap<String, usize>,
+    /// `status http_code` → count (e.g. `http_error 503`).
+    pub errors_detail: BTreeMap<String, usize>,
+    pub success_pct: f64,
+    pub duration_s: f64,
+    pub target_rate: Option<f64>,
+    /// Arrivals per second actually sent (session starts; requests for single-turn traces).
+    pub achieved_rate: f64,
+    /// All requests per second over the level (later turns included).
+    pub request_rate: f64,
+    pub output_tokens_per_s: f64,
+    pub input_tokens_per_s: f64,
+    pub ttft_ms: Dist,
+    pub tpot_ms: Dist,
+    pub itl_ms: Dist,
+    pub e2e_ms: Dist,
+    /// Lateness of every request (later turns included).
+    pub lateness_ms: Dist,
+    /// Lateness of the schedule's arrivals (first turns): the client's own precision.
+    pub arrival_lateness_ms: Dist,
+    pub cached_token_ratio: Option<f64>,
+    pub tokens_counted_locally: usize,
+    /// Requests per second that were ok and met every SLO.
+    pub goodput: Option<f64>,
+    pub slo_attainment_pct: Option<f64>,
+    pub slo_met: Option<bool>,
+    /// The client could not keep the schedule.
+    pub client_behind: bool,
+    pub verdict: String,
+}
+
+/// Lateness p99 beyond which the client, not the server, is behind.
+const CLIENT_BEHIND_MS: f64 = 10.0;
+
+pub fn summarise(
+    key: &LevelKey,
+    all: &[Compact],
+    target_rate: Option<f64>,
+    max_concurrency: Option<usize>,
+    slo: &Slo,
+    ps: &[f64],
+) -> LevelSummary {
+    let rows: Vec<&Compact> = all.iter().filter(|c| !c.warmup).collect();
+    let ok: Vec<&Compact> = rows
+        .iter()
+        .copied()
+        .filter(|c| c.status == Status::Ok)
+        .collect();
+    let mut errors = BTreeMap::new();
+    let mut errors_detail = BTreeMap::new();
+    for c in rows.iter().filter(|c| c.status != Status::Ok) {
+        *errors.entry(c.status.as_str().to_string()).or_insert(0) += 1;
+        let detail = match c.http_status {
+            Some(code) if c.status == Status::HttpError => format!("{} {code}", c.status.as_str()),
+            _ => c.status.as_str().to_string(),
+        };
+        *errors_detail.entry(detail).or_insert(0) += 1;
+    }
+    let start = rows
+        .iter()
+        .map(|c| c.scheduled_ms)
+        .fold(f64::INFINITY, f64::min);
+    let end = rows
+        .iter()
+        .map(|c| c.end_ms)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let duration_s = if rows.is_empty() {
+        0.0
+    } else {
+        ((end - start) / 1000.0).max(1e-9)
+    };
+    // Achieved rate: arrivals (session starts; requests for single-turn
+    // traces) over the span of their sends, the schedule's own measure.
+    let starts: Vec<f64> = rows
+        .iter()
+        .filter(|c| c.session_start)
+        .map(|c| c.sent_ms)
+        .collect();
+    let sent_first = starts.iter().copied().fold(f64::INFINITY, f64::min);
+    let sent_last = starts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let achieved_rate = if starts.len() > 1 && sent_last > sent_first {
+        (starts.len() - 1) as f64 / ((sent_last - sent_first) / 1000.0)
+    } else if duration_s > 0.0 {
+        starts.len() as f64 / duration_s
+    } else {
+        0.0
+    };
+    let request_rate = if duration_s > 0.0 {
+        rows.len() as f64 / duration_s
+    } else {
+        0.0
+    };
+    let out_tokens: f64 = ok
+        .iter()
+        .filter_map(|c| c.completion_tokens)
+        .map(f64::from)
+        .sum();
+    let in_tokens: f64 = ok
+        .iter()
+        .filter_map(|c| c.prompt_tokens)
+        .map(f64::from)
+        .sum();
+    let per_s = |x: f64| {
+        if duration_s > 0.0 {
+            x / duration_s
+        } else {
+            0.0
+        }
+    };
+    let cached: f64 = ok
+        .iter()
+        .filter_map(|c| c.cached_tokens)
+        .map(f64::from)
+        .sum();
+    let with_cached: f64 = ok
+        .iter()
+        .filter(|c| c.cached_tokens.is_some())
+        .filter_map(|c| c.prompt_tokens)
+        .map(f64::from)
+        .sum();
+    let meets = |c: &Compact| {
+        slo.ttft_ms
+            .is_none_or(|t| c.ttft_ms.is_some_and(|x| x <= t))
+            && slo.tpot_ms.is_none_or(|t| c.tpot_ms.is_none_or(|x| x <= t))
+            && slo.e2e_ms.is_none_or(|t| c.e2e_ms.is_some_and(|x| x <= t))
+    };
+    let good = ok.iter().filter(|c| meets(c)).count();
+    let slo_attainment_pct =
+        (slo.is_set() && !rows.is_empty()).then(|| 100.0 * good as f64 / rows.len() as f64);
+    let lateness = dist(rows.iter().map(|c| c.lateness_ms).collect(), &[50.0, 99.0]);
+    // The schedule's own arrivals (first turns) say whether the client kept
+    // up; later turns wait on the server's replies and think times.
+    let arrival_lateness = dist(
+        rows.iter()
+            .filter(|c| c.session_start)
+            .map(|c| c.lateness_ms)
+            .collect(),
+        &[50.0, 99.0],
+    );
+    let late_p99 = arrival_lateness
+        .percentiles
+        .get("p99")
+        .copied()
+        .unwrap_or(0.0);
+    // With a concurrency cap, waiting for a slot is the server being slow,
+    // not the client: only open-loop lateness without a cap blames the client.
+    let client_behind =
+        max_concurrency.is_none() && target_rate.is_some() && late_p99 > CLIENT_BEHIND_MS;
+    let success_pct = if rows.is_empty() {
+        0.0
+    } else {
+        100.0 * ok.len() as f64 / rows.len() as f64
+    };
+    let slo_met = slo_attainment_pct.map(|a| a >= 99.0 - 1e-9);
+    let mut s = LevelSummary {
+        load_mode: key.mode.clone(),
+        load_value: key.value,
+        round: key.round,
+        requests: rows.len(),
+        ok: ok.len(),
+        warmup_requests: all.len() - rows.len(),
+        errors,
+        errors_detail,
+        success_pct,
+        duration_s,
+        target_rate,
+        achieved_rate,
+        request_rate,
+        output_tokens_per_s: per_s(out_tokens),
+        input_tokens_per_s: per_s(in_tokens),
+        ttft_ms: dist(ok.iter().filter_map(|c| c.ttft_ms).collect(), ps),
+        tpot_ms: dist(ok.iter().filter_map(|c| c.tpot_ms).collect(), ps),
+        itl_ms: dist(
+            ok.iter()
+                .flat_map(|c| c.itl_ms.iter().map(|&x| f64::from(x)))
+                .collect(),
+            ps,
+        ),
+        e2e_ms: dist(ok.iter().filter_map(|c| c.e2e_ms).collect(), ps),
+        lateness_ms: lateness,
+        arrival_lateness_ms: arrival_lateness,
+        cached_token_ratio: (with_cached > 0.0).then(|| cached / with_cached),
+        tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
+        goodput: slo.is_set().then(|| per_s(good as f64)),
+        slo_attainment_pct,
+        slo_met,
+        client_behind,
+        verdict: String::new(),
+    };
+    s.verdict = verdict(&s, late_p99);
+    s
+}
+
+fn verdict(s: &LevelSummary, late_p99: f64) -> String {
+    let level = format!(
+        "{} {} (round {})",
+        s.load_mode,
+        fmt_value(s.load_value),
+        s.round
+    );
+    if s.requests == 0 {
+        return format!("{level}: no requests were sent");
+    }
+    if s.client_behind {
+        return format!(
+            "{level}: CLIENT BEHIND — lateness p99 {late_p99:.1} ms; the load generator, not the server, limited this level"
+        );
+    }
+    let mut parts = vec![format!("{:.1}% ok", s.success_pct)];
+    if let Some(t) = s.target_rate {
+        parts.push(format!("{:.2}/{t} req/s achieved", s.achieved_rate));
+    } else {
+        parts.push(format!("{:.2} req/s", s.achieved_rate));
+    }
+    if let Some(a) = s.slo_attainment_pct {
+        parts.push(format!("SLO met by {a:.1}%"));
+    }
+    let bad = s.success_pct < 99.0
+        || s.slo_met == Some(false)
+        || s.target_rate
+            .is_some_and(|t| t.is_finite() && s.achieved_rate < 0.9 * t);
+    let tag = if bad { "DEGRADED" } else { "OK" };
+    format!("{level}: {tag} — {}", parts.join(", "))
+}
+
+pub fn fmt_value(v: f64) -> String {
+    if v.is_infinite() {
+        "inf".into()
+    } else if v.fract() == 0.0 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".into(), |x| {
+        if x >= 100.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x:.1}")
+        }
+    })
+}
+
+/// The console table of a run's levels.
+pub fn table(levels: &[LevelSummary], ps: &[f64]) -> String {
+    let mut headers: Vec<String> = vec![
+        "mode".into(),
+        "level".into(),
+        "round".into(),
+        "reqs".into(),
+        "ok%".into(),
+        "target/s".into(),
+        "actual/s".into(),
+        "req/s".into(),
+        "out tok/s".into(),
+    ];
+    for m in ["ttft", "tpot", "itl", "e2e"] {
+        for &p in ps {
+            headers.push(format!("{m} {}", label(p)));
+        }
+    }
+    headers.push("late p99".into());
+    let any_goodput = levels.iter().any(|l| l.goodput.is_some());
+    if any_goodput {
+        headers.push("goodput/s".into());
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for l in levels {
+        let mut r = vec![
+            l.load_mode.clone(),
+            fmt_value(l.load_value),
+            l.round.to_string(),
+            l.requests.to_string(),
+            format!("{:.1}", l.success_pct),
+            l.target_rate.map_or("-".into(), |t| format!("{t}")),
+            format!("{:.2}", l.achieved_rate),
+            format!("{:.2}", l.request_rate),
+            format!("{:.0}", l.output_tokens_per_s),
+        ];
+        for d in [&l.ttft_ms, &l.tpot_ms, &l.itl_ms, &l.e2e_ms] {
+            for &p in ps {
+                r.push(cell(d.percentiles.get(&label(p)).copied()));
+            }
+        }
+        r.push(cell(l.lateness_ms.percentiles.get("p99").copied()));
+        if any_goodput {
+            r.push(cell(l.goodput));
+        }
+        rows.push(r);
+    }
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut out = line(&headers);
+    out.push('\n');
+    for r in &rows {
+        out.push_str(&line(r));
+        out.push('\n');
+    }
+    out
+}
+
+/// `summary.csv`: one row per level, one column per figure.
+pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
+    let mut header = vec![
+        "load_mode",
+        "load_value",
+        "round",
+        "requests",
+        "ok",
+        "success_pct",
+        "duration_s",
+        "target_rate",
+        "achieved_rate",
+        "request_rate",
+        "output_tokens_per_s",
+        "input_tokens_per_s",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    for m in ["ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"] {
+        header.push(format!("{m}_mean"));
+        for &p in ps {
+            header.push(format!("{m}_{}", label(p)));
+        }
+    }
+    header.extend(
+        [
+            "lateness_ms_p50",
+            "lateness_ms_p99",
+            "cached_token_ratio",
+            "goodput",
+            "slo_attainment_pct",
+            "client_behind",
+        ]
+        .map(String::from),
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x}"));
+    let mut out = header.join(",");
+    out.push('\n');
+    for l in levels {
+        let mut r = vec![
+            l.load_mode.clone(),
+            format!("{}", l.load_value),
+            l.round.to_string(),
+            l.requests.to_string(),
+            l.ok.to_string(),
+            format!("{}", l.success_pct),
+            format!("{}", l.duration_s),
+            opt(l.target_rate),
+            format!("{}", l.achieved_rate),
+            format!("{}", l.request_rate),
+            format!("{}", l.output_tokens_per_s),
+            format!("{}", l.input_tokens_per_s),
+        ];
+        for d in [&l.ttft_ms, &l.tpot_ms, &l.itl_ms, &l.e2e_ms] {
+            r.push(opt(d.mean));
+            for &p in ps {
+                r.push(opt(d.percentiles.get(&label(p)).copied()));
+            }
+        }
+        r.push(opt(l.lateness_ms.percentiles.get("p50").copied()));
+        r.push(opt(l.lateness_ms.percentiles.get("p99").copied()));
+        r.push(opt(l.cached_token_ratio));
+        r.push(opt(l.goodput));
+        r.push(opt(l.slo_attainment_pct));
+        r.push(l.client_behind.to_string());
+        out.push_str(&r.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_matches_quantile_cont() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 50.0), Some(2.5));
+        assert_eq!(percentile(&v, 0.0), Some(1.0));
+        assert_eq!(percentile(&v, 100.0), Some(4.0));
+        assert!((percentile(&v, 90.0).expect("p90") - 3.7).abs() < 1e-12);
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

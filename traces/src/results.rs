@@ -1,0 +1,617 @@
+//! The results contract: one row per request a replay sent
+//! (`docs/results-format.md`), written in self-contained Parquet parts so
+//! that a crash or `kill -9` keeps every request already written.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Float32Builder, Float64Builder, ListBuilder, StringBuilder, UInt16Builder,
+    UInt32Builder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::{Error, Result};
+
+/// Version of the results format, stored as `results.schema_version`.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    HttpError,
+    Timeout,
+    ConnectError,
+    StreamError,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::HttpError => "http_error",
+            Status::Timeout => "timeout",
+            Status::ConnectError => "connect_error",
+            Status::StreamError => "stream_error",
+            Status::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One request of a replay, as written to `requests/part-*.parquet`.
+/// Times are milliseconds from the run's start (one monotonic clock).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RequestRecord {
+    pub run_id: String,
+    pub load_mode: String,
+    pub load_value: f64,
+    pub round: u32,
+    pub warmup: bool,
+    pub request_id: String,
+    pub session_id: String,
+    pub turn: u32,
+    pub user_id: Option<u32>,
+    pub scheduled_ms: f64,
+    pub sent_ms: f64,
+    pub first_token_ms: Option<f64>,
+    pub first_reasoning_ms: Option<f64>,
+    pub first_content_ms: Option<f64>,
+    pub end_ms: f64,
+    pub ttft_ms: Option<f64>,
+    pub ttft_intended_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+    pub e2e_intended_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub itl_ms: Vec<f32>,
+    pub lateness_ms: f64,
+    pub prompt_tokens: Option<u32>,
+    pub completion_tokens: Option<u32>,
+    pub reasoning_tokens: Option<u32>,
+    pub cached_tokens: Option<u32>,
+    pub tokens_source: Option<String>,
+    pub input_tokens_target: Option<u32>,
+    pub max_tokens: Option<u32>,
+    pub output_chars: u32,
+    pub status: Option<Status>,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub compaction: bool,
+}
+
+impl RequestRecord {
+    pub fn status_str(&self) -> &'static str {
+        self.status.unwrap_or(Status::Cancelled).as_str()
+    }
+}
+
+/// The Arrow schema of `requests` parts.
+pub fn requests_schema() -> SchemaRef {
+    let f = |n: &str, t: DataType, null: bool| Field::new(n, t, null);
+    Arc::new(Schema::new(vec![
+        f("run_id", DataType::Utf8, false),
+        f("load_mode", DataType::Utf8, false),
+        f("load_value", DataType::Float64, false),
+        f("round", DataType::UInt32, false),
+        f("warmup", DataType::Boolean, false),
+        f("request_id", DataType::Utf8, false),
+        f("session_id", DataType::Utf8, false),
+        f("turn", DataType::UInt32, false),
+        f("user_id", DataType::UInt32, true),
+        f("scheduled_ms", DataType::Float64, false),
+        f("sent_ms", DataType::Float64, false),
+        f("first_token_ms", DataType::Float64, true),
+        f("first_reasoning_ms", DataType::Float64, true),
+        f("first_content_ms", DataType::Float64, true),
+        f("end_ms", DataType::Float64, false),
+        f("ttft_ms", DataType::Float64, true),
+        f("ttft_intended_ms", DataType::Float64, true),
+        f("e2e_ms", DataType::Float64, true),
+        f("e2e_intended_ms", DataType::Float64, true),
+        f("tpot_ms", DataType::Float64, true),
+        f(
+            "itl_ms",
+            DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
+            false,
+        ),
+        f("lateness_ms", DataType::Float64, false),
+        f("prompt_tokens", DataType::UInt32, true),
+        f("completion_tokens", DataType::UInt32, true),
+        f("reasoning_tokens", DataType::UInt32, true),
+        f("cached_tokens", DataType::UInt32, true),
+        f("tokens_source", DataType::Utf8, true),
+        f("input_tokens_target", DataType::UInt32, true),
+        f("max_tokens", DataType::UInt32, true),
+        f("output_chars", DataType::UInt32, false),
+        f("status", DataType::Utf8, false),
+        f("http_status", DataType::UInt16, true),
+        f("error", DataType::Utf8, true),
+        f("compaction", DataType::Boolean, false),
+    ]))
+}
+
+fn records_to_batch(
+    schema: &SchemaRef,
+    rows: &[RequestRecord],
+) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
+    let n = rows.len();
+    let mut run_id = StringBuilder::with_capacity(n, n * 24);
+    let mut load_mode = StringBuilder::with_capacity(n, n * 8);
+    let mut load_value = Float64Builder::with_capacity(n);
+    let mut round = UInt32Builder::with_capacity(n);
+    let mut warmup = BooleanBuilder::with_capacity(n);
+    let mut request_id = StringBuilder::with_capacity(n, n * 16);
+    let mut session_id = StringBuilder::with_capacity(n, n * 16);
+    let mut turn = UInt32Builder::with_capacity(n);
+    let mut user_id = UInt32Builder::with_capacity(n);
+    let mut f64s: Vec<Float64Builder> = (0..11).map(|_| Float64Builder::with_capacity(n)).collect();
+    let mut itl = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::Float32,
+        false,
+    )));
+    let mut lateness = Float64Builder::with_capacity(n);
+    let mut u32s: Vec<UInt32Builder> = (0..7).map(|_| UInt32Builder::with_capacity(n)).collect();
+    let mut tokens_source = StringBuilder::new();
+    let mut status = StringBuilder::with_capacity(n, n * 4);
+    let mut http_status = UInt16Builder::with_capacity(n);
+    let mut error = StringBuilder::new();
+    let mut compaction = BooleanBuilder::with_capacity(n);
+    for r in rows {
+        run_id.append_value(&r.run_id);
+        load_mode.append_value(&r.load_mode);
+        load_value.append_value(r.load_value);
+        round.append_value(r.round);
+        warmup.append_value(r.warmup);
+        request_id.append_value(&r.request_id);
+        session_id.append_value(&r.session_id);
+        turn.append_value(r.turn);
+        user_id.append_option(r.user_id);
+        let times = [
+            Some(r.scheduled_ms),
+            Some(r.sent_ms),
+            r.first_token_ms,
+            r.first_reasoning_ms,
+            r.first_content_ms,
+            Some(r.end_ms),
+            r.ttft_ms,
+            r.ttft_intended_ms,
+            r.e2e_ms,
+            r.e2e_intended_ms,
+            r.tpot_ms,
+        ];
+        for (b, v) in f64s.iter_mut().zip(times) {
+            b.append_option(v);
+        }
+        itl.values().append_slice(&r.itl_ms);
+        itl.append(true);
+        lateness.append_value(r.lateness_ms);
+        let counts = [
+            r.prompt_tokens,
+            r.completion_tokens,
+            r.reasoning_tokens,
+            r.cached_tokens,
+            r.input_tokens_target,
+            r.max_tokens,
+            Some(r.output_chars),
+        ];
+        tokens_source.append_option(r.tokens_source.as_deref());
+        for (b, v) in u32s.iter_mut().zip(counts) {
+            b.append_option(v);
+        }
+        status.append_value(r.status_str());
+        http_status.append_option(r.http_status);
+        error.append_option(r.error.as_deref());
+        compaction.append_value(r.compaction);
+    }
+    let mut f = f64s
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let mut u = u32s
+        .into_iter()
+        .map(|mut b| Arc::new(b.finish()) as ArrayRef);
+    let mut next_f = || {
+        f.next()
+            .ok_or_else(|| arrow_schema::ArrowError::ComputeError("columns".into()))
+    };
+    let scheduled = next_f()?;
+    let sent = next_f()?;
+    let first_token = next_f()?;
+    let first_reasoning = next_f()?;
+    let first_content = next_f()?;
+    let end = next_f()?;
+    let ttft = next_f()?;
+    let ttft_i = next_f()?;
+    let e2e = next_f()?;
+    let e2e_i = next_f()?;
+    let tpot = next_f()?;
+    let mut next_u = || {
+        u.next()
+            .ok_or_else(|| arrow_schema::ArrowError::ComputeError("columns".into()))
+    };
+    let prompt = next_u()?;
+    let completion = next_u()?;
+    let reasoning = next_u()?;
+    let cached = next_u()?;
+    let input_target = next_u()?;
+    let max_tokens = next_u()?;
+    let output_chars = next_u()?;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(run_id.finish()),
+        Arc::new(load_mode.finish()),
+        Arc::new(load_value.finish()),
+        Arc::new(round.finish()),
+        Arc::new(warmup.finish()),
+        Arc::new(request_id.finish()),
+        Arc::new(session_id.finish()),
+        Arc::new(turn.finish()),
+        Arc::new(user_id.finish()),
+        scheduled,
+        sent,
+        first_token,
+        first_reasoning,
+        first_content,
+        end,
+        ttft,
+        ttft_i,
+        e2e,
+        e2e_i,
+        tpot,
+        Arc::new(itl.finish()),
+        Arc::new(lateness.finish()),
+        prompt,
+        completion,
+        reasoning,
+        cached,
+        Arc::new(tokens_source.finish()),
+        input_target,
+        max_tokens,
+        output_chars,
+        Arc::new(status.finish()),
+        Arc::new(http_status.finish()),
+        Arc::new(error.finish()),
+        Arc::new(compaction.finish()),
+    ];
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
+/// Writes request records as numbered, self-contained Parquet parts in a
+/// folder: `part-00000.parquet`, `part-00001.parquet`, ... Each part is
+/// written under a hidden temporary name and renamed when complete, so the
+/// folder never holds a half-written part that readers would choke on.
+pub struct PartsWriter {
+    dir: PathBuf,
+    schema: SchemaRef,
+    buffer: Vec<RequestRecord>,
+    part_rows: usize,
+    next_part: u32,
+    rows_written: u64,
+}
+
+impl PartsWriter {
+    /// Creates the folder (and its parents).
+    pub fn create(dir: impl AsRef<Path>, part_rows: usize) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(PartsWriter {
+            dir,
+            schema: requests_schema(),
+            buffer: Vec::new(),
+            part_rows: part_rows.max(1),
+            next_part: 0,
+            rows_written: 0,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Rows accepted so far (written or buffered).
+    pub fn rows(&self) -> u64 {
+        self.rows_written + self.buffer.len() as u64
+    }
+
+    /// Buffers a record; writes a part when the buffer is full.
+    pub fn write(&mut self, record: RequestRecord) -> Result<()> {
+        self.buffer.push(record);
+        if self.buffer.len() >= self.part_rows {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes whatever is buffered as a new part (nothing if empty).
+    pub fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let name = format!("part-{:05}.parquet", self.next_part);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let batch =
+            records_to_batch(&self.schema, &self.buffer).map_err(|source| Error::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+        let pq = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let file = File::create(&tmp).map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(pq)?))
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                KEY_RESULTS_VERSION.to_string(),
+                RESULTS_SCHEMA_VERSION.to_string(),
+            )]))
+            .build();
+        let mut writer =
+            ArrowWriter::try_new(file, self.schema.clone(), Some(props)).map_err(pq)?;
+        writer.write(&batch).map_err(pq)?;
+        // `into_inner` writes the footer and hands the file back for syncing.
+        let file = writer.into_inner().map_err(pq)?;
+        file.sync_all().map_err(|source| Error::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        std::fs::rename(&tmp, &path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        self.rows_written += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.next_part += 1;
+        Ok(())
+    }
+
+    /// Flushes and returns the number of rows written.
+    pub fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        Ok(self.rows_written)
+    }
+}
+
+/// Reads every complete part in a `requests` folder (hidden temporary
+/// parts are skipped), in part order.
+pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type, UInt16Type, UInt32Type};
+    use arrow_array::{Array, BooleanArray, StringArray};
+    let dir = dir.as_ref();
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        })
+        .collect();
+    parts.sort();
+    let mut out = Vec::new();
+    for path in parts {
+        let file = File::open(&path).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let pq = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(pq)?
+            .build()
+            .map_err(pq)?;
+        for batch in reader {
+            let batch = batch.map_err(|source| Error::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+            let col = |name: &str| {
+                batch.column_by_name(name).ok_or_else(|| Error::Column {
+                    path: path.clone(),
+                    column: name.to_string(),
+                    problem: "is missing".into(),
+                })
+            };
+            let wrong = |name: &str| Error::Column {
+                path: path.clone(),
+                column: name.to_string(),
+                problem: "has an unexpected type".into(),
+            };
+            let s = |name: &str| -> Result<StringArray> {
+                col(name)?
+                    .as_string_opt::<i32>()
+                    .cloned()
+                    .ok_or_else(|| wrong(name))
+            };
+            let f = |name: &str| -> Result<arrow_array::Float64Array> {
+                col(name)?
+                    .as_primitive_opt::<Float64Type>()
+                    .cloned()
+                    .ok_or_else(|| wrong(name))
+            };
+            let u = |name: &str| -> Result<arrow_array::UInt32Array> {
+                col(name)?
+                    .as_primitive_opt::<UInt32Type>()
+                    .cloned()
+                    .ok_or_else(|| wrong(name))
+            };
+            let b = |name: &str| -> Result<BooleanArray> {
+                col(name)?
+                    .as_boolean_opt()
+                    .cloned()
+                    .ok_or_else(|| wrong(name))
+            };
+            let (run_id, load_mode, request_id, session_id, status) = (
+                s("run_id")?,
+                s("load_mode")?,
+                s("request_id")?,
+                s("session_id")?,
+                s("status")?,
+            );
+            let (tokens_source, error) = (s("tokens_source")?, s("error")?);
+            let (load_value, scheduled, sent, first, first_r, first_c, end) = (
+                f("load_value")?,
+                f("scheduled_ms")?,
+                f("sent_ms")?,
+                f("first_token_ms")?,
+                f("first_reasoning_ms")?,
+                f("first_content_ms")?,
+                f("end_ms")?,
+            );
+            let (ttft, ttft_i, e2e, e2e_i, tpot, late) = (
+                f("ttft_ms")?,
+                f("ttft_intended_ms")?,
+                f("e2e_ms")?,
+                f("e2e_intended_ms")?,
+                f("tpot_ms")?,
+                f("lateness_ms")?,
+            );
+            let (round, turn, user, prompt, completion, reasoning, cached, target, maxt, chars) = (
+                u("round")?,
+                u("turn")?,
+                u("user_id")?,
+                u("prompt_tokens")?,
+                u("completion_tokens")?,
+                u("reasoning_tokens")?,
+                u("cached_tokens")?,
+                u("input_tokens_target")?,
+                u("max_tokens")?,
+                u("output_chars")?,
+            );
+            let (warmup, compaction) = (b("warmup")?, b("compaction")?);
+            let http = col("http_status")?
+                .as_primitive_opt::<UInt16Type>()
+                .cloned()
+                .ok_or_else(|| wrong("http_status"))?;
+            let itl = col("itl_ms")?
+                .as_list_opt::<i32>()
+                .cloned()
+                .ok_or_else(|| wrong("itl_ms"))?;
+            let itl_values = itl
+                .values()
+                .as_primitive_opt::<Float32Type>()
+                .cloned()
+                .ok_or_else(|| wrong("itl_ms"))?;
+            let of = |a: &arrow_array::Float64Array, i: usize| a.is_valid(i).then(|| a.value(i));
+            let ou = |a: &arrow_array::UInt32Array, i: usize| a.is_valid(i).then(|| a.value(i));
+            let os = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
+            for i in 0..batch.num_rows() {
+                let offsets = itl.value_offsets();
+                let (a, z) = (offsets[i] as usize, offsets[i + 1] as usize);
+                out.push(RequestRecord {
+                    run_id: run_id.value(i).to_string(),
+                    load_mode: load_mode.value(i).to_string(),
+                    load_value: load_value.value(i),
+                    round: round.value(i),
+                    warmup: warmup.value(i),
+                    request_id: request_id.value(i).to_string(),
+                    session_id: session_id.value(i).to_string(),
+                    turn: turn.value(i),
+                    user_id: ou(&user, i),
+                    scheduled_ms: scheduled.value(i),
+                    sent_ms: sent.value(i),
+                    first_token_ms: of(&first, i),
+                    first_reasoning_ms: of(&first_r, i),
+                    first_content_ms: of(&first_c, i),
+                    end_ms: end.value(i),
+                    ttft_ms: of(&ttft, i),
+                    ttft_intended_ms: of(&ttft_i, i),
+                    e2e_ms: of(&e2e, i),
+                    e2e_intended_ms: of(&e2e_i, i),
+                    tpot_ms: of(&tpot, i),
+                    itl_ms: itl_values.values()[a..z].to_vec(),
+                    lateness_ms: late.value(i),
+                    prompt_tokens: ou(&prompt, i),
+                    completion_tokens: ou(&completion, i),
+                    reasoning_tokens: ou(&reasoning, i),
+                    cached_tokens: ou(&cached, i),
+                    tokens_source: os(&tokens_source, i),
+                    input_tokens_target: ou(&target, i),
+                    max_tokens: ou(&maxt, i),
+                    output_chars: chars.value(i),
+                    status: Some(match status.value(i) {
+                        "ok" => Status::Ok,
+                        "http_error" => Status::HttpError,
+                        "timeout" => Status::Timeout,
+                        "connect_error" => Status::ConnectError,
+                        "stream_error" => Status::StreamError,
+                        _ => Status::Cancelled,
+                    }),
+                    http_status: http.is_valid(i).then(|| http.value(i)),
+                    error: os(&error, i),
+                    compaction: compaction.value(i),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_round_trip_and_skip_temporaries() {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut w = PartsWriter::create(dir.path().join("requests"), 2).expect("writer");
+        for i in 0..5u32 {
+            w.write(RequestRecord {
+                run_id: "r".into(),
+                load_mode: "qps".into(),
+                load_value: 1.5,
+                round: 1,
+                request_id: format!("s{i}#0"),
+                session_id: format!("s{i}"),
+                itl_ms: vec![1.0, 2.5],
+                ttft_ms: Some(10.0 + f64::from(i)),
+                status: Some(if i == 3 {
+                    Status::HttpError
+                } else {
+                    Status::Ok
+                }),
+                http_status: Some(if i == 3 { 503 } else { 200 }),
+                error: (i == 3).then(|| "HTTP 503".to_string()),
+                ..Default::default()
+            })
+            .expect("write");
+        }
+        assert_eq!(w.finish().expect("finish"), 5);
+        std::fs::write(dir.path().join("requests/.part-00009.parquet.tmp"), b"half").expect("tmp");
+        let rows = read_parts(dir.path().join("requests")).expect("read");
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[3].status, Some(Status::HttpError));
+        assert_eq!(rows[3].error.as_deref(), Some("HTTP 503"));
+        assert_eq!(rows[4].itl_ms, vec![1.0, 2.5]);
+        assert_eq!(rows[2].ttft_ms, Some(12.0));
+        let parts = std::fs::read_dir(dir.path().join("requests"))
+            .expect("dir")
+            .count();
+        assert_eq!(
+            parts, 4,
+            "three parts of at most 2 rows, plus the stray temporary"
+        );
+    }
+}
