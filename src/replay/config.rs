@@ -150,8 +150,39 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Replaces `${NAME}` by the environment variable NAME (an error if unset).
+/// Where a YAML comment starts on a line: `#` at the start or after
+/// whitespace, outside quotes.
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut single, mut double) = (false, false);
+    let mut prev = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single && prev != '\\' => double = !double,
+            '#' if !single && !double && prev.is_whitespace() => return Some(i),
+            _ => {}
+        }
+        prev = c;
+    }
+    None
+}
+
+/// Replaces `${NAME}` by the environment variable NAME (an error if unset),
+/// outside YAML comments.
 pub fn substitute_env(text: &str, origin: &Path) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(text.len());
+    for (n, line) in text.split_inclusive('\n').enumerate() {
+        let cut = comment_start(line).unwrap_or(line.len());
+        out.push_str(
+            &substitute_line(&line[..cut], origin)
+                .with_context(|| format!("{}:{}", origin.display(), n + 1))?,
+        );
+        out.push_str(&line[cut..]);
+    }
+    Ok(out)
+}
+
+fn substitute_line(text: &str, origin: &Path) -> anyhow::Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("${") {
@@ -660,6 +691,12 @@ mod tests {
             substitute_env("${TRACE_TEST_UNSET_VAR_X}", Path::new("r.yaml")).expect_err("unset");
         assert!(e.to_string().contains("TRACE_TEST_UNSET_VAR_X"));
         assert!(substitute_env("${OPEN", Path::new("r.yaml")).is_err());
+        let kept = substitute_env(
+            "a: 1 # uses ${NOT_SET_ANYWHERE}\n# ${ALSO_NOT}\n",
+            Path::new("r.yaml"),
+        )
+        .expect("comments are left alone");
+        assert_eq!(kept, "a: 1 # uses ${NOT_SET_ANYWHERE}\n# ${ALSO_NOT}\n");
     }
 
     #[test]

@@ -150,6 +150,8 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         run_id: run.id.clone(),
         stop: stop.clone(),
         hard: hard_rx,
+        done: Default::default(),
+        failed: Default::default(),
     });
     if !cfg.quiet {
         eprintln!(
@@ -208,7 +210,22 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 runner::prime_connections(&shared, &models, runner::expected_connections(mode))
                     .await;
             }
-            let times = runner::run_level(shared.clone(), &sessions, &plan).await?;
+            let progress = (!cfg.quiet).then(|| {
+                spawn_progress(
+                    shared.clone(),
+                    format!(
+                        "{} {} round {round}",
+                        mode.name(),
+                        summary::fmt_value(mode.value())
+                    ),
+                )
+            });
+            let times = runner::run_level(shared.clone(), &sessions, &plan).await;
+            if let Some(p) = progress {
+                p.abort();
+                let _ = p.await;
+            }
+            let times = times?;
             if !cfg.quiet {
                 eprintln!(
                     "level {} {} round {round}: {} sessions started in {:.1} s",
@@ -306,6 +323,41 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         levels,
         exit_code,
         message,
+    })
+}
+
+/// Prints how a level is going: in place on a terminal, every 10 s otherwise.
+fn spawn_progress(shared: Arc<Shared>, label: String) -> tokio::task::JoinHandle<()> {
+    use std::io::{IsTerminal, Write};
+    tokio::spawn(async move {
+        let tty = std::io::stderr().is_terminal();
+        let every = if tty {
+            std::time::Duration::from_millis(250)
+        } else {
+            std::time::Duration::from_secs(10)
+        };
+        let start = Instant::now();
+        let done0 = shared.done.load(Ordering::Relaxed);
+        let failed0 = shared.failed.load(Ordering::Relaxed);
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let done = shared.done.load(Ordering::Relaxed) - done0;
+            let failed = shared.failed.load(Ordering::Relaxed) - failed0;
+            let secs = start.elapsed().as_secs_f64();
+            let line = format!(
+                "  {label}: {done} requests, {:.1} req/s, {failed} not ok, {secs:.0} s",
+                done as f64 / secs.max(1e-9)
+            );
+            let mut err = std::io::stderr();
+            if tty {
+                let _ = write!(err, "\r{line}\x1b[K");
+            } else {
+                let _ = writeln!(err, "{line}");
+            }
+            let _ = err.flush();
+        }
     })
 }
 

@@ -34,6 +34,9 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// Set when in-flight requests must end now.
     pub hard: watch::Receiver<bool>,
+    /// Requests recorded so far, and those that were not ok (for progress lines).
+    pub done: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -486,6 +489,10 @@ fn record(
         error: ex.error.clone(),
         compaction: row.reset_context,
     };
+    shared.done.fetch_add(1, Ordering::Relaxed);
+    if !ok {
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+    }
     // The recorder outlives every request task; a send error means the run is being torn down.
     let _ = shared.tx.send(rec);
 }

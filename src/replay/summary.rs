@@ -138,20 +138,25 @@ pub fn summarise(
         ((end - start) / 1000.0).max(1e-9)
     };
     // Achieved rate: arrivals (session starts; requests for single-turn
-    // traces) over the span of their sends, the schedule's own measure.
-    let starts: Vec<f64> = rows
+    // traces) per second of the schedule they were sent over. n arrivals of
+    // a process at rate r span (n - 1) / r on average, so one mean gap is
+    // added back to make n / span an unbiased estimate of r.
+    let starts: Vec<&&Compact> = rows.iter().filter(|c| c.session_start).collect();
+    let first_scheduled = starts
         .iter()
-        .filter(|c| c.session_start)
+        .map(|c| c.scheduled_ms)
+        .fold(f64::INFINITY, f64::min);
+    let last_sent = starts
+        .iter()
         .map(|c| c.sent_ms)
-        .collect();
-    let sent_first = starts.iter().copied().fold(f64::INFINITY, f64::min);
-    let sent_last = starts.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let achieved_rate = if starts.len() > 1 && sent_last > sent_first {
-        (starts.len() - 1) as f64 / ((sent_last - sent_first) / 1000.0)
-    } else if duration_s > 0.0 {
-        starts.len() as f64 / duration_s
-    } else {
-        0.0
+        .fold(f64::NEG_INFINITY, f64::max);
+    let n_starts = starts.len() as f64;
+    let achieved_rate = match target_rate {
+        Some(t) if t.is_finite() && t > 0.0 && !starts.is_empty() => {
+            n_starts / ((last_sent - first_scheduled).max(0.0) / 1000.0 + 1.0 / t)
+        }
+        _ if duration_s > 0.0 => n_starts / duration_s,
+        _ => 0.0,
     };
     let request_rate = if duration_s > 0.0 {
         rows.len() as f64 / duration_s
