@@ -144,3 +144,124 @@ pub fn only_run_dir(results: &Path) -> PathBuf {
     assert_eq!(dirs.len(), 1, "one run folder in {}", results.display());
     dirs.into_iter().next().expect("run dir")
 }
+
+// ---- Replay helpers (used by `replay_faults` and `replay_modes`) ----
+
+/// A token-only `trace synth random` trace of `n` requests written to
+/// `path`; `extra` adds synth flags (e.g. `--prefix-len`).
+pub fn synth_random_trace(
+    path: &Path,
+    n: u32,
+    input_len: u32,
+    output_len: u32,
+    extra: &[&str],
+) -> PathBuf {
+    let mut args: Vec<String> = vec![
+        "synth".into(),
+        "random".into(),
+        "--requests".into(),
+        n.to_string(),
+        "--input-len".into(),
+        input_len.to_string(),
+        "--output-len".into(),
+        output_len.to_string(),
+        "-o".into(),
+        path.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    trace_ok(args);
+    path.to_path_buf()
+}
+
+/// Runs `trace replay TRACE --endpoint URL --results-dir RESULTS --quiet EXTRA...`.
+pub fn run_replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<String> = vec![
+        "replay".into(),
+        trace.display().to_string(),
+        "--endpoint".into(),
+        url.into(),
+        "--results-dir".into(),
+        results.display().to_string(),
+        "--quiet".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run_trace(args)
+}
+
+/// Asserts that a replay succeeded; returns its run folder and request rows.
+pub fn replay_rows(out: &Output, results: &Path) -> (PathBuf, Vec<traces::results::RequestRecord>) {
+    assert!(
+        out.status.success(),
+        "replay failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = only_run_dir(results);
+    let rows = traces::results::read_parts(run.join("requests")).expect("requests parts read");
+    (run, rows)
+}
+
+/// Reads a JSON file.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts that no request is recorded twice within a level and round.
+pub fn assert_unique_requests(rows: &[traces::results::RequestRecord]) {
+    let mut seen = std::collections::HashSet::new();
+    for r in rows {
+        let key = (
+            r.load_mode.clone(),
+            r.load_value.to_bits(),
+            r.round,
+            r.request_id.clone(),
+        );
+        assert!(
+            seen.insert(key),
+            "request {} recorded twice in {} {} round {}",
+            r.request_id,
+            r.load_mode,
+            r.load_value,
+            r.round
+        );
+    }
+}
+
+/// Stops a mock with SIGTERM (by its PID) so that it closes its request
+/// log, then reads the JSON-lines log keyed by the client's request id,
+/// asserting that no id was logged twice (so: single-round runs only).
+pub fn stop_mock_and_read_log(
+    mut mock: MockProcess,
+    log: &Path,
+) -> std::collections::HashMap<String, serde_json::Value> {
+    let pid = mock.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid} failed");
+    let _ = mock.child.wait();
+    let text = std::fs::read_to_string(log).expect("the mock's request log");
+    let mut by_id = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        let id = v["client_request_id"]
+            .as_str()
+            .expect("the replayer sends x-request-id")
+            .to_string();
+        assert!(
+            by_id.insert(id.clone(), v).is_none(),
+            "the server received {id} twice"
+        );
+    }
+    by_id
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}

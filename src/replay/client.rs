@@ -156,12 +156,14 @@ pub async fn exchange(
         Ok(r) => r,
         Err(e) => {
             ex.end = Instant::now();
+            // Only a failure to connect is a connect error; a connection
+            // that breaks after the request went out is a stream error.
             let status = if e.is_connect() {
                 Status::ConnectError
             } else if e.is_timeout() {
                 Status::Timeout
             } else {
-                Status::ConnectError
+                Status::StreamError
             };
             ex.fail(status, error_chain(&e));
             return ex;

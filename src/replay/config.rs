@@ -308,6 +308,18 @@ pub fn merge_run_file(cli: ReplayArgs) -> anyhow::Result<ReplayArgs> {
         }
     }
     let cli_value = serde_json::to_value(&cli)?;
+    // A load mode on the command line replaces the file's, whichever it was.
+    const MODES: [&str; 4] = ["qps", "concurrency", "trace_time", "users"];
+    let given = |v: &Value| match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    if MODES.iter().any(|k| cli_value.get(*k).is_some_and(given)) {
+        for k in MODES {
+            merged.remove(k);
+        }
+    }
     if let Value::Object(cli_map) = cli_value {
         for (k, v) in cli_map {
             let given = match &v {

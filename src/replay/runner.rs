@@ -386,7 +386,7 @@ async fn run_session(
         ctx.begin_turn(row, shared.opts.block_size);
         let max_tokens = max_tokens_for(row, &shared.opts);
         let body = request_body(&ctx.messages, max_tokens, &shared.opts);
-        let request_id = format!("{session_id}#{}", row.turn);
+        let request_id = suffixed(&row.request_id, work.cycle);
         let ex = exchange(
             &shared.client,
             &shared.endpoint,
@@ -459,7 +459,7 @@ fn record(
         load_value: labels.value,
         round: labels.round,
         warmup: work.warmup,
-        request_id: format!("{session_id}#{}", row.turn),
+        request_id: suffixed(&row.request_id, work.cycle),
         session_id: session_id.to_string(),
         turn: row.turn,
         user_id: work.user_id,

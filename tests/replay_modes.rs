@@ -1,0 +1,899 @@
+//! `trace replay` load modes, sessions, run files, SLOs and error messages,
+//! each checked from the rows the real binary wrote against `trace mock`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use traces::TraceRow;
+use traces::results::{RequestRecord, Status};
+
+use crate::util::*;
+
+/// The most requests in flight at once, from their `[sent_ms, end_ms]`
+/// intervals (an end and a start at the same instant do not overlap).
+fn max_in_flight<'a>(rows: impl IntoIterator<Item = &'a RequestRecord>) -> usize {
+    let mut events: Vec<(f64, i32)> = rows
+        .into_iter()
+        .flat_map(|r| [(r.sent_ms, 1), (r.end_ms, -1)])
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut now = 0i32;
+    let mut max = 0i32;
+    for (_, d) in events {
+        now += d;
+        max = max.max(now);
+    }
+    max as usize
+}
+
+fn level(rows: &[RequestRecord], value: f64, round: u32) -> Vec<&RequestRecord> {
+    rows.iter()
+        .filter(|r| r.load_value == value && r.round == round)
+        .collect()
+}
+
+fn assert_all_ok(rows: &[RequestRecord]) {
+    assert!(
+        rows.iter().all(|r| r.status == Some(Status::Ok)),
+        "{:?}",
+        rows.iter().find(|r| r.status != Some(Status::Ok))
+    );
+}
+
+/// Rows sorted by when they were scheduled.
+fn by_schedule(rows: &[RequestRecord]) -> Vec<&RequestRecord> {
+    let mut v: Vec<&RequestRecord> = rows.iter().collect();
+    v.sort_by(|a, b| a.scheduled_ms.total_cmp(&b.scheduled_ms));
+    v
+}
+
+/// The start of the `i`-th level on the run clock, from `run.json`.
+fn level_start_ms(run: &Path, i: usize) -> f64 {
+    read_json(&run.join("run.json"))["levels"][i]["start_ms"]
+        .as_f64()
+        .expect("start_ms")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+// ---- closed and open loop ----
+
+#[test]
+fn concurrency_levels_never_exceed_their_limit() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 24, 64, 8, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "5", "--itl-ms", "2"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "1,3", "--no-metrics"],
+    );
+    let (_, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 48);
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    let one = level(&rows, 1.0, 1);
+    let three = level(&rows, 3.0, 1);
+    assert_eq!((one.len(), three.len()), (24, 24));
+    assert!(rows.iter().all(|r| r.load_mode == "concurrency"));
+    assert_eq!(max_in_flight(one.iter().copied()), 1);
+    // A closed loop keeps its N requests busy: exactly 3 at the peak.
+    assert_eq!(max_in_flight(three.iter().copied()), 3);
+    // At concurrency 1 each request is sent after the previous one ended.
+    let mut seq = one.clone();
+    seq.sort_by(|a, b| a.sent_ms.total_cmp(&b.sent_ms));
+    for w in seq.windows(2) {
+        assert!(
+            w[1].sent_ms >= w[0].end_ms,
+            "{:?} overlaps {:?}",
+            w[1],
+            w[0]
+        );
+    }
+}
+
+#[test]
+fn qps_with_max_concurrency_waits_for_a_slot_and_records_the_wait() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 8, &[]);
+    // About 55 ms per request, arrivals every 10 ms: the cap of 2 queues them.
+    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "5"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "100",
+            "--arrival",
+            "constant",
+            "--max-concurrency",
+            "2",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 20);
+    assert_all_ok(&rows);
+    assert!(max_in_flight(&rows) <= 2, "more than 2 in flight");
+    for r in &rows {
+        assert!(
+            (r.lateness_ms - (r.sent_ms - r.scheduled_ms)).abs() < 1e-6,
+            "{r:?}"
+        );
+    }
+    let waited = rows.iter().filter(|r| r.lateness_ms > 20.0).count();
+    assert!(waited >= 10, "only {waited} requests waited for a slot");
+    let summary = read_json(&run.join("summary.json"));
+    let l = &summary["levels"][0];
+    assert!(
+        l["lateness_ms"]["percentiles"]["p99"]
+            .as_f64()
+            .expect("p99")
+            > 20.0
+    );
+    assert_eq!(
+        l["client_behind"], false,
+        "waiting for a capped slot is the server's slowness"
+    );
+    let run_json = read_json(&run.join("run.json"));
+    assert_eq!(run_json["config"]["levels"][0]["max_concurrency"], 2);
+}
+
+#[test]
+fn constant_arrivals_are_evenly_spaced() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 4, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--qps", "50", "--arrival", "constant", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 20);
+    assert_all_ok(&rows);
+    let sorted = by_schedule(&rows);
+    assert!((sorted[0].scheduled_ms - level_start_ms(&run, 0)).abs() < 0.01);
+    for w in sorted.windows(2) {
+        let gap = w[1].scheduled_ms - w[0].scheduled_ms;
+        assert!((gap - 20.0).abs() < 0.01, "gap {gap} ms, expected 20");
+    }
+    let cfg = read_json(&run.join("run.json"));
+    assert_eq!(cfg["config"]["levels"][0]["arrival"]["kind"], "constant");
+}
+
+#[test]
+fn gamma_arrivals_with_low_burstiness_are_burstier_than_poisson() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 80, 64, 2, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "200",
+            "--arrival",
+            "gamma",
+            "--burstiness",
+            "0.1",
+            "--seed",
+            "3",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 80);
+    assert_all_ok(&rows);
+    let sorted = by_schedule(&rows);
+    let gaps: Vec<f64> = sorted
+        .windows(2)
+        .map(|w| w[1].scheduled_ms - w[0].scheduled_ms)
+        .collect();
+    let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
+    let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
+    // Gamma gaps of shape k have a coefficient of variation of 1/sqrt(k):
+    // 3.2 at k = 0.1, against 1 for Poisson and 0 for constant arrivals
+    // (the distribution itself is checked by the schedule's unit tests).
+    let cv = var.sqrt() / mean;
+    assert!(cv > 1.5, "coefficient of variation {cv}");
+    let arrival = &read_json(&run.join("run.json"))["config"]["levels"][0]["arrival"];
+    assert_eq!(arrival["kind"], "gamma");
+    assert_eq!(arrival["burstiness"], 0.1);
+}
+
+#[test]
+fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 64, 4, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "40",
+            "--arrival",
+            "constant",
+            "--duration",
+            "1s",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    // Arrivals at 0, 25, ..., 975 ms: 40 of them, the 10-request trace 4 times.
+    assert_eq!(rows.len(), 40);
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    let start = level_start_ms(&run, 0);
+    for r in &rows {
+        assert!(
+            r.scheduled_ms - start < 1000.0,
+            "{} scheduled {} ms into a 1 s level",
+            r.request_id,
+            r.scheduled_ms - start
+        );
+    }
+    let cycled = rows.iter().filter(|r| r.request_id.contains("~c")).count();
+    assert_eq!(cycled, 30, "three repeats of the trace carry ~cN");
+    let run_json = read_json(&run.join("run.json"));
+    assert_eq!(run_json["levels"][0]["sessions_started"], 40);
+}
+
+#[test]
+fn warmup_rows_are_flagged_and_left_out_of_the_summary() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 4, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "100",
+            "--arrival",
+            "constant",
+            "--warmup",
+            "5",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 20);
+    assert_all_ok(&rows);
+    let sorted = by_schedule(&rows);
+    assert!(
+        sorted[..5].iter().all(|r| r.warmup),
+        "the first 5 are warm-up"
+    );
+    assert!(sorted[5..].iter().all(|r| !r.warmup));
+    let l = &read_json(&run.join("summary.json"))["levels"][0];
+    assert_eq!(l["requests"], 15);
+    assert_eq!(l["ok"], 15);
+    assert_eq!(l["warmup_requests"], 5);
+    assert_eq!(l["ttft_ms"]["count"], 15);
+}
+
+#[test]
+fn second_round_repeats_every_request_and_hits_the_prefix_cache() {
+    let dir = tempdir();
+    let trace = synth_random_trace(
+        &dir.path().join("t.parquet"),
+        12,
+        256,
+        4,
+        &["--prefix-len", "128", "--num-prefixes", "2"],
+    );
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "2", "--rounds", "2", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 24);
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    let ids = |round: u32| -> HashSet<&str> {
+        rows.iter()
+            .filter(|r| r.round == round)
+            .map(|r| r.request_id.as_str())
+            .collect()
+    };
+    assert_eq!(ids(1).len(), 12);
+    assert_eq!(ids(1), ids(2), "the same requests in both rounds");
+    let first: HashMap<&str, &RequestRecord> = rows
+        .iter()
+        .filter(|r| r.round == 1)
+        .map(|r| (r.request_id.as_str(), r))
+        .collect();
+    for r in rows.iter().filter(|r| r.round == 2) {
+        let cached = r.cached_tokens.expect("the mock reports cached tokens");
+        assert!(cached > 0, "{} missed the cache in round 2", r.request_id);
+        let before = first[r.request_id.as_str()];
+        assert!(cached >= before.cached_tokens.unwrap_or(0));
+        assert_eq!(r.prompt_tokens, before.prompt_tokens, "the same prompt");
+    }
+    let summary = read_json(&run.join("summary.json"));
+    let levels = summary["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 2);
+    assert_eq!(levels[0]["round"], 1);
+    assert_eq!(levels[1]["round"], 2);
+    let ratio = |i: usize| levels[i]["cached_token_ratio"].as_f64().unwrap_or(0.0);
+    assert!(
+        ratio(1) > ratio(0),
+        "warm round {} vs cold {}",
+        ratio(1),
+        ratio(0)
+    );
+}
+
+// ---- sessions ----
+
+/// The first `n` sessions of the ShareGPT sample, as a trace.
+fn sharegpt_sessions(dir: &Path) -> PathBuf {
+    let out = dir.join("sharegpt.parquet");
+    trace_ok([
+        "convert".as_ref(),
+        "sharegpt".as_ref(),
+        shared_data("sharegpt/fastchat_dummy_conversation.json").as_os_str(),
+        "--limit".as_ref(),
+        "30".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    out
+}
+
+/// Rows grouped by session, each session's turns in order.
+fn sessions_of(rows: &[RequestRecord]) -> BTreeMap<&str, Vec<&RequestRecord>> {
+    let mut by: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
+    for r in rows {
+        by.entry(r.session_id.as_str()).or_default().push(r);
+    }
+    for turns in by.values_mut() {
+        turns.sort_by_key(|r| r.turn);
+    }
+    by
+}
+
+/// The mock's prompt length without a tokenizer: the messages' texts
+/// joined with newlines, ceil(bytes / 4).
+fn mock_tokens(texts: &[&str]) -> u32 {
+    let bytes: usize = texts.iter().map(|t| t.len()).sum::<usize>() + texts.len().saturating_sub(1);
+    bytes.div_ceil(4) as u32
+}
+
+/// Checks that turn k+1 of every session went out after turn k ended (the
+/// trace has no think times), and that every prompt held the history:
+/// the trace's replies (`live` false) or what the server sent (`live` true).
+fn check_sessions(trace: &[TraceRow], rows: &[RequestRecord], live: bool) {
+    let by_key: HashMap<(&str, u32), &TraceRow> = trace
+        .iter()
+        .map(|t| ((t.session_id.as_str(), t.turn), t))
+        .collect();
+    let sessions = sessions_of(rows);
+    let mut multi = 0;
+    for (sid, turns) in &sessions {
+        let expected: Vec<u32> = (0..turns.len() as u32).collect();
+        let got: Vec<u32> = turns.iter().map(|r| r.turn).collect();
+        assert_eq!(got, expected, "session {sid}: every turn once, in order");
+        if turns.len() > 1 {
+            multi += 1;
+        }
+        let mut history: Vec<String> = Vec::new();
+        for (k, r) in turns.iter().enumerate() {
+            if k > 0 {
+                let prev = turns[k - 1];
+                assert!(
+                    r.sent_ms >= prev.end_ms,
+                    "{}: sent at {} before turn {} ended at {}",
+                    r.request_id,
+                    r.sent_ms,
+                    prev.turn,
+                    prev.end_ms
+                );
+                assert!((r.scheduled_ms - prev.end_ms).abs() < 1e-6, "{r:?}");
+            }
+            let t = by_key[&(*sid, r.turn)];
+            history.extend(t.messages.iter().map(|m| m.content.clone()));
+            let texts: Vec<&str> = history.iter().map(String::as_str).collect();
+            assert_eq!(
+                r.prompt_tokens,
+                Some(mock_tokens(&texts)),
+                "{}: prompt {texts:?}",
+                r.request_id
+            );
+            if live {
+                // The mock's words are ASCII: as many bytes as characters.
+                history.push("x".repeat(r.output_chars as usize));
+            } else {
+                history.push(t.reference_output.clone().unwrap_or_default());
+            }
+        }
+    }
+    assert!(multi >= 10, "only {multi} multi-turn sessions checked");
+}
+
+#[test]
+fn multi_turn_turns_follow_their_previous_response_with_recorded_history() {
+    let dir = tempdir();
+    let trace = sharegpt_sessions(dir.path());
+    let trace_rows = read_rows(&trace);
+    let mock = MockProcess::start(&["--ttft-ms", "3", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "4", "--max-tokens", "6", "--no-metrics"],
+    );
+    let (_, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), trace_rows.len(), "every turn of every session");
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    check_sessions(&trace_rows, &rows, false);
+}
+
+#[test]
+fn history_live_sends_the_servers_own_replies() {
+    let dir = tempdir();
+    let trace = sharegpt_sessions(dir.path());
+    let trace_rows = read_rows(&trace);
+    let mock = MockProcess::start(&["--ttft-ms", "3", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "50",
+            "--history",
+            "live",
+            "--max-tokens",
+            "6",
+            "--no-metrics",
+        ],
+    );
+    let (_, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), trace_rows.len());
+    assert_all_ok(&rows);
+    assert!(rows.iter().all(|r| r.output_chars > 0));
+    check_sessions(&trace_rows, &rows, true);
+}
+
+#[test]
+fn trace_time_follows_the_recorded_arrivals_scaled() {
+    let dir = tempdir();
+    let trace = dir.path().join("mooncake.parquet");
+    trace_ok([
+        "convert".as_ref(),
+        "mooncake".as_ref(),
+        shared_data("mooncake/synthetic_trace.jsonl").as_os_str(),
+        "--limit".as_ref(),
+        "40".as_ref(),
+        "-o".as_ref(),
+        trace.as_os_str(),
+    ]);
+    let trace_rows = read_rows(&trace);
+    let arrival: HashMap<&str, f64> = trace_rows
+        .iter()
+        .map(|t| (t.request_id.as_str(), t.arrival_ms.expect("arrival_ms")))
+        .collect();
+    let origin = arrival.values().copied().fold(f64::INFINITY, f64::min);
+    // Mooncake prompts run to tens of thousands of tokens.
+    let mock = MockProcess::start(&[
+        "--ttft-ms",
+        "2",
+        "--itl-ms",
+        "1",
+        "--max-model-len",
+        "10000000",
+    ]);
+    let results = dir.path().join("results");
+    let scale = 8.0;
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--trace-time",
+            "--time-scale",
+            "8",
+            "--max-tokens",
+            "4",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 40);
+    assert_all_ok(&rows);
+    let start = level_start_ms(&run, 0);
+    for r in &rows {
+        assert_eq!(r.load_mode, "trace");
+        assert_eq!(r.load_value, scale);
+        let a = arrival
+            .get(r.request_id.as_str())
+            .unwrap_or_else(|| panic!("{} is the trace's request id", r.request_id));
+        let want = (a - origin) / scale;
+        let got = r.scheduled_ms - start;
+        assert!(
+            (got - want).abs() < 0.01,
+            "{}: scheduled at {got} ms, the trace says {want} ms",
+            r.request_id
+        );
+        assert!(r.sent_ms >= r.scheduled_ms);
+    }
+}
+
+#[test]
+fn users_run_their_session_turns_in_order() {
+    let dir = tempdir();
+    let trace = dir.path().join("agent.parquet");
+    trace_ok([
+        "synth",
+        "agent",
+        "--users",
+        "4",
+        "--turns",
+        "3",
+        "--system-prefix-tokens",
+        "50",
+        "--user-prefix-tokens",
+        "20",
+        "--turn-input-tokens",
+        "20",
+        "--turn-output-tokens",
+        "5",
+        "--think-ms",
+        "30",
+        "-o",
+        trace.to_str().expect("utf8"),
+    ]);
+    let trace_rows = read_rows(&trace);
+    let think: HashMap<(String, u32), f64> = trace_rows
+        .iter()
+        .map(|t| ((t.session_id.clone(), t.turn), t.think_ms.unwrap_or(0.0)))
+        .collect();
+    let mock = MockProcess::start(&["--ttft-ms", "3", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--users",
+            "4",
+            "--user-arrival",
+            "steady:0.2",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 12);
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    let start = level_start_ms(&run, 0);
+    let mut users = HashSet::new();
+    for (sid, turns) in sessions_of(&rows) {
+        assert_eq!(turns.len(), 3, "{sid}");
+        let user = turns[0].user_id.expect("user_id set in --users mode");
+        assert!(users.insert(user), "user {user} ran two sessions");
+        assert!(turns.iter().all(|r| r.user_id == Some(user)));
+        // User k arrives k × 200 ms into the level.
+        let first = turns[0].scheduled_ms - start;
+        assert!(
+            (first - f64::from(user) * 200.0).abs() < 0.01,
+            "user {user} arrived at {first} ms"
+        );
+        for w in turns.windows(2) {
+            assert_eq!(w[1].turn, w[0].turn + 1);
+            let t = think[&(sid.to_string(), w[1].turn)];
+            assert!(w[1].sent_ms >= w[0].end_ms + t, "{:?}", w[1]);
+            assert!((w[1].scheduled_ms - (w[0].end_ms + t)).abs() < 1e-6);
+        }
+    }
+    assert_eq!(users, (0..4).collect::<HashSet<u32>>());
+}
+
+#[test]
+fn completions_api_is_replayed_on_the_completions_endpoint() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 8, 64, 5, &[]);
+    let log = dir.path().join("server.jsonl");
+    let mock = MockProcess::start(&[
+        "--ttft-ms",
+        "2",
+        "--itl-ms",
+        "1",
+        "--log-requests",
+        log.to_str().expect("utf8"),
+    ]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--api", "completions", "--concurrency", "2", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    let server = stop_mock_and_read_log(mock, &log);
+    assert_eq!(rows.len(), 8);
+    assert_all_ok(&rows);
+    for r in &rows {
+        assert_eq!(r.completion_tokens, Some(5));
+        assert_eq!(r.itl_ms.len(), 4);
+        assert!(r.output_chars > 0, "the completions text was read");
+        assert_eq!(server[&r.request_id]["endpoint"], "completions");
+    }
+    let run_json = read_json(&run.join("run.json"));
+    assert!(
+        run_json["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .ends_with("/v1/completions")
+    );
+}
+
+// ---- run files and SLOs ----
+
+fn replay_with_config(config: &str, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    let mut cmd = Command::new(trace_bin());
+    cmd.args(["replay", "--config"])
+        .arg(fixture(&format!("replay/{config}")))
+        .args(extra)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("OPENAI_API_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("trace replay runs")
+}
+
+#[test]
+fn run_file_takes_the_environment_and_flags_override_it() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 8, &[]);
+    let key = "s3cret-test-key-991";
+    let mock = MockProcess::start(&[
+        "--ttft-ms",
+        "2",
+        "--itl-ms",
+        "1",
+        "--model",
+        "model-from-env",
+        "--api-key",
+        key,
+    ]);
+    let results = dir.path().join("results");
+    let results_arg = results.display().to_string();
+    let trace_arg = trace.display().to_string();
+    let out = replay_with_config(
+        "run.yaml",
+        &[
+            ("TRACE_TEST_TRACE", &trace_arg),
+            ("TRACE_TEST_ENDPOINT", &mock.url),
+            ("TRACE_TEST_MODEL", "model-from-env"),
+            ("TRACE_TEST_API_KEY", key),
+        ],
+        // The file asks for 10 requests of 4 tokens, named from-file.
+        &[
+            "--requests",
+            "6",
+            "--name",
+            "from-cli",
+            "--results-dir",
+            &results_arg,
+            "--quiet",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 6, "--requests overrides the file");
+    assert_all_ok(&rows);
+    // The file's own settings still apply: 4 tokens, constant 100/s.
+    assert!(rows.iter().all(|r| r.completion_tokens == Some(4)));
+    let sorted = by_schedule(&rows);
+    for w in sorted.windows(2) {
+        assert!((w[1].scheduled_ms - w[0].scheduled_ms - 10.0).abs() < 0.01);
+    }
+    let name = run
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(name.ends_with("_from-cli"), "{name}");
+    let text = std::fs::read_to_string(run.join("run.json")).expect("run.json");
+    assert!(!text.contains(key), "the API key leaked into run.json");
+    let run_json: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(run_json["model"], "model-from-env");
+    assert_eq!(run_json["config"]["api_key_set"], true);
+    assert_eq!(run_json["config"]["requests"], 6);
+    assert_eq!(
+        run_json["endpoint"],
+        format!("{}/v1/chat/completions", mock.url)
+    );
+}
+
+#[test]
+fn a_load_mode_flag_replaces_the_run_files_load_mode() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 6, 64, 4, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let results_arg = results.display().to_string();
+    let trace_arg = trace.display().to_string();
+    let out = replay_with_config(
+        "run-concurrency.yaml",
+        &[
+            ("TRACE_TEST_TRACE", &trace_arg),
+            ("TRACE_TEST_ENDPOINT", &mock.url),
+        ],
+        &["--qps", "50", "--results-dir", &results_arg, "--quiet"],
+    );
+    let (_, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r.load_mode == "qps"), "{:?}", rows[0]);
+}
+
+fn slo_run(slo_file: &str, fail_on_slo: bool) -> (Output, PathBuf, tempfile::TempDir) {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 8, 64, 4, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "30", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let slo = fixture(&format!("replay/{slo_file}"));
+    let slo = slo.to_str().expect("utf8");
+    let mut extra = vec!["--concurrency", "2", "--no-metrics", "--slo-file", slo];
+    if fail_on_slo {
+        extra.push("--fail-on-slo");
+    }
+    let out = run_replay(&trace, &mock.url, &results, &extra);
+    (out, results, dir)
+}
+
+#[test]
+fn fail_on_slo_exits_3_when_an_slo_is_missed() {
+    let (out, results, _dir) = slo_run("slo-missed.yaml", true);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SLO"), "{}", stderr(&out));
+    let run = only_run_dir(&results);
+    let l = &read_json(&run.join("summary.json"))["levels"][0];
+    assert_eq!(l["slo_met"], false);
+    assert_eq!(l["slo_attainment_pct"], 0.0);
+    assert_eq!(l["ok"], 8, "the requests themselves succeeded");
+    let run_json = read_json(&run.join("run.json"));
+    assert_eq!(run_json["slo"]["ttft_ms"], 5.0);
+}
+
+#[test]
+fn missed_slo_without_fail_on_slo_exits_0() {
+    let (out, results, _dir) = slo_run("slo-missed.yaml", false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = only_run_dir(&results);
+    assert_eq!(
+        read_json(&run.join("summary.json"))["levels"][0]["slo_met"],
+        false
+    );
+}
+
+#[test]
+fn fail_on_slo_exits_0_when_every_slo_is_met() {
+    let (out, results, _dir) = slo_run("slo-met.yaml", true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = only_run_dir(&results);
+    let l = &read_json(&run.join("summary.json"))["levels"][0];
+    assert_eq!(l["slo_met"], true);
+    assert_eq!(l["slo_attainment_pct"], 100.0);
+    assert!(l["goodput"].as_f64().expect("goodput") > 0.0);
+}
+
+// ---- clear errors ----
+
+fn replay_err(trace: &Path, url: &str, dir: &Path, extra: &[&str]) -> String {
+    let out = run_replay(trace, url, &dir.join("results"), extra);
+    assert!(
+        !out.status.success(),
+        "replay {extra:?} unexpectedly succeeded"
+    );
+    assert_ne!(out.status.code(), Some(0));
+    stderr(&out)
+}
+
+#[test]
+fn usage_errors_say_what_is_wrong() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 4, 64, 4, &[]);
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let d = dir.path();
+    let e = replay_err(&trace, &url, d, &[]);
+    assert!(e.contains("choose a load"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--concurrency", "2"]);
+    assert!(e.contains("choose one load mode"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "fast"]);
+    assert!(e.contains("--qps") && e.contains("fast"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "0"]);
+    assert!(e.contains("--qps") && e.contains("positive"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--arrival", "gamma"]);
+    assert!(e.contains("--burstiness"), "{e}");
+    let e = replay_err(&trace, "127.0.0.1:8000", d, &["--qps", "5"]);
+    assert!(e.contains("--endpoint") && e.contains("http://"), "{e}");
+    // None of these created a run folder.
+    assert!(!d.join("results").exists());
+}
+
+#[test]
+fn a_missing_trace_is_named() {
+    let dir = tempdir();
+    let missing = dir.path().join("no-such-trace.parquet");
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let e = replay_err(&missing, &url, dir.path(), &["--qps", "5", "--model", "m"]);
+    assert!(e.contains("no-such-trace.parquet"), "{e}");
+    assert!(!dir.path().join("results").exists());
+}
+
+#[test]
+fn an_unset_variable_in_the_run_file_is_named() {
+    let out = replay_with_config("run-unset-var.yaml", &[], &["--quiet"]);
+    assert!(!out.status.success());
+    let e = stderr(&out);
+    assert!(e.contains("TRACE_TEST_NEVER_SET_ENDPOINT"), "{e}");
+    assert!(e.contains("run-unset-var.yaml"), "{e}");
+}
+
+#[test]
+fn unreachable_endpoint_fails_before_starting_without_a_model() {
+    // Without --model the replayer asks the server for its model first.
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 4, 64, 4, &[]);
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let e = replay_err(&trace, &url, dir.path(), &["--qps", "5", "--no-metrics"]);
+    assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    assert!(e.contains("is the server running"), "{e}");
+    assert!(!dir.path().join("results").exists(), "no run folder");
+}
+
+#[test]
+fn unreachable_endpoint_with_a_model_records_connect_errors() {
+    // With --model the run goes ahead: every request becomes a
+    // connect_error row, none is lost, and the summary says 0% ok.
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 6, 64, 4, &[]);
+    let url = format!("http://127.0.0.1:{}", closed_port());
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &url,
+        &results,
+        &["--qps", "50", "--model", "m", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        assert_eq!(r.status, Some(Status::ConnectError), "{r:?}");
+        assert_eq!(r.http_status, None);
+        let err = r.error.as_deref().expect("error");
+        assert!(err.contains("refused"), "{err}");
+    }
+    let l = &read_json(&run.join("summary.json"))["levels"][0];
+    assert_eq!(l["errors"]["connect_error"], 6);
+    assert_eq!(l["ok"], 0);
+    assert_eq!(l["success_pct"], 0.0);
+}
