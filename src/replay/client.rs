@@ -350,3 +350,99 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
     }
     *last = Some(now);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(ex: &mut Exchange, api: Api, events: &[&str]) {
+        let mut last = None;
+        let base = ex.sent;
+        for (i, e) in events.iter().enumerate() {
+            let now = base + Duration::from_millis(10 * (i as u64 + 1));
+            on_event(ex, api, e.as_bytes(), now, &mut last);
+        }
+    }
+
+    #[test]
+    fn reasoning_and_content_are_timed_apart() {
+        let mut ex = Exchange::new(Instant::now());
+        feed(
+            &mut ex,
+            Api::Chat,
+            &[
+                r#"{"choices":[{"delta":{"role":"assistant"}}]}"#,
+                r#"{"choices":[{"delta":{"reasoning_content":"let me"}}]}"#,
+                r#"{"choices":[{"delta":{"reasoning":" think"}}]}"#,
+                r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
+                r#"{"choices":[{"delta":{"content":" there"},"finish_reason":null}]}"#,
+                r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}}}"#,
+                "[DONE]",
+            ],
+        );
+        assert_eq!(ex.status, Status::Ok);
+        assert!(ex.done_seen);
+        let ms = |t: Option<Instant>| t.map(|t| (t - ex.sent).as_millis());
+        assert_eq!(
+            ms(ex.first_token),
+            Some(20),
+            "the first reasoning token is the first token"
+        );
+        assert_eq!(ms(ex.first_reasoning), Some(20));
+        assert_eq!(ms(ex.first_content), Some(40));
+        assert_eq!(ex.itl_ms.len(), 3);
+        assert_eq!(ex.text, "Hi there");
+        assert_eq!(ex.chunks, 4);
+        assert_eq!(
+            (
+                ex.prompt_tokens,
+                ex.completion_tokens,
+                ex.cached_tokens,
+                ex.reasoning_tokens
+            ),
+            (Some(7), Some(4), Some(3), Some(2))
+        );
+    }
+
+    #[test]
+    fn errors_inside_the_stream_and_malformed_data() {
+        let mut ex = Exchange::new(Instant::now());
+        feed(
+            &mut ex,
+            Api::Chat,
+            &[
+                r#"{"choices":[{"delta":{"content":"a"}}]}"#,
+                r#"{"error":{"message":"overloaded"}}"#,
+            ],
+        );
+        assert_eq!(ex.status, Status::StreamError);
+        assert!(
+            ex.error
+                .as_deref()
+                .is_some_and(|e| e.contains("overloaded"))
+        );
+        let mut ex = Exchange::new(Instant::now());
+        feed(
+            &mut ex,
+            Api::Completions,
+            &[r#"{"choices":[{"text":"x"}]}"#, "{not json"],
+        );
+        assert_eq!(ex.status, Status::StreamError);
+        assert_eq!(ex.text, "x");
+    }
+
+    #[test]
+    fn tool_call_deltas_count_as_tokens() {
+        let mut ex = Exchange::new(Instant::now());
+        feed(
+            &mut ex,
+            Api::Chat,
+            &[
+                r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\""}}]}}]}"#,
+            ],
+        );
+        assert_eq!(ex.chunks, 1);
+        assert!(ex.first_content.is_some());
+        assert_eq!(ex.text, "");
+    }
+}
