@@ -73,12 +73,34 @@ fn text_of(v: Option<&Value>) -> String {
 }
 
 pub(crate) fn convert_record(rec: &RawRecord, opts: &Options, source: &str) -> Result<Outcome> {
+    let parsed = match fast::parse(&rec.bytes, source) {
+        Some(fast) => fast,
+        None => parse_general(rec, source)?,
+    };
+    let Some((session_id, items)) = parsed else {
+        return Ok(Outcome::Skipped("no conversations key".into()));
+    };
+    Ok(build_session(
+        &session_id,
+        source,
+        items,
+        opts.first_turn_only,
+    ))
+}
+
+/// A record's session id and its (speaker, text) items, or `None` when it
+/// has no conversation.
+type Parsed = Option<(String, Vec<(Speaker, String)>)>;
+
+/// Parses any record through `serde_json::Value`, reporting what is wrong
+/// with it. [`fast::parse`] handles the common shapes without this.
+fn parse_general(rec: &RawRecord, source: &str) -> Result<Parsed> {
     let value: Value = rec.parse()?;
     let Value::Object(obj) = value else {
         return Err(rec.bad("wrong shape", "a ShareGPT record must be a JSON object"));
     };
     let items = match obj.get("conversations").or_else(|| obj.get("conversation")) {
-        None | Some(Value::Null) => return Ok(Outcome::Skipped("no conversations key".into())),
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) => items,
         Some(_) => {
             return Err(rec.bad("wrong shape", "`conversations` must be an array"));
@@ -106,12 +128,231 @@ pub(crate) fn convert_record(rec: &RawRecord, opts: &Options, source: &str) -> R
         };
         parsed.push((who, text_of(item.value.as_ref())));
     }
-    Ok(build_session(
-        &session_id,
-        source,
-        parsed,
-        opts.first_turn_only,
-    ))
+    Ok(Some((session_id, parsed)))
+}
+
+/// The fast path: records parsed straight into borrowed structs, with no
+/// `serde_json::Value` tree and no copy of a string that has no escapes.
+///
+/// It accepts only records that [`parse_general`] would accept and turns
+/// them into the same result; anything else (not an object, a duplicate
+/// key, an unknown role, an odd id, a wrong type) makes it give up with
+/// `None`, and the general path then parses the record and says what is
+/// wrong with it.
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    use super::{Parsed, speaker};
+    use crate::ids;
+
+    #[derive(Deserialize)]
+    struct Record<'a> {
+        #[serde(borrow, default)]
+        id: Option<Id<'a>>,
+        #[serde(borrow, default)]
+        conversations: Field<Vec<Item<'a>>>,
+        #[serde(borrow, default)]
+        conversation: Field<Vec<Item<'a>>>,
+    }
+
+    #[derive(Deserialize)]
+    struct Item<'a> {
+        #[serde(alias = "role", borrow)]
+        from: Option<Str<'a>>,
+        #[serde(alias = "content", borrow)]
+        value: Option<Text<'a>>,
+    }
+
+    /// A key that may be absent, `null`, or hold a value.
+    #[derive(Default)]
+    enum Field<T> {
+        #[default]
+        Absent,
+        Null,
+        Present(T),
+    }
+
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Field<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            Ok(match Option::<T>::deserialize(d)? {
+                None => Field::Null,
+                Some(v) => Field::Present(v),
+            })
+        }
+    }
+
+    /// A JSON string, borrowed from the input when it has no escapes.
+    struct Str<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_str(StrVisitor).map(Str)
+        }
+    }
+
+    struct StrVisitor;
+
+    impl<'de> Visitor<'de> for StrVisitor {
+        type Value = Cow<'de, str>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+
+    /// A message's text: a string as it is, any other value as compact JSON
+    /// (what the general path's `Value::to_string` gives).
+    struct Text<'a>(Cow<'a, str>);
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(TextVisitor).map(Text)
+        }
+    }
+
+    struct TextVisitor;
+
+    fn json_text<'a, E>(v: Value) -> Result<Cow<'a, str>, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+
+    impl<'de> Visitor<'de> for TextVisitor {
+        type Value = Cow<'de, str>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(""))
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            json_text(Value::from(v))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            json_text(Value::from(v))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            json_text(Value::from(v))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            json_text(Value::from(v))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            json_text(Value::deserialize(de::value::SeqAccessDeserializer::new(
+                seq,
+            ))?)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            json_text(Value::deserialize(de::value::MapAccessDeserializer::new(
+                map,
+            ))?)
+        }
+    }
+
+    /// A record id: a string or a number (anything else is left to the
+    /// general path).
+    enum Id<'a> {
+        Str(Cow<'a, str>),
+        Number(String),
+    }
+
+    impl<'de: 'a, 'a> Deserialize<'de> for Id<'a> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(IdVisitor)
+        }
+    }
+
+    struct IdVisitor;
+
+    impl<'de> Visitor<'de> for IdVisitor {
+        type Value = Id<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or number id")
+        }
+
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Id::Str(Cow::Borrowed(v)))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Id::Str(Cow::Owned(v.to_owned())))
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Id::Number(Value::from(v).to_string()))
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Id::Number(Value::from(v).to_string()))
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Id::Number(Value::from(v).to_string()))
+        }
+    }
+
+    /// The record's parse, or `None` to hand it to the general path.
+    pub(super) fn parse(bytes: &[u8], source: &str) -> Option<Parsed> {
+        // A derived struct would also accept a JSON array; leave those
+        // (and anything else that is not an object) to the general path.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        let record: Record = serde_json::from_slice(bytes).ok()?;
+        let items = match (record.conversations, record.conversation) {
+            (Field::Present(items), _) | (Field::Absent, Field::Present(items)) => items,
+            _ => return Some(None),
+        };
+        let session_id = match record.id {
+            Some(Id::Str(s)) if !s.is_empty() => s.into_owned(),
+            Some(Id::Number(n)) => n,
+            _ => ids::content_id(source, bytes),
+        };
+        let mut parsed = Vec::with_capacity(items.len());
+        for item in items {
+            let who = speaker(item.from.as_ref().map_or("", |s| &s.0))?;
+            let text = item.value.map_or_else(String::new, |t| t.0.into_owned());
+            parsed.push((who, text));
+        }
+        Some(Some((session_id, parsed)))
+    }
 }
 
 /// Turns a list of (speaker, text) into the rows of one session.
@@ -318,5 +559,76 @@ mod tests {
             Outcome::Session(rows) => assert_eq!(rows.len(), 1),
             _ => panic!(),
         }
+    }
+
+    /// Both parse paths on one record: the fast one must either give up or
+    /// agree with the general one.
+    fn paths_agree(json: &str) -> bool {
+        let r = rec(json);
+        let general = parse_general(&r, "sharegpt");
+        match fast::parse(&r.bytes, "sharegpt") {
+            None => false,
+            Some(fast) => {
+                assert_eq!(Some(fast), general.ok(), "paths disagree on {json}");
+                true
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_general_path() {
+        for json in [
+            r#"{"id":"a","conversations":[{"from":"human","value":"caf\u00e9 \"q\"\n\ud83d\ude00"},{"from":"gpt","value":"r"}]}"#,
+            r#"{"id":7,"conversation":[{"role":"user","content":"q"},{"role":"assistant","content":null}]}"#,
+            r#"{"id":-2.5e3,"conversations":[{"from":"human","value":{"b":[1,2.0,true],"a":"x"}},{"from":"gpt","value":[1,"\t"]},{"from":"human","value":12}]}"#,
+            r#"{"id":"","other":{"x":[1,{}]},"conversations":[{"from":" Human ","value":"q","extra":1},{"from":"gpt"}]}"#,
+            r#"{"conversations":null,"conversation":[{"from":"human","value":"q"}]}"#,
+            r#"{"id":"x"}"#,
+            r#"{"id":"e\u0301","conversations":[]}"#,
+            r#"  {"conversations":[{"from":"human","value":false}]}"#,
+        ] {
+            assert!(paths_agree(json), "the fast path gave up on {json}");
+        }
+    }
+
+    #[test]
+    fn fast_path_leaves_odd_records_to_the_general_path() {
+        for json in [
+            r#"["a", [{"from":"human","value":"q"}]]"#,
+            r#"{"id":"a","id":"b","conversations":[]}"#,
+            r#"{"id":true,"conversations":[{"from":"human","value":"q"}]}"#,
+            r#"{"conversations":[{"from":"alien","value":"q"}]}"#,
+            r#"{"conversations":[{"from":"human","role":"user","value":"q"}]}"#,
+            r#"{"conversations":[{"from":3,"value":"q"}]}"#,
+            r#"{"conversations":"x"}"#,
+            r#"{"conversations":[{"from":"human","value":"q"}],"conversation":7}"#,
+            r#"{"conversations":[{"from":"human","value":"q"}]} x"#,
+        ] {
+            assert!(!paths_agree(json), "the fast path took {json}");
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_general_path_on_real_samples() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sharegpt");
+        let mut checked = 0;
+        for name in [
+            "fastchat_dummy_conversation.json",
+            "axolotl_conversation.json",
+            "axolotl_conversation.missingturns.json",
+            "llamafactory_glaive_toolcall_en_demo.json",
+            "llamafactory_glaive_toolcall_zh_demo.json",
+        ] {
+            let path = dir.join(name);
+            let reader = crate::input::open(&path).expect("sample opens");
+            for r in crate::input::JsonRecords::new(&path, reader) {
+                let r = r.expect("record");
+                let fast = fast::parse(&r.bytes, "sharegpt").expect("fast path takes real records");
+                assert_eq!(Some(fast), parse_general(&r, "sharegpt").ok(), "{name}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 500 + 1 + 1 + 300 + 300);
     }
 }

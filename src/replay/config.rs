@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(s, format!("p: {path}!"));
         let e =
             substitute_env("${TRACE_TEST_UNSET_VAR_X}", Path::new("r.yaml")).expect_err("unset");
-        assert!(e.to_string().contains("TRACE_TEST_UNSET_VAR_X"));
+        assert!(format!("{e:#}").contains("TRACE_TEST_UNSET_VAR_X"));
         assert!(substitute_env("${OPEN", Path::new("r.yaml")).is_err());
         let kept = substitute_env(
             "a: 1 # uses ${NOT_SET_ANYWHERE}\n# ${ALSO_NOT}\n",

@@ -1,20 +1,34 @@
 //! A streaming trace writer: rows are buffered into bounded row groups, and
 //! the file appears under its name only when [`TraceWriter::finish`] succeeds.
+//!
+//! Encoding runs beside the caller: each full buffer of rows goes to an
+//! encoder thread, which builds the Arrow batch and encodes its columns in
+//! parallel (the large text columns dominate, and each one's compression is
+//! independent), while the caller goes on producing the next rows.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Float64Builder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
+    compute_leaves,
+};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use tempfile::NamedTempFile;
 
 /// Temporary files of writers still open, so an interrupt handler can remove them.
@@ -44,7 +58,7 @@ pub fn remove_pending_outputs() {
 }
 
 use crate::schema::{hash_item_field, message_fields, message_item_field, trace_schema};
-use crate::{Error, Result, TraceMetadata, TraceRow};
+use crate::{Error, Message, Result, TraceMetadata, TraceRow};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone)]
@@ -53,13 +67,20 @@ pub struct WriterOptions {
     pub row_group_rows: usize,
     /// Bytes of text buffered before a row group is written, whatever its row count.
     pub row_group_bytes: usize,
+    /// Threads that encode a row group's columns (at least 1).
+    pub encode_threads: usize,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
         WriterOptions {
             row_group_rows: 32 * 1024,
-            row_group_bytes: 64 * 1024 * 1024,
+            // Small enough that row groups stream through the encoder
+            // thread (and memory stays low), large enough to compress well.
+            row_group_bytes: 16 * 1024 * 1024,
+            encode_threads: std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4),
         }
     }
 }
@@ -69,15 +90,23 @@ impl Default for WriterOptions {
 /// The data goes to a temporary file beside the destination; dropping the
 /// writer without calling [`finish`](Self::finish) deletes it, so a failed
 /// conversion never leaves a partial file and never replaces an existing one.
+/// An encoding or I/O error may surface on a later [`write`](Self::write)
+/// than the one whose rows caused it, and at the latest from `finish`.
 pub struct TraceWriter {
     path: PathBuf,
     tmp: Option<NamedTempFile>,
-    writer: Option<ArrowWriter<File>>,
-    schema: SchemaRef,
+    encoder: Option<EncoderThread>,
     options: WriterOptions,
     buffer: Vec<TraceRow>,
     buffered_bytes: usize,
     rows_written: u64,
+    stats: Option<String>,
+}
+
+/// The encoder thread and the channel that feeds it row groups.
+struct EncoderThread {
+    rows: SyncSender<Vec<TraceRow>>,
+    handle: JoinHandle<std::result::Result<Encoder, ParquetError>>,
 }
 
 impl TraceWriter {
@@ -116,37 +145,21 @@ impl TraceWriter {
             .map_err(io)?;
         let file = tmp.reopen().map_err(io)?;
         register_pending(tmp.path());
-        let kv = metadata
-            .to_pairs()
-            .into_iter()
-            .map(|(k, v)| KeyValue::new(k, v))
-            .collect();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
-                Error::Parquet {
-                    path: path.clone(),
-                    source: e,
-                }
-            })?))
-            .set_key_value_metadata(Some(kv))
-            .set_max_row_group_row_count(Some(options.row_group_rows.max(1)))
-            .build();
-        let schema = trace_schema();
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|source| {
-            Error::Parquet {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let pq = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let encoder = Encoder::new(file, metadata, options.encode_threads).map_err(pq)?;
+        let thread = EncoderThread::spawn(encoder).map_err(io)?;
         Ok(TraceWriter {
             path,
             tmp: Some(tmp),
-            writer: Some(writer),
-            schema,
+            encoder: Some(thread),
             options,
             buffer: Vec::new(),
             buffered_bytes: 0,
             rows_written: 0,
+            stats: None,
         })
     }
 
@@ -178,36 +191,59 @@ impl TraceWriter {
         Ok(())
     }
 
+    /// Hands the buffered rows to the encoder thread as one row group.
     fn flush_buffer(&mut self) -> Result<()> {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let batch = rows_to_batch(&self.schema, &self.buffer).map_err(|source| Error::Arrow {
-            path: self.path.clone(),
-            source,
-        })?;
-        let path = self.path.clone();
-        let writer = self.writer.as_mut().ok_or_else(|| Error::Io {
-            path: path.clone(),
-            source: std::io::Error::other("writer already closed"),
-        })?;
-        let pq = |source| Error::Parquet {
-            path: path.clone(),
-            source,
-        };
-        writer.write(&batch).map_err(pq)?;
-        writer.flush().map_err(pq)?;
-        self.rows_written += self.buffer.len() as u64;
-        self.buffer.clear();
+        let capacity = self.buffer.len();
+        let rows = std::mem::replace(&mut self.buffer, Vec::with_capacity(capacity));
+        let count = rows.len() as u64;
         self.buffered_bytes = 0;
+        let sent = match &self.encoder {
+            Some(thread) => thread.rows.send(rows).is_ok(),
+            None => false,
+        };
+        if !sent {
+            // The encoder stopped early: its result says why.
+            return Err(match self.join_encoder() {
+                Err(e) => e,
+                Ok(_) => self.closed_error(),
+            });
+        }
+        self.rows_written += count;
         Ok(())
+    }
+
+    /// Closes the channel and waits for the encoder, returning it or its error.
+    fn join_encoder(&mut self) -> Result<Encoder> {
+        let Some(EncoderThread { rows, handle }) = self.encoder.take() else {
+            return Err(self.closed_error());
+        };
+        drop(rows);
+        match handle.join() {
+            Ok(Ok(encoder)) => Ok(encoder),
+            Ok(Err(source)) => Err(Error::Parquet {
+                path: self.path.clone(),
+                source,
+            }),
+            Err(_) => Err(Error::Io {
+                path: self.path.clone(),
+                source: std::io::Error::other("the Parquet encoder thread panicked"),
+            }),
+        }
+    }
+
+    fn closed_error(&self) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("writer already closed"),
+        }
     }
 
     /// Records `trace.stats` (set before [`finish`](Self::finish)).
     pub fn set_stats(&mut self, stats: String) {
-        if let Some(w) = self.writer.as_mut() {
-            w.append_key_value_metadata(KeyValue::new(crate::KEY_STATS.to_string(), stats));
-        }
+        self.stats = Some(stats);
     }
 
     /// Writes what is buffered, closes the file and moves it to its name.
@@ -215,12 +251,16 @@ impl TraceWriter {
     pub fn finish(mut self) -> Result<u64> {
         self.flush_buffer()?;
         let path = self.path.clone();
-        if let Some(writer) = self.writer.take() {
-            writer.close().map_err(|source| Error::Parquet {
-                path: path.clone(),
-                source,
-            })?;
+        let mut encoder = self.join_encoder()?;
+        if let Some(stats) = self.stats.take() {
+            encoder
+                .file
+                .append_key_value_metadata(KeyValue::new(crate::KEY_STATS.to_string(), stats));
         }
+        encoder.file.close().map_err(|source| Error::Parquet {
+            path: path.clone(),
+            source,
+        })?;
         if let Some(tmp) = self.tmp.take() {
             unregister_pending(tmp.path());
             tmp.persist(&path).map_err(|e| Error::Io {
@@ -234,10 +274,187 @@ impl TraceWriter {
 
 impl Drop for TraceWriter {
     fn drop(&mut self) {
+        // Stop the encoder before the temporary file goes away.
+        if self.encoder.is_some() {
+            let _ = self.join_encoder();
+        }
         if let Some(tmp) = &self.tmp {
             unregister_pending(tmp.path());
         }
     }
+}
+
+impl EncoderThread {
+    fn spawn(mut encoder: Encoder) -> std::io::Result<Self> {
+        // One row group waits in the channel while another is encoded.
+        let (rows, receiver) = sync_channel(1);
+        let handle = std::thread::Builder::new()
+            .name("trace-parquet-encoder".into())
+            .spawn(move || {
+                encoder.run(receiver)?;
+                Ok(encoder)
+            })?;
+        Ok(EncoderThread { rows, handle })
+    }
+}
+
+/// Turns row groups of [`TraceRow`]s into Parquet, on the encoder thread.
+struct Encoder {
+    file: SerializedFileWriter<File>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    row_groups: usize,
+    threads: usize,
+}
+
+type ParquetResult<T> = std::result::Result<T, ParquetError>;
+
+impl Encoder {
+    fn new(file: File, metadata: &TraceMetadata, threads: usize) -> ParquetResult<Self> {
+        let kv = metadata
+            .to_pairs()
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect();
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+            .set_key_value_metadata(Some(kv))
+            .build();
+        let schema = trace_schema();
+        // ArrowWriter sets up the file (Parquet schema, embedded Arrow
+        // schema); its parts let us encode the columns ourselves.
+        let (file, factory) =
+            ArrowWriter::try_new(file, schema.clone(), Some(props))?.into_serialized_writer()?;
+        Ok(Encoder {
+            file,
+            factory,
+            schema,
+            row_groups: 0,
+            threads: threads.max(1),
+        })
+    }
+
+    fn run(&mut self, receiver: Receiver<Vec<TraceRow>>) -> ParquetResult<()> {
+        for rows in receiver {
+            self.write_row_group(&rows)?;
+        }
+        Ok(())
+    }
+
+    /// Encodes `rows` as one row group and appends it to the file.
+    fn write_row_group(&mut self, rows: &[TraceRow]) -> ParquetResult<()> {
+        let batch = rows_to_batch(&self.schema, rows)?;
+        let mut leaves = Vec::new();
+        let mut weights = Vec::new();
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+            leaf_weights(column.as_ref(), &mut weights);
+        }
+        let writers = self.factory.create_column_writers(self.row_groups)?;
+        if writers.len() != leaves.len() || weights.len() != leaves.len() {
+            return Err(ParquetError::General(format!(
+                "{} column writers for {} leaf columns",
+                writers.len(),
+                leaves.len()
+            )));
+        }
+        let jobs: Vec<Job> = writers
+            .into_iter()
+            .zip(leaves)
+            .zip(weights)
+            .enumerate()
+            .map(|(index, ((writer, leaf), weight))| Job {
+                index,
+                writer,
+                leaf,
+                weight,
+            })
+            .collect();
+        let chunks = encode_in_parallel(jobs, self.threads)?;
+        let mut row_group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+        self.row_groups += 1;
+        Ok(())
+    }
+}
+
+/// One leaf column of a row group to encode.
+struct Job {
+    index: usize,
+    writer: ArrowColumnWriter,
+    leaf: ArrowLeafColumn,
+    weight: usize,
+}
+
+impl Job {
+    fn encode(mut self) -> ParquetResult<(usize, ArrowColumnChunk)> {
+        self.writer.write(&self.leaf)?;
+        Ok((self.index, self.writer.close()?))
+    }
+}
+
+/// Encodes the jobs on up to `threads` threads, balancing their weights;
+/// returns the chunks in column order.
+fn encode_in_parallel(jobs: Vec<Job>, threads: usize) -> ParquetResult<Vec<ArrowColumnChunk>> {
+    let groups = balance(jobs, threads);
+    let mut done: Vec<(usize, ArrowColumnChunk)> = std::thread::scope(|scope| {
+        let mut groups = groups.into_iter();
+        let here = groups.next().unwrap_or_default();
+        let spawned: Vec<_> = groups
+            .map(|group| scope.spawn(move || encode_group(group)))
+            .collect();
+        let mut done = encode_group(here)?;
+        for handle in spawned {
+            let chunks = handle
+                .join()
+                .map_err(|_| ParquetError::General("a column encoder thread panicked".into()))??;
+            done.extend(chunks);
+        }
+        Ok::<_, ParquetError>(done)
+    })?;
+    done.sort_by_key(|(index, _)| *index);
+    Ok(done.into_iter().map(|(_, chunk)| chunk).collect())
+}
+
+fn encode_group(group: Vec<Job>) -> ParquetResult<Vec<(usize, ArrowColumnChunk)>> {
+    group.into_iter().map(Job::encode).collect()
+}
+
+/// Splits jobs into at most `groups` groups of similar total weight
+/// (heaviest first, each to the lightest group so far).
+fn balance(mut jobs: Vec<Job>, groups: usize) -> Vec<Vec<Job>> {
+    jobs.sort_by_key(|j| std::cmp::Reverse(j.weight));
+    let mut out: Vec<(usize, Vec<Job>)> = (0..groups.max(1)).map(|_| (0, Vec::new())).collect();
+    for job in jobs {
+        if let Some(lightest) = out.iter_mut().min_by_key(|(w, _)| *w) {
+            lightest.0 += job.weight.max(1);
+            lightest.1.push(job);
+        }
+    }
+    out.into_iter()
+        .map(|(_, group)| group)
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// Bytes of each leaf column under `array`, in the order Parquet numbers leaves.
+fn leaf_weights(array: &dyn Array, out: &mut Vec<usize>) {
+    match array.data_type() {
+        DataType::List(_) => leaf_weights(array.as_list::<i32>().values().as_ref(), out),
+        DataType::Struct(_) => {
+            for child in array.as_struct().columns() {
+                leaf_weights(child.as_ref(), out);
+            }
+        }
+        _ => out.push(array.get_buffer_memory_size()),
+    }
+}
+
+fn opt_len(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, String::len)
 }
 
 /// Builds one Arrow batch of the trace schema from rows.
@@ -246,33 +463,41 @@ pub(crate) fn rows_to_batch(
     rows: &[TraceRow],
 ) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
     let n = rows.len();
-    let mut request_id = StringBuilder::with_capacity(n, n * 16);
-    let mut session_id = StringBuilder::with_capacity(n, n * 16);
+    // Builders sized exactly: growing one by doubling copies its bytes.
+    let row_bytes = |f: fn(&TraceRow) -> usize| rows.iter().map(f).sum::<usize>();
+    let message_bytes = |f: fn(&Message) -> usize| {
+        rows.iter()
+            .flat_map(|r| r.messages.iter())
+            .map(f)
+            .sum::<usize>()
+    };
+    let mut request_id = StringBuilder::with_capacity(n, row_bytes(|r| r.request_id.len()));
+    let mut session_id = StringBuilder::with_capacity(n, row_bytes(|r| r.session_id.len()));
     let mut turn = UInt32Builder::with_capacity(n);
     let mut arrival = Float64Builder::with_capacity(n);
     let mut think = Float64Builder::with_capacity(n);
     let mut reset = BooleanBuilder::with_capacity(n);
-    let mut reference = StringBuilder::new();
-    let mut reference_tools = StringBuilder::new();
+    let mut reference =
+        StringBuilder::with_capacity(n, row_bytes(|r| opt_len(&r.reference_output)));
+    let mut reference_tools =
+        StringBuilder::with_capacity(n, row_bytes(|r| opt_len(&r.reference_tool_calls)));
     let mut input_tokens = UInt32Builder::with_capacity(n);
     let mut output_tokens = UInt32Builder::with_capacity(n);
     let mut overflow = BooleanBuilder::with_capacity(n);
-    let mut source = StringBuilder::with_capacity(n, n * 8);
+    let mut source = StringBuilder::with_capacity(n, row_bytes(|r| r.source.len()));
     let mut new_tokens = UInt32Builder::with_capacity(n);
     let mut prompt_tokens = UInt32Builder::with_capacity(n);
     let mut reference_tokens = UInt32Builder::with_capacity(n);
 
     let total_messages: usize = rows.iter().map(|r| r.messages.len()).sum();
     let mut msg_offsets: Vec<i32> = Vec::with_capacity(n + 1);
-    let mut role = StringBuilder::with_capacity(total_messages, total_messages * 6);
-    let content_bytes: usize = rows
-        .iter()
-        .flat_map(|r| r.messages.iter())
-        .map(|m| m.content.len())
-        .sum();
-    let mut content = StringBuilder::with_capacity(total_messages, content_bytes);
-    let mut tool_calls = StringBuilder::new();
-    let mut tool_call_id = StringBuilder::new();
+    let mut role = StringBuilder::with_capacity(total_messages, message_bytes(|m| m.role.len()));
+    let mut content =
+        StringBuilder::with_capacity(total_messages, message_bytes(|m| m.content.len()));
+    let mut tool_calls =
+        StringBuilder::with_capacity(total_messages, message_bytes(|m| opt_len(&m.tool_calls)));
+    let mut tool_call_id =
+        StringBuilder::with_capacity(total_messages, message_bytes(|m| opt_len(&m.tool_call_id)));
 
     let mut hash_offsets: Vec<i32> = Vec::with_capacity(n + 1);
     let mut hash_values = UInt64Builder::new();
@@ -361,4 +586,106 @@ pub(crate) fn rows_to_batch(
         Arc::new(reference_tokens.finish()),
     ];
     RecordBatch::try_new(schema.clone(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TraceReader;
+
+    fn row(i: u32) -> TraceRow {
+        let mut tool = Message::new("tool", format!("résultat n°{i} \u{1F680}"));
+        tool.tool_call_id = i.is_multiple_of(3).then(|| format!("call_{i}"));
+        TraceRow {
+            request_id: format!("s{}#{}", i / 4, i % 4),
+            session_id: format!("s{}", i / 4),
+            turn: i % 4,
+            arrival_ms: i.is_multiple_of(2).then_some(f64::from(i) * 1.5),
+            messages: vec![Message::new("user", "x".repeat(i as usize % 50)), tool],
+            reference_output: (!i.is_multiple_of(5)).then(|| format!("reply {i}")),
+            input_tokens: Some(i),
+            hash_ids: (!i.is_multiple_of(2)).then(|| vec![u64::from(i), u64::MAX]),
+            source: "test".into(),
+            ..Default::default()
+        }
+    }
+
+    fn metadata() -> TraceMetadata {
+        TraceMetadata::with_source(serde_json::json!({"test": true}))
+    }
+
+    #[test]
+    fn many_row_groups_on_several_threads_read_back_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.parquet");
+        let options = WriterOptions {
+            row_group_rows: 7,
+            row_group_bytes: 1 << 20,
+            encode_threads: 3,
+        };
+        let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
+        let rows: Vec<TraceRow> = (0..500).map(row).collect();
+        for r in rows.clone() {
+            w.write(r).expect("write");
+        }
+        w.set_stats("{\"rows\":500}".into());
+        assert_eq!(w.finish().expect("finish"), 500);
+        let reader = TraceReader::open(&path).expect("open");
+        assert_eq!(reader.metadata().stats.as_deref(), Some("{\"rows\":500}"));
+        assert_eq!(reader.read_all().expect("read"), rows);
+    }
+
+    #[test]
+    fn byte_limit_closes_row_groups() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.parquet");
+        let options = WriterOptions {
+            row_group_rows: 1000,
+            row_group_bytes: 1,
+            encode_threads: 1,
+        };
+        let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
+        for i in 0..5 {
+            w.write(row(i)).expect("write");
+        }
+        w.finish().expect("finish");
+        let file = File::open(&path).expect("file");
+        let meta = parquet::file::reader::FileReader::metadata(
+            &parquet::file::serialized_reader::SerializedFileReader::new(file).expect("parquet"),
+        )
+        .clone();
+        assert_eq!(meta.num_row_groups(), 5);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.parquet");
+        let options = WriterOptions {
+            row_group_rows: 3,
+            ..WriterOptions::default()
+        };
+        let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
+        for i in 0..10 {
+            w.write(row(i)).expect("write");
+        }
+        drop(w);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn an_empty_trace_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.parquet");
+        let w = TraceWriter::create(&path, &metadata()).expect("create");
+        assert_eq!(w.finish().expect("finish"), 0);
+        assert!(
+            TraceReader::open(&path)
+                .expect("open")
+                .read_all()
+                .expect("read")
+                .is_empty()
+        );
+    }
 }

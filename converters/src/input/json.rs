@@ -66,6 +66,9 @@ pub struct JsonRecords<R> {
     index: u64,
     done: bool,
     scratch: Vec<u8>,
+    /// Length of the last record, to size the next one's buffer (records
+    /// of a file tend to be alike; growing a buffer by doubling copies it).
+    last_len: usize,
 }
 
 impl<R: BufRead> JsonRecords<R> {
@@ -78,6 +81,7 @@ impl<R: BufRead> JsonRecords<R> {
             index: 0,
             done: false,
             scratch: Vec::new(),
+            last_len: 0,
         }
     }
 
@@ -241,7 +245,13 @@ impl<R: BufRead> JsonRecords<R> {
         }
     }
 
+    /// An empty buffer for the next record.
+    fn record_buffer(&self) -> Vec<u8> {
+        Vec::with_capacity(self.last_len + self.last_len / 4)
+    }
+
     fn record(&mut self, bytes: Vec<u8>, line: u64) -> RawRecord {
+        self.last_len = bytes.len();
         let location = Location {
             file: self.path.clone(),
             line: Some(line),
@@ -264,24 +274,26 @@ impl<R: BufRead> JsonRecords<R> {
     }
 
     fn next_line_record(&mut self) -> Result<Option<RawRecord>> {
-        loop {
-            let mut line = Vec::new();
-            let n = self
-                .reader
-                .read_until(b'\n', &mut line)
-                .map_err(|e| self.io(e))?;
+        // Lines are read into a reused buffer; the record gets an exact copy.
+        let mut line = std::mem::take(&mut self.scratch);
+        let record = loop {
+            line.clear();
+            let n = match self.reader.read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                Err(e) => break Err(self.io(e)),
+            };
             if n == 0 {
-                return Ok(None);
+                break Ok(None);
             }
             let line_no = self.line;
             self.line += 1;
             let trimmed = line.trim_ascii();
-            if trimmed.is_empty() {
-                continue;
+            if !trimmed.is_empty() {
+                break Ok(Some((trimmed.to_vec(), line_no)));
             }
-            let bytes = trimmed.to_vec();
-            return Ok(Some(self.record(bytes, line_no)));
-        }
+        };
+        self.scratch = line;
+        Ok(record?.map(|(bytes, line_no)| self.record(bytes, line_no)))
     }
 
     fn next_record(&mut self) -> Result<Option<RawRecord>> {
@@ -320,7 +332,7 @@ impl<R: BufRead> JsonRecords<R> {
                     return Ok(None);
                 }
                 let line = self.line;
-                let mut bytes = Vec::new();
+                let mut bytes = self.record_buffer();
                 self.read_value(&mut bytes)?;
                 Ok(Some(self.record(bytes, line)))
             }
@@ -354,7 +366,7 @@ impl<R: BufRead> JsonRecords<R> {
             }
             Some(_) => {
                 let line = self.line;
-                let mut bytes = Vec::new();
+                let mut bytes = self.record_buffer();
                 self.read_value(&mut bytes)?;
                 Ok(Some(self.record(bytes, line)))
             }

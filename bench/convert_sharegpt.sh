@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Conversion benchmark: `trace convert sharegpt` against a plain Python
+# script (json.load + pyarrow) on the same >= 1 GB ShareGPT-like file.
+#
+#   bench/convert_sharegpt.sh
+#
+# Environment: BENCH_BYTES (input size, default 1100000000), BENCH_RUNS
+# (runs of each tool, best kept, default 1), BENCH_OUT (cache folder,
+# default bench-out/convert_sharegpt/), BENCH_PYTHON (a python with pyarrow; default
+# $TRACE_PYTHON, then .venv/bin/python as scripts/test.sh creates it).
+# The input is generated once (bench/gen_sharegpt.py, fixed seed) and kept.
+# Prints wall time, MB/s (input megabytes, 10^6 bytes, per second), peak
+# RSS and CPU time (user + system) from /usr/bin/time -v for both, side by
+# side, with the load average at each run (other work on the machine slows
+# the two-threaded trace more than the one-threaded baseline).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+BYTES="${BENCH_BYTES:-1100000000}"
+RUNS="${BENCH_RUNS:-1}"
+OUT="${BENCH_OUT:-$ROOT/bench-out/convert_sharegpt}"
+PY="${BENCH_PYTHON:-${TRACE_PYTHON:-$ROOT/.venv/bin/python}}"
+INPUT="$OUT/sharegpt_${BYTES}.json"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+mkdir -p "$OUT"
+
+if [[ ! -x /usr/bin/time ]]; then
+    echo "installing GNU time (Debian package 'time') for peak RSS"
+    apt-get update -qq && apt-get install -y -qq time
+fi
+if ! "$PY" -c 'import pyarrow' 2>/dev/null; then
+    echo "bench: $PY has no pyarrow; run scripts/test.sh once (it creates .venv) or set BENCH_PYTHON" >&2
+    exit 1
+fi
+
+if [[ ! -f "$INPUT" ]]; then
+    echo "generating $INPUT ($BYTES bytes)"
+    python3 bench/gen_sharegpt.py "$INPUT" --bytes "$BYTES" --seed 1
+fi
+SIZE=$(stat -c %s "$INPUT")
+
+echo "building trace (release)"
+cargo build --release --quiet --bin trace
+TRACE="$TARGET_DIR/release/trace"
+
+# "wall_seconds rss_kb cpu_seconds" of one command, from /usr/bin/time -v.
+measure() {
+    local log="$OUT/time.log"
+    /usr/bin/time -v -o "$log" "$@" >/dev/null
+    local rss wall cpu
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log" |
+        awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
+    cpu=$(awk -F': ' '/(User|System) time \(seconds\)/ {s += $2} END {print s}' "$log")
+    echo "$wall $rss $cpu"
+}
+
+# Best (lowest wall time) of RUNS runs: prints "wall_seconds rss_kb cpu_seconds".
+best_of() {
+    local best="" run
+    for ((i = 0; i < RUNS; i++)); do
+        run=$(measure "$@")
+        read -r w r c <<<"$run"
+        echo "  run $((i + 1)): $w s wall, $c s CPU, peak RSS $r KB, load $(cut -d' ' -f1 /proc/loadavg)"
+        if [[ -z "$best" ]] || awk -v a="$w" -v b="${best%% *}" 'BEGIN { exit !(a < b) }'; then
+            best="$run"
+        fi
+    done
+    echo "$best" >"$OUT/best"
+}
+
+cat "$INPUT" >/dev/null # same warm page cache for both tools
+
+echo "trace convert sharegpt $(basename "$INPUT")"
+best_of "$TRACE" convert sharegpt "$INPUT" -o "$OUT/trace.parquet"
+TRACE_RESULT=$(cat "$OUT/best")
+echo "python baseline (json.load + pyarrow)"
+best_of "$PY" bench/python_baseline.py "$INPUT" "$OUT/python.parquet"
+PY_RESULT=$(cat "$OUT/best")
+
+"$PY" - "$OUT/trace.parquet" "$OUT/python.parquet" <<'PYEOF'
+import sys, pyarrow.parquet as pq
+rows = [pq.read_metadata(p).num_rows for p in sys.argv[1:]]
+if rows[0] != rows[1]:
+    sys.exit(f"bench: row counts differ: trace {rows[0]}, python {rows[1]}")
+print(f"both wrote {rows[0]} rows")
+PYEOF
+
+awk -v size="$SIZE" -v t="$TRACE_RESULT" -v p="$PY_RESULT" \
+    -v tv="$("$TRACE" --version)" -v pv="$("$PY" --version 2>&1)" 'BEGIN {
+    split(t, T, " "); split(p, P, " ")
+    mb = size / 1e6
+    printf "\ninput: %.0f MB, %d cores\n", mb, '"$(nproc)"'
+    printf "%-26s %8s %8s %14s %9s %12s\n", "", "seconds", "MB/s", "peak RSS (MB)", "CPU s", "MB/CPU-s"
+    printf "%-26s %8.2f %8.1f %14.0f %9.2f %12.1f\n", tv, T[1], mb / T[1], T[2] / 1024, T[3], mb / T[3]
+    printf "%-26s %8.2f %8.1f %14.0f %9.2f %12.1f\n", pv " + pyarrow", P[1], mb / P[1], P[2] / 1024, P[3], mb / P[3]
+    printf "trace: %.1fx the throughput (%.1fx per CPU-second) at %.2f of the memory (target >= 10x at <= 0.20)\n", P[1] / T[1], P[3] / T[3], T[2] / P[2]
+}'
