@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use traces::results::{RequestRecord, Status, read_parts};
+use traces::results::{RequestRecord, Status};
 
 use crate::util::*;
 
@@ -30,36 +30,13 @@ fn random_trace(dir: &Path, n: u32, output_len: u32) -> PathBuf {
     out
 }
 
-fn replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args: Vec<String> = vec![
-        "replay".into(),
-        trace.display().to_string(),
-        "--endpoint".into(),
-        url.into(),
-        "--results-dir".into(),
-        results.display().to_string(),
-        "--quiet".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    run_trace(args)
-}
-
 fn replay_ok(
     trace: &Path,
     url: &str,
     results: &Path,
     extra: &[&str],
 ) -> (PathBuf, Vec<RequestRecord>) {
-    let out = replay(trace, url, results, extra);
-    assert!(
-        out.status.success(),
-        "replay failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = only_run_dir(results);
-    let rows = read_parts(run.join("requests")).expect("requests parts read");
-    (run, rows)
+    replay_rows(&run_replay(trace, url, results, extra), results)
 }
 
 #[test]
