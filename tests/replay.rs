@@ -104,14 +104,15 @@ fn qps_sweep_records_every_request_and_writes_the_run_files() {
 /// error per request, in ms.
 fn timing_errors() -> (f64, f64) {
     let dir = tempdir();
-    // 150 requests, so that p99 is a percentile and not the maximum.
-    let trace = random_trace(dir.path(), 150, 12);
+    // 400 requests, so that p99 is a percentile (a few scheduler hiccups of
+    // a 2-core machine land above it) and not the maximum.
+    let trace = random_trace(dir.path(), 400, 6);
     let log = dir.path().join("server.jsonl");
     let mock = MockProcess::start(&[
         "--ttft-ms",
-        "30",
+        "20",
         "--itl-ms",
-        "4",
+        "3",
         "--log-requests",
         log.to_str().expect("utf8"),
     ]);
@@ -129,7 +130,7 @@ fn timing_errors() -> (f64, f64) {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| Some((v["client_request_id"].as_str()?.to_string(), v)))
         .collect();
-    assert_eq!(rows.len(), 150);
+    assert_eq!(rows.len(), 400);
     let mut ttft_err = Vec::new();
     let mut itl_err = Vec::new();
     for r in &rows {
@@ -144,7 +145,7 @@ fn timing_errors() -> (f64, f64) {
         let s_span = s["last_token_ms"].as_f64().expect("last")
             - s["first_token_ms"].as_f64().expect("first");
         let c_span: f64 = r.itl_ms.iter().map(|&g| f64::from(g)).sum();
-        assert_eq!(r.itl_ms.len(), 11);
+        assert_eq!(r.itl_ms.len(), 5);
         let gaps = r.itl_ms.len() as f64;
         itl_err.push((c_span / gaps - s_span / gaps).abs());
     }

@@ -37,8 +37,8 @@ impl fmt::Display for Location {
 /// Errors of converters and generators. Every variant says where.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The file cannot be read at all.
-    #[error("{path}: {source}")]
+    /// The file cannot be read at all (the cause is the `source()`).
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]

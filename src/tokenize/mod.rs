@@ -144,10 +144,9 @@ fn tokenize(args: &TokenizeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A trace error as one message: its text already names the file and the
-/// cause, which `{:#}` would otherwise print twice.
+/// A trace error as an anyhow error (its text names the file, its source the cause).
 fn flat(e: traces::Error) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
+    e.into()
 }
 
 #[derive(Default)]

@@ -1,21 +1,23 @@
 use std::path::PathBuf;
 
-/// Errors of reading and writing traces. Every variant names the file.
+/// Errors of reading and writing traces. Every variant names the file; the
+/// underlying cause is the error's `source()`, so a chain printer such as
+/// anyhow's `{:#}` shows it once.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a readable Parquet file: {source}")]
+    #[error("{path}: not a readable Parquet file")]
     Parquet {
         path: PathBuf,
         #[source]
         source: parquet::errors::ParquetError,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Arrow {
         path: PathBuf,
         #[source]
