@@ -243,7 +243,18 @@ pub async fn run_level(
                         break;
                     }
                     let work = work_item(&sessions, i, &plan);
-                    run_session(&shared, work, Instant::now(), &labels, None, None, deadline).await;
+                    let first = prepare_first(&shared, &work);
+                    run_session(
+                        &shared,
+                        work,
+                        first,
+                        Instant::now(),
+                        &labels,
+                        None,
+                        None,
+                        deadline,
+                    )
+                    .await;
                 }
             }));
         }
@@ -275,6 +286,9 @@ pub async fn run_level(
                 let mut sent = 0usize;
                 for i in order {
                     let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
+                    // Build the request while waiting for its time.
+                    let work = work_item(&sessions_d, i, &plan_d);
+                    let first = prepare_first(&shared_d, &work);
                     // Absolute-time sleep on a dedicated thread: sub-millisecond
                     // precision, and no drift however long the level.
                     loop {
@@ -288,15 +302,13 @@ pub async fn run_level(
                         std::thread::sleep((due_std - now).min(Duration::from_millis(50)));
                     }
                     let due = Instant::from_std(due_std);
-                    let work = work_item(&sessions_d, i, &plan_d);
                     let shared = shared_d.clone();
                     let labels = labels_d.clone();
                     let sem = sem.clone();
-                    let first_arrival = trace_scale.and_then(|_| work.session.first_arrival_ms());
                     let trace_time = trace_scale.map(|s| (level_start, trace_origin, s));
-                    let _ = first_arrival;
                     let jh = handle.spawn(async move {
-                        run_session(&shared, work, due, &labels, sem, trace_time, None).await;
+                        run_session(&shared, work, first, due, &labels, sem, trace_time, None)
+                            .await;
                     });
                     sent += 1;
                     if jh_tx.send(jh).is_err() {
@@ -321,6 +333,39 @@ pub async fn run_level(
     })
 }
 
+/// A turn's request, built ahead of its send time so that building it
+/// (history, synthetic text, JSON) never counts as lateness.
+struct Prepared {
+    ctx: Conversation,
+    body: bytes::Bytes,
+    max_tokens: u32,
+}
+
+fn prepare_turn(
+    shared: &Shared,
+    ctx: &mut Conversation,
+    row: &traces::TraceRow,
+) -> (bytes::Bytes, u32) {
+    ctx.begin_turn(row, shared.opts.block_size);
+    let max_tokens = max_tokens_for(row, &shared.opts);
+    (
+        request_body(&ctx.messages, max_tokens, &shared.opts),
+        max_tokens,
+    )
+}
+
+/// The first turn of a session, prepared.
+fn prepare_first(shared: &Shared, work: &Work) -> Option<Prepared> {
+    let row = work.session.turns.first()?;
+    let mut ctx = Conversation::default();
+    let (body, max_tokens) = prepare_turn(shared, &mut ctx, row);
+    Some(Prepared {
+        ctx,
+        body,
+        max_tokens,
+    })
+}
+
 fn suffixed(id: &str, cycle: usize) -> String {
     if cycle == 0 {
         id.to_string()
@@ -331,9 +376,11 @@ fn suffixed(id: &str, cycle: usize) -> String {
 
 /// Runs a session's turns in order, each after the previous one's response
 /// (plus its think time); a failed turn ends the session.
+#[allow(clippy::too_many_arguments)]
 async fn run_session(
     shared: &Shared,
     work: Work,
+    mut first: Option<Prepared>,
     first_due: Instant,
     labels: &Labels,
     sem: Option<Arc<Semaphore>>,
@@ -361,6 +408,13 @@ async fn run_session(
                 }
             }
         };
+        let (body, max_tokens) = match first.take().filter(|_| k == 0) {
+            Some(p) => {
+                ctx = p.ctx;
+                (p.body, p.max_tokens)
+            }
+            None => prepare_turn(shared, &mut ctx, row),
+        };
         if k > 0 {
             tokio::time::sleep_until(send_at).await;
             if shared.stopped() {
@@ -383,9 +437,6 @@ async fn run_session(
                 }
             }
         };
-        ctx.begin_turn(row, shared.opts.block_size);
-        let max_tokens = max_tokens_for(row, &shared.opts);
-        let body = request_body(&ctx.messages, max_tokens, &shared.opts);
         let request_id = suffixed(&row.request_id, work.cycle);
         let ex = exchange(
             &shared.client,
