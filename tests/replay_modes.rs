@@ -73,10 +73,15 @@ fn concurrency_levels_never_exceed_their_limit() {
         &results,
         &["--concurrency", "1,3", "--no-metrics"],
     );
-    let (_, rows) = replay_rows(&out, &results);
+    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 48);
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
+    // run.json counts the sessions each level started, not the workers' last look.
+    let runj = read_json(&run.join("run.json"));
+    for level in runj["levels"].as_array().expect("levels") {
+        assert_eq!(level["sessions_started"], 24, "{level}");
+    }
     let one = level(&rows, 1.0, 1);
     let three = level(&rows, 3.0, 1);
     assert_eq!((one.len(), three.len()), (24, 24));

@@ -250,14 +250,9 @@ fn normalise_file_value(map: &mut Map<String, Value>) {
             map.insert(key.into(), Value::Array(nums));
         }
     }
-    if let Some(Value::Array(p)) = map.get("percentiles").cloned() {
-        map.insert("percentiles".into(), Value::Array(p));
-    }
-    for key in ["slo"] {
-        if let Some(Value::Object(o)) = map.get(key).cloned() {
-            let spec: Vec<String> = o.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            map.insert(key.into(), Value::String(spec.join(",")));
-        }
+    if let Some(Value::Object(o)) = map.get("slo").cloned() {
+        let spec: Vec<String> = o.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        map.insert("slo".into(), Value::String(spec.join(",")));
     }
     if let Some(Value::Object(o)) = map.get("headers").cloned() {
         let list: Vec<Value> = o

@@ -261,7 +261,9 @@ pub async fn run_level(
         for w in workers {
             let _ = w.await;
         }
-        arrivals = next.load(Ordering::Relaxed);
+        // Each worker takes one index past the limit before it stops.
+        let taken = next.load(Ordering::Relaxed);
+        arrivals = limit.map_or(taken, |l| taken.min(l));
     } else {
         let offsets = open_loop_offsets(plan, sessions)?;
         let mut order: Vec<usize> = (0..offsets.len()).collect();

@@ -12,7 +12,6 @@ mod metadata;
 mod reader;
 pub mod results;
 mod row;
-pub mod samples;
 mod schema;
 mod writer;
 
