@@ -74,28 +74,35 @@ best_of() {
 
 cat "$INPUT" >/dev/null # same warm page cache for both tools
 
-echo "trace convert sharegpt $(basename "$INPUT")"
+echo "trace convert sharegpt $(basename "$INPUT") (default compression: snappy)"
 best_of "$TRACE" convert sharegpt "$INPUT" -o "$OUT/trace.parquet"
 TRACE_RESULT=$(cat "$OUT/best")
+echo "trace convert sharegpt $(basename "$INPUT") --compression zstd (the baseline's codec)"
+best_of "$TRACE" convert sharegpt "$INPUT" --compression zstd -o "$OUT/trace-zstd.parquet"
+ZSTD_RESULT=$(cat "$OUT/best")
 echo "python baseline (json.load + pyarrow)"
 best_of "$PY" bench/python_baseline.py "$INPUT" "$OUT/python.parquet"
 PY_RESULT=$(cat "$OUT/best")
 
-"$PY" - "$OUT/trace.parquet" "$OUT/python.parquet" <<'PYEOF'
-import sys, pyarrow.parquet as pq
+"$PY" - "$OUT/trace.parquet" "$OUT/trace-zstd.parquet" "$OUT/python.parquet" <<'PYEOF'
+import os, sys, pyarrow.parquet as pq
 rows = [pq.read_metadata(p).num_rows for p in sys.argv[1:]]
-if rows[0] != rows[1]:
-    sys.exit(f"bench: row counts differ: trace {rows[0]}, python {rows[1]}")
-print(f"both wrote {rows[0]} rows")
+if len(set(rows)) != 1:
+    sys.exit(f"bench: row counts differ: {dict(zip(sys.argv[1:], rows))}")
+print(f"all wrote {rows[0]} rows")
+for p in sys.argv[1:]:
+    print(f"  {os.path.basename(p)}: {os.path.getsize(p) / 1e6:.0f} MB")
 PYEOF
 
-awk -v size="$SIZE" -v t="$TRACE_RESULT" -v p="$PY_RESULT" \
+awk -v size="$SIZE" -v t="$TRACE_RESULT" -v z="$ZSTD_RESULT" -v p="$PY_RESULT" \
     -v tv="$("$TRACE" --version)" -v pv="$("$PY" --version 2>&1)" 'BEGIN {
-    split(t, T, " "); split(p, P, " ")
+    split(t, T, " "); split(z, Z, " "); split(p, P, " ")
     mb = size / 1e6
     printf "\ninput: %.0f MB, %d cores\n", mb, '"$(nproc)"'
-    printf "%-26s %8s %8s %14s %9s %12s\n", "", "seconds", "MB/s", "peak RSS (MB)", "CPU s", "MB/CPU-s"
-    printf "%-26s %8.2f %8.1f %14.0f %9.2f %12.1f\n", tv, T[1], mb / T[1], T[2] / 1024, T[3], mb / T[3]
-    printf "%-26s %8.2f %8.1f %14.0f %9.2f %12.1f\n", pv " + pyarrow", P[1], mb / P[1], P[2] / 1024, P[3], mb / P[3]
-    printf "trace: %.1fx the throughput (%.1fx per CPU-second) at %.2f of the memory (target >= 10x at <= 0.20)\n", P[1] / T[1], P[3] / T[3], T[2] / P[2]
+    printf "%-32s %8s %8s %14s %9s %12s\n", "", "seconds", "MB/s", "peak RSS (MB)", "CPU s", "MB/CPU-s"
+    printf "%-32s %8.2f %8.1f %14.0f %9.2f %12.1f\n", tv " (snappy)", T[1], mb / T[1], T[2] / 1024, T[3], mb / T[3]
+    printf "%-32s %8.2f %8.1f %14.0f %9.2f %12.1f\n", tv " (zstd)", Z[1], mb / Z[1], Z[2] / 1024, Z[3], mb / Z[3]
+    printf "%-32s %8.2f %8.1f %14.0f %9.2f %12.1f\n", pv " + pyarrow", P[1], mb / P[1], P[2] / 1024, P[3], mb / P[3]
+    printf "trace (default):     %.1fx the throughput (%.1fx per CPU-second) at %.2f of the memory (target >= 10x at <= 0.20)\n", P[1] / T[1], P[3] / T[3], T[2] / P[2]
+    printf "trace --compression zstd: %.1fx the throughput (%.1fx per CPU-second) at %.2f of the memory\n", P[1] / Z[1], P[3] / Z[3], Z[2] / P[2]
 }'

@@ -69,6 +69,19 @@ pub struct OutputArgs {
     /// Print the conversion report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// How every command that writes a trace writes it.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WriteArgs {
+    /// Compression of the trace's columns: snappy (fast), zstd (smallest files, slower), lz4 or none.
+    #[arg(long, value_name = "CODEC", default_value_t = traces::Codec::default(),
+          value_parser = clap::builder::TypedValueParser::try_map(
+              clap::builder::PossibleValuesParser::new(traces::Codec::names()),
+              |s| s.parse::<traces::Codec>()))]
+    pub compression: traces::Codec,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +141,8 @@ pub struct Synth<O: Args> {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +170,8 @@ pub struct MixArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 #[derive(Debug, Args)]

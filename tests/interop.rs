@@ -379,3 +379,86 @@ fn checker_rejects_a_file_that_is_not_a_trace() {
         "{stderr}"
     );
 }
+
+/// The compression codec of every column chunk of a Parquet file (its name
+/// only: a file does not record the level).
+fn codecs_in(path: &Path) -> std::collections::BTreeSet<String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = std::fs::File::open(path).expect("the trace opens");
+    let reader = SerializedFileReader::new(file).expect("the trace is Parquet");
+    reader
+        .metadata()
+        .row_groups()
+        .iter()
+        .flat_map(|group| group.columns().iter().map(|c| codec_name(c.compression())))
+        .collect()
+}
+
+fn codec_name(compression: parquet::basic::Compression) -> String {
+    let name = compression.to_string();
+    name.split('(').next().unwrap_or_default().to_string()
+}
+
+/// Just `codec` (as the parquet crate names it) in every column chunk.
+fn assert_codec(path: &Path, codec: &str) {
+    let found = codecs_in(path);
+    assert_eq!(
+        found.iter().map(String::as_str).collect::<Vec<_>>(),
+        [codec],
+        "{}",
+        path.display()
+    );
+}
+
+#[test]
+fn every_codec_reads_in_polars_duckdb_and_pyarrow() {
+    let dir = crate::util::tempdir();
+    let input = data("sharegpt/llamafactory_glaive_toolcall_zh_demo.json");
+    let default = trace_to(&["convert", "sharegpt", &input], dir.path(), "default");
+    assert_codec(&default, "SNAPPY");
+    let expected = expected_from_reader(&default);
+    for (flag, codec) in [
+        ("snappy", "SNAPPY"),
+        ("zstd", "ZSTD"),
+        ("lz4", "LZ4_RAW"),
+        ("none", "UNCOMPRESSED"),
+    ] {
+        let args = ["convert", "sharegpt", &input, "--compression", flag];
+        let trace = trace_to(&args, dir.path(), flag);
+        assert_codec(&trace, codec);
+        assert_eq!(read_rows(&trace), read_rows(&default), "{flag}");
+        assert_checks_pass(&trace, &expected);
+    }
+}
+
+#[test]
+fn synth_and_mix_take_the_compression_flag() {
+    let dir = crate::util::tempdir();
+    let args = [
+        "synth",
+        "random",
+        "--requests",
+        "30",
+        "--compression",
+        "zstd",
+    ];
+    let random = trace_to(&args, dir.path(), "random");
+    assert_codec(&random, "ZSTD");
+    let agent = trace_to(
+        &["synth", "agent", "--compression", "lz4"],
+        dir.path(),
+        "agent",
+    );
+    assert_codec(&agent, "LZ4_RAW");
+    let a = format!("{}:0.5", random.display());
+    let b = format!("{}:0.5", agent.display());
+    let mix = trace_to(&["mix", &a, &b, "--compression", "none"], dir.path(), "mix");
+    assert_codec(&mix, "UNCOMPRESSED");
+    assert_checks_pass(&mix, &expected_from_reader(&mix));
+    let err =
+        crate::util::trace_err(["synth", "agent", "--compression", "gzip", "-o", "x.parquet"]);
+    assert!(
+        err.contains("possible values: snappy, zstd, lz4, none"),
+        "{err}"
+    );
+}

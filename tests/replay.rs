@@ -100,9 +100,39 @@ fn qps_sweep_records_every_request_and_writes_the_run_files() {
     assert_eq!(runj["config"]["levels"][0]["rate"], 40.0);
 }
 
-/// One measurement of |client - server| errors, in ms: TTFT p95, TTFT p99
-/// and the p99 of the per-request mean-ITL error.
-fn timing_errors() -> (f64, f64, f64) {
+/// |client - server| errors of one run, in ms, sorted.
+struct TimingErrors {
+    ttft: Vec<f64>,
+    itl: Vec<f64>,
+}
+
+impl TimingErrors {
+    fn p(v: &[f64], q: f64) -> f64 {
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    }
+
+    fn within_1ms_at_p99(&self) -> bool {
+        Self::p(&self.ttft, 0.99) < 1.0 && Self::p(&self.itl, 0.99) < 1.0
+    }
+}
+
+impl std::fmt::Debug for TimingErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TTFT p50 {:.3} p99 {:.3}, ITL p50 {:.3} p99 {:.3}",
+            Self::p(&self.ttft, 0.5),
+            Self::p(&self.ttft, 0.99),
+            Self::p(&self.itl, 0.5),
+            Self::p(&self.itl, 0.99)
+        )
+    }
+}
+
+/// One replay of 400 requests against the mock, compared request by request
+/// with the mock's own log of when it read each request and wrote its first
+/// and last token.
+fn timing_errors() -> TimingErrors {
     let dir = tempdir();
     // 400 requests, so that p99 is a percentile (a few scheduler hiccups of
     // a 2-core machine land above it) and not the maximum.
@@ -123,54 +153,49 @@ fn timing_errors() -> (f64, f64, f64) {
         &results,
         &["--concurrency", "2", "--no-metrics"],
     );
-    drop(mock); // flushes the server's log
-    let text = std::fs::read_to_string(&log).expect("server log");
-    let server: HashMap<String, serde_json::Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v["client_request_id"].as_str()?.to_string(), v)))
-        .collect();
+    let server = stop_mock_and_read_log(mock, &log);
     assert_eq!(rows.len(), 400);
-    let mut ttft_err = Vec::new();
-    let mut itl_err = Vec::new();
+    let mut ttft = Vec::new();
+    let mut itl = Vec::new();
     for r in &rows {
         let s = server
             .get(&r.request_id)
             .expect("the server logged this request");
-        let s_ttft = s["first_token_ms"].as_f64().expect("first")
-            - s["arrival_ms"].as_f64().expect("arrival");
-        ttft_err.push((r.ttft_ms.expect("ttft") - s_ttft).abs());
-        // The server logs its first and last token: the mean gap between
-        // them is the ground truth of the client's mean ITL.
-        let s_span = s["last_token_ms"].as_f64().expect("last")
-            - s["first_token_ms"].as_f64().expect("first");
-        let c_span: f64 = r.itl_ms.iter().map(|&g| f64::from(g)).sum();
+        let at = |k: &str| s[k].as_f64().expect("a logged time");
+        // The client counts from just before it sends, the server from when
+        // it read the request: the difference is everything the client adds
+        // (its send path, both loopback trips, its read path).
+        let s_ttft = at("first_token_ms") - at("arrival_ms");
+        ttft.push((r.ttft_ms.expect("ttft") - s_ttft).abs());
+        // The server logs when it wrote its first and last token; the client
+        // read them `sum(itl_ms)` apart. The mean gap is the ground truth of
+        // the client's mean ITL.
         assert_eq!(r.itl_ms.len(), 5);
+        let s_span = at("last_token_ms") - at("first_token_ms");
+        let c_span: f64 = r.itl_ms.iter().map(|&g| f64::from(g)).sum();
         let gaps = r.itl_ms.len() as f64;
-        itl_err.push((c_span / gaps - s_span / gaps).abs());
+        itl.push((c_span - s_span).abs() / gaps);
     }
-    ttft_err.sort_by(|a, b| a.total_cmp(b));
-    itl_err.sort_by(|a, b| a.total_cmp(b));
-    let q = |v: &[f64], p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    (q(&ttft_err, 0.95), q(&ttft_err, 0.99), q(&itl_err, 0.99))
+    ttft.sort_by(|a, b| a.total_cmp(b));
+    itl.sort_by(|a, b| a.total_cmp(b));
+    TimingErrors { ttft, itl }
 }
 
 #[test]
 fn client_timing_matches_the_servers_ground_truth() {
-    // The server's log is the ground truth. A measurement error of the
-    // client shows in every attempt; a process descheduled for a few ms on a
-    // 2-core machine (both processes, their writer threads and the test
-    // share it) does not, so one of three attempts must pass. This debug
-    // build needs TTFT within 1 ms at p95 and 2.5 ms at p99, ITL within 1 ms
-    // at p99; the release build meets 1 ms at p99 (bench/replay measures
-    // it), but the debug build's outliers do not, reliably.
+    // The server's log is the ground truth: the client's TTFT and ITL must
+    // be within 1 ms of it at p99. A measurement error of the client shows
+    // in every attempt; another process taking a core for a few ms of a
+    // 2-core machine shows in one (see docs/results-format.md, "How exact
+    // the times are"), so one of three attempts must pass.
     let mut attempts = Vec::new();
     for _ in 0..3 {
-        let (ttft95, ttft99, itl99) = timing_errors();
-        if ttft95 < 1.0 && ttft99 < 2.5 && itl99 < 1.0 {
+        let errors = timing_errors();
+        eprintln!("client vs server timing errors (ms): {errors:?}");
+        if errors.within_1ms_at_p99() {
             return;
         }
-        attempts.push((ttft95, ttft99, itl99));
+        attempts.push(errors);
     }
-    panic!("TTFT p95/p99 and ITL p99 errors (ms) of three attempts: {attempts:?}");
+    panic!("timing errors (ms) of three attempts: {attempts:#?}");
 }

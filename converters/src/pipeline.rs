@@ -5,7 +5,7 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use traces::{TraceMetadata, TraceRow, TraceWriter};
+use traces::{Codec, TraceMetadata, TraceRow, TraceWriter, WriterOptions};
 
 use crate::{Error, Report, Result, ids};
 
@@ -48,6 +48,8 @@ pub struct CommonOptions {
     pub max_output_tokens: Option<u32>,
     /// Skip records that do not parse or have the wrong shape, instead of failing.
     pub skip_bad: bool,
+    /// Compression of the written trace.
+    pub compression: Codec,
 }
 
 impl CommonOptions {
@@ -179,7 +181,11 @@ pub fn run(
 ) -> Result<Report> {
     let mut metadata = TraceMetadata::with_source(producer);
     metadata.block_size = source.block_size();
-    let mut writer = TraceWriter::create(output, &metadata)?;
+    let writer_options = WriterOptions {
+        compression: opts.compression,
+        ..WriterOptions::default()
+    };
+    let mut writer = TraceWriter::with_options(output, &metadata, writer_options)?;
     let mut report = Report::default();
     collect_sessions(source, opts, &mut report, |session, report| {
         report.sessions_written += 1;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use traces::{Message, TraceRow};
 
-use crate::input::{JsonSource, RawRecord, expand_inputs};
+use crate::input::{ParallelJsonSource, ParallelOptions, RawRecord, expand_inputs};
 use crate::{Outcome, Result, SessionSource, ids};
 
 /// Options of `trace convert sharegpt`.
@@ -28,9 +28,10 @@ pub struct Options {
 pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>> {
     let files = expand_inputs(inputs, &["json", "jsonl"])?;
     let opts = opts.clone();
-    Ok(Box::new(JsonSource::new(files, move |rec| {
-        convert_record(&rec, &opts, "sharegpt")
-    })))
+    let source = ParallelJsonSource::new(files, &ParallelOptions::default(), move |rec| {
+        convert_record(rec, &opts, "sharegpt")
+    })?;
+    Ok(Box::new(source))
 }
 
 #[derive(Deserialize)]

@@ -50,6 +50,7 @@ pub(crate) fn common_options(o: &OutputArgs) -> CommonOptions {
         max_input_tokens: o.max_input_tokens,
         max_output_tokens: o.max_output_tokens,
         skip_bad: o.skip_bad,
+        compression: o.write.compression,
     }
 }
 
@@ -71,6 +72,7 @@ fn finish<O: clap::Args>(
         "max_input_tokens": out.max_input_tokens,
         "max_output_tokens": out.max_output_tokens,
         "skip_bad": out.skip_bad,
+        "compression": out.write.compression.name(),
         "trace_version": env!("CARGO_PKG_VERSION"),
     });
     let report = converters::pipeline::run(source, &common_options(out), &out.output, producer)

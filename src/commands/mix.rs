@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use traces::{TraceMetadata, TraceReader, TraceRow, TraceWriter};
+use traces::{TraceMetadata, TraceReader, TraceRow, TraceWriter, WriterOptions};
 
 use crate::cli::MixArgs;
 
@@ -104,7 +104,11 @@ pub fn run(args: MixArgs) -> anyhow::Result<()> {
     });
     let mut meta = TraceMetadata::with_source(producer.clone());
     meta.block_size = block_size;
-    let mut writer = TraceWriter::create(&args.output, &meta)?;
+    let options = WriterOptions {
+        compression: args.write.compression,
+        ..WriterOptions::default()
+    };
+    let mut writer = TraceWriter::with_options(&args.output, &meta, options)?;
     let mut seen = HashSet::new();
     let mut rows = 0u64;
     for (i, mut session) in chosen.into_iter().enumerate() {

@@ -6,22 +6,27 @@ use converters::CommonOptions;
 use crate::cli::{SynthArgs, SynthKind};
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
-    let (mut source, out, json, producer) = match args.kind {
+    let (mut source, out, json, write, producer) = match args.kind {
         SynthKind::Random(s) => (
             converters::synth::random::generate(&s.generator)?,
             s.output,
             s.json,
+            s.write,
             serde_json::json!({"command": "synth", "generator": "random", "options": format!("{:?}", s.generator)}),
         ),
         SynthKind::Agent(s) => (
             converters::synth::agent::generate(&s.generator)?,
             s.output,
             s.json,
+            s.write,
             serde_json::json!({"command": "synth", "generator": "agent", "options": format!("{:?}", s.generator)}),
         ),
     };
-    let report =
-        converters::pipeline::run(source.as_mut(), &CommonOptions::default(), &out, producer)
-            .with_context(|| format!("trace synth failed; {} was not written", out.display()))?;
+    let opts = CommonOptions {
+        compression: write.compression,
+        ..CommonOptions::default()
+    };
+    let report = converters::pipeline::run(source.as_mut(), &opts, &out, producer)
+        .with_context(|| format!("trace synth failed; {} was not written", out.display()))?;
     super::convert::print_report(&report, &out, json)
 }

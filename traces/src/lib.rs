@@ -7,6 +7,7 @@
 //! never leaves a half-written file behind, and a [`TraceReader`] that
 //! refuses files of a version it does not know.
 
+mod codec;
 mod error;
 mod metadata;
 mod reader;
@@ -15,6 +16,7 @@ mod row;
 mod schema;
 mod writer;
 
+pub use codec::{Codec, UnknownCodec};
 pub use error::{Error, Result};
 pub use metadata::{
     KEY_BLOCK_SIZE, KEY_SCHEMA_VERSION, KEY_SOURCE, KEY_STATS, KEY_TOKENIZER, TraceMetadata,

@@ -24,11 +24,11 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
     compute_leaves,
 };
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::ColumnPath;
 use tempfile::NamedTempFile;
 
 /// Temporary files of writers still open, so an interrupt handler can remove them.
@@ -57,8 +57,8 @@ pub fn remove_pending_outputs() {
     }
 }
 
-use crate::schema::{hash_item_field, message_fields, message_item_field, trace_schema};
-use crate::{Error, Message, Result, TraceMetadata, TraceRow};
+use crate::schema::{column, hash_item_field, message_fields, message_item_field, trace_schema};
+use crate::{Codec, Error, Message, Result, TraceMetadata, TraceRow};
 
 /// Tuning of the writer.
 #[derive(Debug, Clone)]
@@ -69,6 +69,8 @@ pub struct WriterOptions {
     pub row_group_bytes: usize,
     /// Threads that encode a row group's columns (at least 1).
     pub encode_threads: usize,
+    /// Compression of the column chunks.
+    pub compression: Codec,
 }
 
 impl Default for WriterOptions {
@@ -81,6 +83,7 @@ impl Default for WriterOptions {
             encode_threads: std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .min(4),
+            compression: Codec::default(),
         }
     }
 }
@@ -149,7 +152,7 @@ impl TraceWriter {
             path: path.clone(),
             source,
         };
-        let encoder = Encoder::new(file, metadata, options.encode_threads).map_err(pq)?;
+        let encoder = Encoder::new(file, metadata, &options).map_err(pq)?;
         let thread = EncoderThread::spawn(encoder).map_err(io)?;
         Ok(TraceWriter {
             path,
@@ -310,16 +313,23 @@ struct Encoder {
 type ParquetResult<T> = std::result::Result<T, ParquetError>;
 
 impl Encoder {
-    fn new(file: File, metadata: &TraceMetadata, threads: usize) -> ParquetResult<Self> {
+    fn new(file: File, metadata: &TraceMetadata, options: &WriterOptions) -> ParquetResult<Self> {
         let kv = metadata
             .to_pairs()
             .into_iter()
             .map(|(k, v)| KeyValue::new(k, v))
             .collect();
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_key_value_metadata(Some(kv))
-            .build();
+        let mut props = WriterProperties::builder()
+            .set_compression(options.compression.parquet()?)
+            .set_key_value_metadata(Some(kv));
+        for path in free_text_columns() {
+            // Free text repeats rarely and min/max of it prunes nothing:
+            // a dictionary and statistics would cost time for no gain.
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
+        }
+        let props = props.build();
         let schema = trace_schema();
         // ArrowWriter sets up the file (Parquet schema, embedded Arrow
         // schema); its parts let us encode the columns ourselves.
@@ -330,7 +340,7 @@ impl Encoder {
             factory,
             schema,
             row_groups: 0,
-            threads: threads.max(1),
+            threads: options.encode_threads.max(1),
         })
     }
 
@@ -379,6 +389,19 @@ impl Encoder {
         self.row_groups += 1;
         Ok(())
     }
+}
+
+/// The leaf columns that hold long free text (messages and replies).
+fn free_text_columns() -> [ColumnPath; 2] {
+    [
+        ColumnPath::from(vec![
+            column::MESSAGES.to_string(),
+            "list".to_string(),
+            message_item_field().name().clone(),
+            column::CONTENT.to_string(),
+        ]),
+        ColumnPath::from(column::REFERENCE_OUTPUT),
+    ]
 }
 
 /// One leaf column of a row group to encode.
@@ -622,6 +645,7 @@ mod tests {
             row_group_rows: 7,
             row_group_bytes: 1 << 20,
             encode_threads: 3,
+            ..WriterOptions::default()
         };
         let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
         let rows: Vec<TraceRow> = (0..500).map(row).collect();
@@ -636,6 +660,43 @@ mod tests {
     }
 
     #[test]
+    fn every_codec_reads_back_and_free_text_has_no_dictionary() {
+        for codec in Codec::ALL {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("t.parquet");
+            let options = WriterOptions {
+                compression: codec,
+                ..WriterOptions::default()
+            };
+            let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
+            let rows: Vec<TraceRow> = (0..50).map(row).collect();
+            for r in rows.clone() {
+                w.write(r).expect("write");
+            }
+            w.finish().expect("finish");
+            let reader = TraceReader::open(&path).expect("open");
+            assert_eq!(reader.read_all().expect("read"), rows, "{codec}");
+            let file = File::open(&path).expect("file");
+            let meta = parquet::file::reader::FileReader::metadata(
+                &parquet::file::serialized_reader::SerializedFileReader::new(file).expect("pq"),
+            )
+            .clone();
+            let want = codec.parquet().expect("codec").to_string();
+            for chunk in meta.row_group(0).columns() {
+                let name = chunk.column_path().string();
+                let got = chunk.compression().to_string();
+                assert_eq!(got.split('(').next(), want.split('(').next(), "{name}");
+                let has_dictionary = chunk.dictionary_page_offset().is_some();
+                if free_text_columns().iter().any(|p| p.string() == name) {
+                    assert!(!has_dictionary, "{name}");
+                } else if name == "source" {
+                    assert!(has_dictionary, "{name}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn byte_limit_closes_row_groups() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.parquet");
@@ -643,6 +704,7 @@ mod tests {
             row_group_rows: 1000,
             row_group_bytes: 1,
             encode_threads: 1,
+            ..WriterOptions::default()
         };
         let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
         for i in 0..5 {

@@ -2,10 +2,12 @@
 
 mod json;
 mod lines;
+mod parallel;
 mod source;
 
 pub use json::{JsonLayout, JsonRecords, RawRecord};
 pub use lines::TextLines;
+pub use parallel::{ParallelJsonSource, ParallelOptions};
 pub use source::JsonSource;
 
 use std::fs::File;
