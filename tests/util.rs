@@ -265,3 +265,26 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
+
+/// A Parquet file with only `request_id` and `session_id` columns (one row)
+/// and one key-value metadata entry: a file of another format version.
+pub fn write_stub_parquet(path: &Path, key: &str, value: &str) {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    let ids: ArrayRef = std::sync::Arc::new(StringArray::from(vec!["s#0"]));
+    let sessions: ArrayRef = std::sync::Arc::new(StringArray::from(vec!["s"]));
+    let batch =
+        RecordBatch::try_from_iter([("request_id", ids), ("session_id", sessions)]).expect("batch");
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            key.to_string(),
+            value.to_string(),
+        )]))
+        .build();
+    let file = std::fs::File::create(path).expect("create");
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}

@@ -96,6 +96,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 );
             }
         }
+        println!("\nReport on the run (saturation, rounds, turns; --format html --plot DIR for charts):");
+        println!("  trace report {dir}");
         println!("\nQuery the results yourself:");
         println!(
             "  duckdb -c \"SELECT load_value, round, count(*) AS n, quantile_cont(ttft_ms, 0.5) AS ttft_p50 FROM '{dir}/requests/*.parquet' WHERE status = 'ok' GROUP BY ALL ORDER BY ALL\""

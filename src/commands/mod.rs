@@ -4,6 +4,7 @@ mod convert;
 mod demo;
 mod inspect;
 mod mix;
+pub(crate) mod report;
 mod synth;
 
 use crate::cli::{Cli, Command};
@@ -35,5 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tokenize(args) => crate::tokenize::run(args),
         Command::Replay(args) => crate::replay::run(*args),
         Command::Mock(args) => crate::mock::run(args),
+        Command::Report(args) => report::run_report(args),
+        Command::Compare(args) => report::run_compare(args),
     }
 }

@@ -515,6 +515,7 @@ fn record(
         request_id: suffixed(&row.request_id, work.cycle),
         session_id: session_id.to_string(),
         turn: row.turn,
+        source: (!row.source.is_empty()).then(|| row.source.clone()),
         user_id: work.user_id,
         scheduled_ms,
         sent_ms,

@@ -296,15 +296,8 @@ fn verdict(s: &LevelSummary, late_p99: f64) -> String {
     format!("{level}: {tag} — {}", parts.join(", "))
 }
 
-pub fn fmt_value(v: f64) -> String {
-    if v.is_infinite() {
-        "inf".into()
-    } else if v.fract() == 0.0 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
-}
+/// A load value as people write it: `inf`, `4`, `2.5`.
+pub use analysis::model::fmt_value;
 
 fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| {

@@ -37,6 +37,17 @@ pub enum Error {
          make one with `trace convert` or `trace synth`"
     )]
     NotATrace { path: PathBuf },
+    #[error(
+        "{path}: results format version {found} is not supported by this build of trace \
+         (it reads version(s) {supported}); upgrade trace"
+    )]
+    UnsupportedResultsVersion {
+        path: PathBuf,
+        found: String,
+        supported: String,
+    },
+    #[error("{path}: not a results part (no `results.schema_version` in its metadata)")]
+    NotAResultsPart { path: PathBuf },
     #[error("{path}: column `{column}` {problem}")]
     Column {
         path: PathBuf,

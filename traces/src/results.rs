@@ -20,8 +20,11 @@ use parquet::file::properties::WriterProperties;
 use crate::{Error, Result};
 
 /// Version of the results format, stored as `results.schema_version`.
-pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+/// Version 2 added the `source` column.
+pub const RESULTS_SCHEMA_VERSION: u32 = 2;
 pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
+/// The versions `read_parts` understands: version 1 parts have no `source`.
+pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2];
 
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -60,6 +63,8 @@ pub struct RequestRecord {
     pub request_id: String,
     pub session_id: String,
     pub turn: u32,
+    /// The dataset the request came from (the trace row's `source`).
+    pub source: Option<String>,
     pub user_id: Option<u32>,
     pub scheduled_ms: f64,
     pub sent_ms: f64,
@@ -106,6 +111,7 @@ pub fn requests_schema() -> SchemaRef {
         f("request_id", DataType::Utf8, false),
         f("session_id", DataType::Utf8, false),
         f("turn", DataType::UInt32, false),
+        f("source", DataType::Utf8, true),
         f("user_id", DataType::UInt32, true),
         f("scheduled_ms", DataType::Float64, false),
         f("sent_ms", DataType::Float64, false),
@@ -152,6 +158,7 @@ fn records_to_batch(
     let mut request_id = StringBuilder::with_capacity(n, n * 16);
     let mut session_id = StringBuilder::with_capacity(n, n * 16);
     let mut turn = UInt32Builder::with_capacity(n);
+    let mut source = StringBuilder::with_capacity(n, n * 12);
     let mut user_id = UInt32Builder::with_capacity(n);
     let mut f64s: Vec<Float64Builder> = (0..11).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut itl = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
@@ -175,6 +182,7 @@ fn records_to_batch(
         request_id.append_value(&r.request_id);
         session_id.append_value(&r.session_id);
         turn.append_value(r.turn);
+        source.append_option(r.source.as_deref());
         user_id.append_option(r.user_id);
         let times = [
             Some(r.scheduled_ms),
@@ -254,6 +262,7 @@ fn records_to_batch(
         Arc::new(request_id.finish()),
         Arc::new(session_id.finish()),
         Arc::new(turn.finish()),
+        Arc::new(source.finish()),
         Arc::new(user_id.finish()),
         scheduled,
         sent,
@@ -418,10 +427,10 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
             path: path.clone(),
             source,
         };
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(pq)?
-            .build()
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(pq)?;
+        let version = part_version(&path, builder.metadata().file_metadata())?;
+        let reader = builder.build().map_err(pq)?;
         for batch in reader {
             let batch = batch.map_err(|source| Error::Arrow {
                 path: path.clone(),
@@ -471,6 +480,12 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                 s("status")?,
             );
             let (tokens_source, error) = (s("tokens_source")?, s("error")?);
+            // Version 1 parts predate the column: their rows have no source.
+            let source = if version >= 2 {
+                Some(s("source")?)
+            } else {
+                None
+            };
             let (load_value, scheduled, sent, first, first_r, first_c, end) = (
                 f("load_value")?,
                 f("scheduled_ms")?,
@@ -529,6 +544,7 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                     request_id: request_id.value(i).to_string(),
                     session_id: session_id.value(i).to_string(),
                     turn: turn.value(i),
+                    source: source.as_ref().and_then(|a| os(a, i)),
                     user_id: ou(&user, i),
                     scheduled_ms: scheduled.value(i),
                     sent_ms: sent.value(i),
@@ -569,6 +585,31 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
     Ok(out)
 }
 
+/// The `results.schema_version` of a part, if this build can read it.
+fn part_version(path: &Path, meta: &parquet::file::metadata::FileMetaData) -> Result<u32> {
+    let found = meta
+        .key_value_metadata()
+        .and_then(|kvs| kvs.iter().find(|kv| kv.key == KEY_RESULTS_VERSION))
+        .and_then(|kv| kv.value.clone());
+    let Some(found) = found else {
+        return Err(Error::NotAResultsPart {
+            path: path.to_path_buf(),
+        });
+    };
+    match found.trim().parse::<u32>() {
+        Ok(v) if READABLE_RESULTS_VERSIONS.contains(&v) => Ok(v),
+        _ => Err(Error::UnsupportedResultsVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: READABLE_RESULTS_VERSIONS
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,6 +626,7 @@ mod tests {
                 round: 1,
                 request_id: format!("s{i}#0"),
                 session_id: format!("s{i}"),
+                source: (i != 1).then(|| format!("set{}", i % 2)),
                 itl_ms: vec![1.0, 2.5],
                 ttft_ms: Some(10.0 + f64::from(i)),
                 status: Some(if i == 3 {
@@ -606,6 +648,11 @@ mod tests {
         assert_eq!(rows[3].error.as_deref(), Some("HTTP 503"));
         assert_eq!(rows[4].itl_ms, vec![1.0, 2.5]);
         assert_eq!(rows[2].ttft_ms, Some(12.0));
+        let sources: Vec<Option<&str>> = rows.iter().map(|r| r.source.as_deref()).collect();
+        assert_eq!(
+            sources,
+            vec![Some("set0"), None, Some("set0"), Some("set1"), Some("set0")]
+        );
         let parts = std::fs::read_dir(dir.path().join("requests"))
             .expect("dir")
             .count();
@@ -613,5 +660,134 @@ mod tests {
             parts, 4,
             "three parts of at most 2 rows, plus the stray temporary"
         );
+    }
+
+    fn sample_records() -> Vec<RequestRecord> {
+        (0..3u32)
+            .map(|i| RequestRecord {
+                run_id: "old".into(),
+                load_mode: "concurrency".into(),
+                load_value: 2.0,
+                round: 1,
+                request_id: format!("s{i}#0"),
+                session_id: format!("s{i}"),
+                turn: i,
+                source: Some("sharegpt".into()),
+                user_id: Some(i),
+                ttft_ms: Some(5.0 + f64::from(i)),
+                itl_ms: vec![0.5; i as usize],
+                completion_tokens: Some(i + 1),
+                status: Some(Status::Ok),
+                http_status: Some(200),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// Writes `records` as one part laid out as results format `version`
+    /// was (version 1: no `source` column), tagged with `tag` as its
+    /// `results.schema_version` (none if `None`).
+    fn write_part_as(path: &Path, records: &[RequestRecord], version: u32, tag: Option<&str>) {
+        let mut batch = records_to_batch(&requests_schema(), records).expect("batch");
+        if version < 2 {
+            let at = batch.schema().index_of("source").expect("source column");
+            batch.remove_column(at);
+        }
+        let kv = tag.map(|t| {
+            vec![KeyValue::new(
+                KEY_RESULTS_VERSION.to_string(),
+                t.to_string(),
+            )]
+        });
+        let props = WriterProperties::builder()
+            .set_key_value_metadata(kv)
+            .build();
+        let file = File::create(path).expect("create part");
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+    }
+
+    #[test]
+    fn version_1_parts_read_without_source() {
+        let dir = tempfile::tempdir().expect("dir");
+        let records = sample_records();
+        write_part_as(
+            &dir.path().join("part-00000.parquet"),
+            &records,
+            1,
+            Some("1"),
+        );
+        let rows = read_parts(dir.path()).expect("version 1 part reads");
+        let expected: Vec<RequestRecord> = records
+            .into_iter()
+            .map(|r| RequestRecord { source: None, ..r })
+            .collect();
+        assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn version_1_and_2_parts_read_together() {
+        let dir = tempfile::tempdir().expect("dir");
+        let records = sample_records();
+        write_part_as(
+            &dir.path().join("part-00000.parquet"),
+            &records,
+            1,
+            Some("1"),
+        );
+        write_part_as(
+            &dir.path().join("part-00001.parquet"),
+            &records,
+            2,
+            Some("2"),
+        );
+        let rows = read_parts(dir.path()).expect("mixed parts read");
+        let sources: Vec<Option<&str>> = rows.iter().map(|r| r.source.as_deref()).collect();
+        assert_eq!(
+            sources,
+            vec![
+                None,
+                None,
+                None,
+                Some("sharegpt"),
+                Some("sharegpt"),
+                Some("sharegpt")
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_or_missing_versions_are_refused_naming_the_part() {
+        let dir = tempfile::tempdir().expect("dir");
+        let part = dir.path().join("part-00000.parquet");
+        write_part_as(&part, &sample_records(), 2, Some("9"));
+        let err = read_parts(dir.path()).expect_err("version 9 must be refused");
+        let msg = err.to_string();
+        assert!(msg.contains(&part.display().to_string()), "{msg}");
+        assert!(msg.contains("results format version 9"), "{msg}");
+        assert!(msg.contains("1, 2"), "{msg}");
+
+        write_part_as(&part, &sample_records(), 2, None);
+        let msg = read_parts(dir.path())
+            .expect_err("a part without a version must be refused")
+            .to_string();
+        assert!(msg.contains(&part.display().to_string()), "{msg}");
+        assert!(msg.contains(KEY_RESULTS_VERSION), "{msg}");
+    }
+
+    #[test]
+    fn version_2_part_without_source_is_an_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        write_part_as(
+            &dir.path().join("part-00000.parquet"),
+            &sample_records(),
+            1,
+            Some("2"),
+        );
+        let msg = read_parts(dir.path())
+            .expect_err("a version 2 part must have `source`")
+            .to_string();
+        assert!(msg.contains("`source` is missing"), "{msg}");
     }
 }

@@ -208,10 +208,9 @@ pub(crate) mod tests {
                 .cloned()
                 .unwrap_or_default();
             assert!(
-                kv.iter().any(
-                    |kv| kv.key == "results.schema_version" && kv.value.as_deref() == Some("1")
-                ),
-                "{name} lacks results.schema_version"
+                kv.iter().any(|kv| kv.key == KEY_RESULTS_VERSION
+                    && kv.value == Some(RESULTS_SCHEMA_VERSION.to_string())),
+                "{name} lacks results.schema_version {RESULTS_SCHEMA_VERSION}"
             );
             for batch in builder.build().unwrap() {
                 let batch = batch.unwrap();

@@ -1,0 +1,331 @@
+//! `trace compare`: the same levels of several runs side by side, with
+//! deltas against the first run and a flag where a change is larger than
+//! the noise the runs themselves show.
+//!
+//! Noise: each level's requests, in send order, are dealt round-robin into
+//! `SUBSETS` interleaved subsets; a figure computed on each subset varies
+//! about K times as much as on the whole level, so its standard error is
+//! the subsets' standard deviation / √K. Success % uses the binomial
+//! standard error, rates the Poisson one. A change is flagged when it
+//! exceeds 3 × √(se_a² + se_b²).
+
+use polars::prelude::*;
+
+use crate::compute::stats::{Frame, is_ok, key_exprs, measured, quantile};
+use crate::compute::{self, Options, effective_slo};
+use crate::error::Result;
+use crate::model::{
+    ComparedLevel, ComparedMetric, Comparison, LevelKey, LevelStats, PERCENTILE_DEFINITION,
+    REPORT_VERSION,
+};
+use crate::run::RunFiles;
+
+const SUBSETS: u64 = 4;
+const SIGMAS: f64 = 3.0;
+
+pub const NOISE_DEFINITION: &str = "standard error from the run itself: each level's requests \
+     are dealt round-robin in send order into 4 subsets and a percentile's standard error is the \
+     subsets' standard deviation / 2; success % uses the binomial and rates the Poisson standard \
+     error. A change is flagged when it exceeds 3 x sqrt(se_a^2 + se_b^2)";
+
+/// A figure compared across runs: name, direction, how to read it from a
+/// level, and the subset column that gives its noise.
+struct Metric {
+    name: &'static str,
+    higher_is_better: bool,
+    value: fn(&LevelStats) -> Option<f64>,
+    subset: Option<&'static str>,
+}
+
+fn metrics() -> Vec<Metric> {
+    vec![
+        Metric {
+            name: "success_pct",
+            higher_is_better: true,
+            value: |l| (l.requests > 0).then_some(l.success_pct),
+            subset: None,
+        },
+        Metric {
+            name: "achieved_rate",
+            higher_is_better: true,
+            value: |l| Some(l.achieved_rate),
+            subset: None,
+        },
+        Metric {
+            name: "output_tokens_per_s",
+            higher_is_better: true,
+            value: |l| Some(l.output_tokens_per_s),
+            subset: Some("out_tokens"),
+        },
+        Metric {
+            name: "ttft_p50_ms",
+            higher_is_better: false,
+            value: |l| l.ttft_ms.p50,
+            subset: Some("ttft_p50"),
+        },
+        Metric {
+            name: "ttft_p99_ms",
+            higher_is_better: false,
+            value: |l| l.ttft_ms.p99,
+            subset: Some("ttft_p99"),
+        },
+        Metric {
+            name: "tpot_p50_ms",
+            higher_is_better: false,
+            value: |l| l.tpot_ms.p50,
+            subset: Some("tpot_p50"),
+        },
+        Metric {
+            name: "tpot_p99_ms",
+            higher_is_better: false,
+            value: |l| l.tpot_ms.p99,
+            subset: Some("tpot_p99"),
+        },
+        Metric {
+            name: "itl_p50_ms",
+            higher_is_better: false,
+            value: |l| l.itl_ms.p50,
+            subset: Some("itl_p50"),
+        },
+        Metric {
+            name: "e2e_p50_ms",
+            higher_is_better: false,
+            value: |l| l.e2e_ms.p50,
+            subset: Some("e2e_p50"),
+        },
+        Metric {
+            name: "e2e_p99_ms",
+            higher_is_better: false,
+            value: |l| l.e2e_ms.p99,
+            subset: Some("e2e_p99"),
+        },
+        Metric {
+            name: "lateness_p99_ms",
+            higher_is_better: false,
+            value: |l| l.lateness_p99_ms,
+            subset: Some("lateness_p99"),
+        },
+    ]
+}
+
+/// Per-subset figures of every level of one run.
+struct Subsets {
+    frame: Frame,
+}
+
+impl Subsets {
+    fn compute(lf: &LazyFrame) -> Result<Self> {
+        let sort_by = ["load_mode", "load_value", "round", "sent_ms"];
+        let ok = is_ok();
+        let mut by = key_exprs();
+        by.push(col("subset"));
+        let lf = lf
+            .clone()
+            .filter(measured())
+            .sort(sort_by, SortMultipleOptions::default())
+            .with_row_index("idx", None)
+            .with_column((col("idx").cast(DataType::UInt64) % lit(SUBSETS)).alias("subset"))
+            .group_by(by)
+            .agg([
+                quantile(col("ttft_ms").filter(ok.clone()), 0.5, "ttft_p50"),
+                quantile(col("ttft_ms").filter(ok.clone()), 0.99, "ttft_p99"),
+                quantile(col("tpot_ms").filter(ok.clone()), 0.5, "tpot_p50"),
+                quantile(col("tpot_ms").filter(ok.clone()), 0.99, "tpot_p99"),
+                quantile(col("e2e_ms").filter(ok.clone()), 0.5, "e2e_p50"),
+                quantile(col("e2e_ms").filter(ok.clone()), 0.99, "e2e_p99"),
+                quantile(col("lateness_ms"), 0.99, "lateness_p99"),
+                quantile(
+                    col("itl_ms").filter(ok.clone()).explode(ExplodeOptions {
+                        empty_as_null: false,
+                        keep_nulls: false,
+                    }),
+                    0.5,
+                    "itl_p50",
+                ),
+                col("completion_tokens")
+                    .filter(ok)
+                    .cast(DataType::Float64)
+                    .sum()
+                    .alias("out_tokens"),
+            ]);
+        Ok(Self {
+            frame: Frame::collect(lf, "per-subset figures for the noise estimate")?,
+        })
+    }
+
+    /// Standard error of the whole level's figure from its subsets' spread.
+    fn standard_error(&self, key: &LevelKey, column: &str, scale: f64) -> Result<Option<f64>> {
+        let mut values = Vec::new();
+        for i in 0..self.frame.height() {
+            if self.frame.key(i)?.same_level(key)
+                && let Some(v) = self.frame.f64(column, i)?
+            {
+                values.push(v * scale);
+            }
+        }
+        if values.len() < 2 {
+            return Ok(None);
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        Ok(Some(var.sqrt() / n.sqrt()))
+    }
+}
+
+fn noise(m: &Metric, l: &LevelStats, subsets: &Subsets) -> Result<Option<f64>> {
+    match (m.name, m.subset) {
+        ("success_pct", _) => {
+            let n = l.requests as f64;
+            // Laplace's estimate keeps the error above zero at 100 %.
+            let p = (l.ok as f64 + 1.0) / (n + 2.0);
+            Ok((n > 0.0).then(|| 100.0 * (p * (1.0 - p) / n).sqrt()))
+        }
+        ("achieved_rate", _) => {
+            let arrivals = l.achieved_rate * l.duration_s;
+            Ok((arrivals >= 1.0).then(|| l.achieved_rate / arrivals.sqrt()))
+        }
+        ("output_tokens_per_s", Some(c)) => {
+            // A subset's tokens over the whole level's duration, × K.
+            let scale = if l.duration_s > 0.0 {
+                SUBSETS as f64 / l.duration_s
+            } else {
+                0.0
+            };
+            subsets.standard_error(&l.key, c, scale)
+        }
+        (_, Some(c)) => subsets.standard_error(&l.key, c, 1.0),
+        _ => Ok(None),
+    }
+}
+
+struct RunLevels {
+    levels: Vec<LevelStats>,
+    subsets: Subsets,
+}
+
+pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
+    let slo = effective_slo(runs, opts);
+    let mut per_run = Vec::with_capacity(runs.len());
+    let mut infos = Vec::with_capacity(runs.len());
+    for run in runs {
+        let one = std::slice::from_ref(run);
+        let lf = compute::requests(one)?;
+        let levels = compute::level_stats(&lf, one, &slo)?;
+        let rows = levels.iter().map(|l| l.requests + l.warmup_requests).sum();
+        infos.push(run.info(rows));
+        per_run.push(RunLevels {
+            levels,
+            subsets: Subsets::compute(&lf)?,
+        });
+    }
+    // Levels in the order they first appear.
+    let mut keys: Vec<LevelKey> = Vec::new();
+    for r in &per_run {
+        for l in &r.levels {
+            if !keys.iter().any(|k| k.same_level(&l.key)) {
+                keys.push(l.key.clone());
+            }
+        }
+    }
+    keys.sort_by(|a, b| {
+        a.load_mode
+            .cmp(&b.load_mode)
+            .then(a.load_value.total_cmp(&b.load_value))
+            .then(a.round.cmp(&b.round))
+    });
+    let mut notes = Vec::new();
+    let mut levels = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let found: Vec<Option<&LevelStats>> = per_run
+            .iter()
+            .map(|r| r.levels.iter().find(|l| l.key.same_level(key)))
+            .collect();
+        if found.iter().any(Option::is_none) {
+            notes.push(format!(
+                "{}: not in every run (missing in {})",
+                key.label(),
+                found
+                    .iter()
+                    .zip(&infos)
+                    .filter(|(f, _)| f.is_none())
+                    .map(|(_, i)| i.run_id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut out = Vec::new();
+        for m in metrics() {
+            out.push(compare_metric(&m, &found, &per_run)?);
+        }
+        levels.push(ComparedLevel {
+            load_mode: key.load_mode.clone(),
+            load_value: key.load_value,
+            round: key.round,
+            metrics: out,
+        });
+    }
+    Ok(Comparison {
+        report_version: REPORT_VERSION,
+        percentile_definition: PERCENTILE_DEFINITION.to_string(),
+        noise_definition: NOISE_DEFINITION.to_string(),
+        runs: infos,
+        levels,
+        notes,
+    })
+}
+
+fn compare_metric(
+    m: &Metric,
+    found: &[Option<&LevelStats>],
+    per_run: &[RunLevels],
+) -> Result<ComparedMetric> {
+    let values: Vec<Option<f64>> = found.iter().map(|l| l.and_then(m.value)).collect();
+    let noise_v = found
+        .iter()
+        .zip(per_run)
+        .map(|(l, r)| match l {
+            Some(l) => noise(m, l, &r.subsets),
+            None => Ok(None),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let base = values[0];
+    let base_noise = noise_v[0];
+    let mut delta = Vec::new();
+    let mut delta_pct = Vec::new();
+    let mut flag = Vec::new();
+    for (v, n) in values.iter().zip(&noise_v) {
+        let d = match (v, base) {
+            (Some(v), Some(b)) => Some(v - b),
+            _ => None,
+        };
+        delta.push(d);
+        delta_pct.push(match (d, base) {
+            (Some(d), Some(b)) if b != 0.0 => Some(100.0 * d / b),
+            _ => None,
+        });
+        let significant = match (d, n, base_noise) {
+            (Some(d), Some(na), Some(nb)) => d.abs() > SIGMAS * (na * na + nb * nb).sqrt(),
+            _ => false,
+        };
+        flag.push(match d {
+            Some(d) if significant && d != 0.0 => {
+                if (d > 0.0) == m.higher_is_better {
+                    "better".to_string()
+                } else {
+                    "worse".to_string()
+                }
+            }
+            _ => String::new(),
+        });
+    }
+    Ok(ComparedMetric {
+        metric: m.name.to_string(),
+        higher_is_better: m.higher_is_better,
+        values,
+        noise: noise_v,
+        delta,
+        delta_pct,
+        flag,
+    })
+}

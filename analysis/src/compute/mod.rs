@@ -1,0 +1,120 @@
+//! From Parquet parts to a [`Report`]: lazy Polars scans over every run's
+//! `requests/` parts (projection pushed down, so a query reads only the
+//! columns it needs), one query per section.
+
+mod frames;
+mod groups;
+mod levels;
+mod rounds;
+mod saturation;
+mod server;
+pub mod stats;
+mod users;
+
+use crate::error::Result;
+use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo};
+use crate::run::RunFiles;
+
+pub use frames::requests;
+pub use levels::level_stats;
+
+/// What the user asked of the report.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// SLO for goodput and attainment; `None` takes each run's own.
+    pub slo: Option<Slo>,
+    /// Extra grouping columns (`--by`).
+    pub by: Vec<String>,
+    /// A level passes when at least this share of requests succeeded (or met the SLO), %.
+    pub min_success_pct: f64,
+    /// Without an SLO, a level passes while its TTFT p99 and E2E p50 stay
+    /// within this factor of the lowest level's.
+    pub latency_factor: f64,
+    /// Recommended operating point = highest passing level × (1 − headroom).
+    pub headroom_pct: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            slo: None,
+            by: Vec::new(),
+            min_success_pct: 99.0,
+            latency_factor: 2.0,
+            headroom_pct: 20.0,
+        }
+    }
+}
+
+/// The SLO in force: the user's, else the first run's that has one.
+pub fn effective_slo(runs: &[RunFiles], opts: &Options) -> Slo {
+    opts.slo.clone().unwrap_or_else(|| {
+        runs.iter()
+            .filter_map(|r| r.run_json.as_ref())
+            .map(|j| j.slo.clone())
+            .find(Slo::is_set)
+            .unwrap_or_default()
+    })
+}
+
+/// Compute every section of the report for these runs.
+pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
+    let slo = effective_slo(runs, opts);
+    let lf = frames::requests(runs)?;
+    let mut notes = Vec::new();
+    let mut levels = levels::level_stats(&lf, runs, &slo)?;
+    for run in runs {
+        server::attach(run, &mut levels)?;
+    }
+    let row_counts = frames::row_counts(&lf)?;
+    let infos = runs
+        .iter()
+        .map(|r| r.info(row_counts.get(&r.run_id).copied().unwrap_or(0)))
+        .collect::<Vec<_>>();
+    for info in &infos {
+        if !info.has_run_json {
+            notes.push(format!(
+                "{}: no run.json (the run was killed or is still running); the report covers the {} finished requests in its parts",
+                info.run_id, info.rows
+            ));
+        } else if info.interrupted == Some(true) {
+            notes.push(format!(
+                "{}: the run was interrupted; the report covers the requests it finished",
+                info.run_id
+            ));
+        }
+    }
+    for l in &levels {
+        if l.ok == 0 && l.requests > 0 {
+            notes.push(format!(
+                "{} {}: no request succeeded ({} errors), so it has no latency figures",
+                l.key.run_id,
+                l.key.label(),
+                l.requests
+            ));
+        }
+    }
+    let saturation = saturation::assess(&levels, &slo, opts);
+    let rounds = rounds::deltas(&lf)?;
+    let (turns, prompt_buckets) = groups::sessions(&lf)?;
+    let users = users::per_user(&lf)?;
+    let by = if opts.by.is_empty() {
+        None
+    } else {
+        Some(groups::by_columns(&lf, &opts.by)?)
+    };
+    Ok(Report {
+        report_version: REPORT_VERSION,
+        percentile_definition: PERCENTILE_DEFINITION.to_string(),
+        runs: infos,
+        slo,
+        levels,
+        saturation,
+        rounds,
+        turns,
+        prompt_buckets,
+        users,
+        by,
+        notes,
+    })
+}

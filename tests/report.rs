@@ -1,0 +1,544 @@
+//! Integration tests: `trace report` and `trace compare` on real runs of
+//! `trace replay` against `trace mock`, their figures recomputed with
+//! DuckDB and Polars (tests/report/check_report.py), and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn python() -> PathBuf {
+    match std::env::var_os("TRACE_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "TRACE_PYTHON is not set: the report tests recompute figures with Polars and DuckDB \
+             from the venv that scripts/test.sh sets up"
+        ),
+    }
+}
+
+fn agent_trace(dir: &Path, users: u32, turns: u32) -> PathBuf {
+    let trace = dir.join("agent.parquet");
+    trace_ok([
+        "synth",
+        "agent",
+        "--users",
+        &users.to_string(),
+        "--turns",
+        &turns.to_string(),
+        "--system-prefix-tokens",
+        "60",
+        "--user-prefix-tokens",
+        "20",
+        "--turn-input-tokens",
+        "30",
+        "--turn-output-tokens",
+        "6",
+        "--context-window",
+        "200",
+        "-o",
+        trace.to_str().expect("utf8"),
+    ]);
+    trace
+}
+
+/// One replay into its own results folder; returns the run folder.
+fn replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> PathBuf {
+    let out = run_replay(trace, url, results, extra);
+    replay_rows(&out, results).0
+}
+
+fn report_json(args: &[&str]) -> Value {
+    let mut all = vec!["report", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = trace_ok(all);
+    serde_json::from_str(&out).expect("report --format json prints JSON")
+}
+
+fn check_with_python(report: &Path, runs: &[&Path]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report/check_report.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(report)
+        .args(runs)
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "check_report.py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: u64 = stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("checked N figures");
+    assert!(checked > 200, "only {checked} figures were compared");
+}
+
+/// Two runs shared by the tests below: a multi-turn qps sweep with two
+/// rounds, faults and an SLO, and a users run.
+struct Runs {
+    _dir: tempfile::TempDir,
+    qps: PathBuf,
+    users: PathBuf,
+}
+
+fn runs() -> Arc<Runs> {
+    static RUNS: std::sync::OnceLock<Arc<Runs>> = std::sync::OnceLock::new();
+    RUNS.get_or_init(|| {
+        let dir = tempdir();
+        let trace = agent_trace(dir.path(), 6, 4);
+        let mock = MockProcess::start(&[
+            "--ttft-ms",
+            "4",
+            "--itl-ms",
+            "1",
+            "--faults",
+            "500=0.05,reset=0.03",
+            "--fault-seed",
+            "7",
+        ]);
+        let qps = replay(
+            &trace,
+            &mock.url,
+            &dir.path().join("a"),
+            &[
+                "--qps",
+                "20,40",
+                "--requests",
+                "24",
+                "--rounds",
+                "2",
+                "--slo",
+                "ttft_ms=6,e2e_ms=40",
+                "--metrics-interval",
+                "100ms",
+                "--seed",
+                "3",
+            ],
+        );
+        let users = replay(
+            &trace,
+            &mock.url,
+            &dir.path().join("b"),
+            &[
+                "--users",
+                "6",
+                "--user-arrival",
+                "steady:0.3",
+                "--no-metrics",
+            ],
+        );
+        Arc::new(Runs {
+            _dir: dir,
+            qps,
+            users,
+        })
+    })
+    .clone()
+}
+
+#[test]
+fn report_figures_equal_duckdb_and_polars() {
+    let r = runs();
+    let dir = tempdir();
+    let json = dir.path().join("report.json");
+    trace_ok([
+        "report",
+        r.qps.to_str().expect("utf8"),
+        r.users.to_str().expect("utf8"),
+        "--format",
+        "json",
+        "--by",
+        "source,turn",
+        "-o",
+        json.to_str().expect("utf8"),
+    ]);
+    let report = read_json(&json);
+    let levels = report["levels"].as_array().expect("levels");
+    // qps 20 and 40 in two rounds, and the users level.
+    assert_eq!(levels.len(), 5, "{levels:#?}");
+    assert!(
+        levels
+            .iter()
+            .any(|l| l["errors"].as_object().is_some_and(|e| !e.is_empty())),
+        "the faults produced errors"
+    );
+    assert!(!report["rounds"].as_array().expect("rounds").is_empty());
+    assert!(!report["turns"].as_array().expect("turns").is_empty());
+    assert_eq!(report["users"].as_array().expect("users").len(), 6);
+    assert_eq!(report["slo"]["ttft_ms"], 6.0, "the SLO comes from run.json");
+    check_with_python(&json, &[&r.qps, &r.users]);
+}
+
+#[test]
+fn report_agrees_with_the_replays_own_summary() {
+    let r = runs();
+    let report = report_json(&[r.qps.to_str().expect("utf8")]);
+    let summary = read_json(&r.qps.join("summary.json"));
+    let levels = summary["levels"].as_array().expect("summary levels");
+    for s in levels {
+        let l = report["levels"]
+            .as_array()
+            .expect("levels")
+            .iter()
+            .find(|l| l["load_value"] == s["load_value"] && l["round"] == s["round"])
+            .expect("the level is in the report");
+        for (a, b) in [
+            ("requests", "requests"),
+            ("ok", "ok"),
+            ("achieved_rate", "achieved_rate"),
+            ("output_tokens_per_s", "output_tokens_per_s"),
+            ("goodput", "goodput"),
+        ] {
+            let (x, y) = (l[a].as_f64(), s[b].as_f64());
+            let same = match (x, y) {
+                (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(1.0),
+                (None, None) => true,
+                _ => false,
+            };
+            assert!(same, "{a}: report {x:?} vs summary {y:?}");
+        }
+        let p99 = |v: &Value| v["p99"].as_f64();
+        assert_eq!(
+            p99(&l["ttft_ms"]).map(|x| (x * 1e6).round()),
+            s["ttft_ms"]["percentiles"]["p99"]
+                .as_f64()
+                .map(|x| (x * 1e6).round())
+        );
+    }
+}
+
+#[test]
+fn every_format_is_written_and_readable() {
+    let r = runs();
+    let dir = tempdir();
+    let run = r.qps.to_str().expect("utf8");
+    let table = trace_ok(["report", run]);
+    for needle in [
+        "Levels",
+        "TTFT (ms)",
+        "Saturation",
+        "Rounds",
+        "Latency by turn",
+    ] {
+        assert!(table.contains(needle), "table lacks {needle}:\n{table}");
+    }
+    let md = trace_ok(["report", run, "--format", "md"]);
+    assert!(md.contains("## Levels") && md.contains("|---|"), "{md}");
+    let csv = trace_ok(["report", run, "--format", "csv"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "header + 4 levels:\n{csv}");
+    let cols = lines[0].split(',').count();
+    assert!(lines.iter().all(|l| l.split(',').count() == cols), "{csv}");
+    let html = dir.path().join("r.html");
+    let xlsx = dir.path().join("r.xlsx");
+    let plots = dir.path().join("plots");
+    trace_ok([
+        "report",
+        run,
+        "--format",
+        "html",
+        "-o",
+        html.to_str().expect("utf8"),
+        "--plot",
+        plots.to_str().expect("utf8"),
+    ]);
+    trace_ok([
+        "report",
+        run,
+        "--format",
+        "xlsx",
+        "-o",
+        xlsx.to_str().expect("utf8"),
+    ]);
+    let page = std::fs::read_to_string(&html).expect("html written");
+    assert!(page.contains("<svg") && page.contains("</html>"));
+    assert!(
+        !page.contains("src=\"http"),
+        "self-contained: no remote resources"
+    );
+    let check = r#"
+import sys, zipfile, xml.dom.minidom, pathlib
+z = zipfile.ZipFile(sys.argv[1])
+sheets = [n for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
+assert len(sheets) >= 3, z.namelist()
+pngs = sorted(pathlib.Path(sys.argv[2]).glob("*.png"))
+svgs = sorted(pathlib.Path(sys.argv[2]).glob("*.svg"))
+assert len(pngs) >= 4 and len(svgs) == len(pngs), (pngs, svgs)
+for p in pngs:
+    assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", p
+for s in svgs:
+    xml.dom.minidom.parse(str(s))
+print(len(sheets), len(pngs))
+"#;
+    let out = Command::new(python())
+        .args(["-c", check])
+        .arg(&xlsx)
+        .arg(&plots)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn compare_flags_a_slower_server_and_not_itself() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 80, 32, 8, &[]);
+    let fast = MockProcess::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let slow = MockProcess::start(&["--ttft-ms", "30", "--itl-ms", "1"]);
+    let extra = ["--concurrency", "4", "--requests", "80", "--no-metrics"];
+    let a = replay(&trace, &fast.url, &dir.path().join("a"), &extra);
+    let b = replay(&trace, &slow.url, &dir.path().join("b"), &extra);
+    let (a, b) = (a.to_str().expect("utf8"), b.to_str().expect("utf8"));
+    let out = trace_ok(["compare", a, b, "--format", "json"]);
+    let cmp: Value = serde_json::from_str(&out).expect("json");
+    let metric = |cmp: &Value, name: &str| {
+        cmp["levels"][0]["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["metric"] == name)
+            .cloned()
+            .expect("metric present")
+    };
+    let ttft = metric(&cmp, "ttft_p50_ms");
+    assert_eq!(ttft["flag"][1], "worse", "{ttft:#}");
+    let delta = ttft["delta"][1].as_f64().expect("delta");
+    assert!(
+        (20.0..35.0).contains(&delta),
+        "TTFT p50 grew by about 25 ms: {delta}"
+    );
+    // The same run under another name: no change at all, nothing flagged.
+    let copy = dir.path().join("a-copy");
+    copy_dir(Path::new(a), &copy);
+    let same: Value = serde_json::from_str(&trace_ok([
+        "compare",
+        a,
+        copy.to_str().expect("utf8"),
+        "--format",
+        "json",
+    ]))
+    .expect("json");
+    let ttft = metric(&same, "ttft_p50_ms");
+    assert_eq!(ttft["delta"][1], 0.0, "{ttft:#}");
+    assert!(!same.to_string().contains("\"worse\""), "{same:#}");
+    // The same folder twice is told apart by a suffix.
+    let twice: Value =
+        serde_json::from_str(&trace_ok(["compare", a, a, "--format", "json"])).expect("json");
+    let name = twice["runs"][0]["run_id"].as_str().expect("run id");
+    assert_eq!(twice["runs"][1]["run_id"], format!("{name}#2"));
+    let text = trace_ok(["compare", a, b]);
+    assert!(text.contains("WORSE"), "{text}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_message() {
+    let r = runs();
+    let dir = tempdir();
+    // Not a run at all.
+    let err = trace_err(["report", dir.path().to_str().expect("utf8")]);
+    assert!(err.contains("not a replay run folder"), "{err}");
+    // A folder of runs names them.
+    let parent = r.qps.parent().expect("results folder");
+    let err = trace_err(["report", parent.to_str().expect("utf8")]);
+    assert!(
+        err.contains("a folder of 1 runs") && err.contains("give one"),
+        "{err}"
+    );
+    // A run killed before its first part.
+    let empty = dir.path().join("killed");
+    std::fs::create_dir_all(empty.join("requests")).expect("mkdir");
+    let err = trace_err(["report", empty.to_str().expect("utf8")]);
+    assert!(err.contains("no finished requests"), "{err}");
+    // A run killed mid-way: parts, no run.json.
+    let partial = dir.path().join("partial");
+    std::fs::create_dir_all(partial.join("requests")).expect("mkdir");
+    for part in files_in(&r.qps.join("requests")).iter().take(2) {
+        std::fs::copy(
+            r.qps.join("requests").join(part),
+            partial.join("requests").join(part),
+        )
+        .expect("copy part");
+    }
+    let report = report_json(&[partial.to_str().expect("utf8")]);
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("no run.json"), "{notes}");
+    // A results file of another format version.
+    let old = dir.path().join("old");
+    std::fs::create_dir_all(old.join("requests")).expect("mkdir");
+    write_part_with_version(&old.join("requests/part-00000.parquet"), "0");
+    let err = trace_err(["report", old.to_str().expect("utf8")]);
+    assert!(err.contains("results format version 0"), "{err}");
+    // An unknown --by column lists the real ones.
+    let err = trace_err(["report", r.qps.to_str().expect("utf8"), "--by", "nope"]);
+    assert!(err.contains("nope") && err.contains("ttft_ms"), "{err}");
+}
+
+#[test]
+fn a_run_where_nothing_succeeded_is_reported_not_a_crash() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 16, 4, &[]);
+    let mock = MockProcess::start(&["--faults", "503=1"]);
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &dir.path().join("r"),
+        &["--qps", "50", "--requests", "10", "--no-metrics"],
+    );
+    let run = only_run_dir(&dir.path().join("r"));
+    assert!(out.status.code().is_some(), "replay ended");
+    let report = report_json(&[run.to_str().expect("utf8")]);
+    let level = &report["levels"][0];
+    assert_eq!(level["ok"], 0);
+    assert_eq!(level["errors"]["http_error"], 10);
+    assert_eq!(level["ttft_ms"]["p99"], Value::Null);
+    assert!(report["notes"].to_string().contains("no request succeeded"));
+    let sat = report["saturation"][0]["statement"]
+        .as_str()
+        .expect("statement");
+    assert!(sat.contains("even the lowest level"), "{sat}");
+    let table = trace_ok(["report", run.to_str().expect("utf8")]);
+    assert!(table.contains("http_error 503"), "{table}");
+}
+
+#[test]
+fn saturation_is_found_on_a_server_with_little_capacity() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 32, 16, &[]);
+    // One sequence at a time, 5 ms per decode step: about 12 requests/s.
+    let mock = MockProcess::start(&["--max-running", "1", "--decode-step-ms", "5"]);
+    let run = replay(
+        &trace,
+        &mock.url,
+        &dir.path().join("r"),
+        &[
+            "--qps",
+            "2,100",
+            "--arrival",
+            "constant",
+            "--requests",
+            "12",
+            "--no-metrics",
+        ],
+    );
+    let report = report_json(&[run.to_str().expect("utf8")]);
+    let sat = &report["saturation"][0];
+    assert_eq!(sat["highest_passing"], 2.0, "{sat:#}");
+    assert_eq!(sat["first_failing"], 100.0, "{sat:#}");
+    let rec = sat["recommended"].as_f64().expect("recommended rate");
+    assert!(rec > 0.5 && rec < 2.0, "{rec}");
+    assert!(
+        sat["statement"]
+            .as_str()
+            .is_some_and(|s| s.contains("saturates between 2 and 100")),
+        "{sat:#}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// A minimal `requests` part whose results.schema_version is `version`.
+fn write_part_with_version(path: &Path, version: &str) {
+    write_stub_parquet(path, traces::results::KEY_RESULTS_VERSION, version);
+}
+
+/// The README's three one-line queries over `results/*/requests/*.parquet`
+/// run as written (from a folder holding `results/`) and print every level.
+#[test]
+fn readme_queries_work_as_written() {
+    let r = runs();
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
+    let queries: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.contains("results/*/requests/*.parquet"))
+        .filter(|l| l.starts_with("python -c") || l.starts_with("duckdb -c"))
+        .collect();
+    assert_eq!(queries.len(), 3, "{queries:#?}");
+    let dir = tempdir();
+    copy_dir(
+        &r.qps,
+        &dir.path()
+            .join("results")
+            .join(r.qps.file_name().expect("name")),
+    );
+    let venv_bin = python().parent().expect("venv bin").to_path_buf();
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for q in queries {
+        let out = Command::new("sh")
+            .args(["-c", q])
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .expect("sh runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{q}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for level in ["20", "40"] {
+            assert!(stdout.contains(level), "{q}\n{stdout}");
+        }
+    }
+}
+
+/// The HTML report opens in headless Chromium, offline, and shows its charts.
+#[test]
+fn html_report_shows_its_charts_in_a_browser() {
+    let r = runs();
+    let dir = tempdir();
+    let html = dir.path().join("report.html");
+    trace_ok([
+        "report",
+        r.qps.to_str().expect("utf8"),
+        "--format",
+        "html",
+        "-o",
+        html.to_str().expect("utf8"),
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-html.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&html)
+        .arg(dir.path().join("shot.png"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "check-html.sh failed (is chromium installed? scripts/test.sh installs it):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let svgs: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count of <svg> elements");
+    assert!(svgs >= 4, "only {svgs} charts rendered");
+    let shot = std::fs::read(dir.path().join("shot.png")).expect("screenshot written");
+    assert_eq!(&shot[..8], b"\x89PNG\r\n\x1a\n");
+}

@@ -1,0 +1,307 @@
+"""Recompute `trace report --format json` figures with DuckDB and Polars.
+
+Usage: check_report.py REPORT.json RUN_DIR [RUN_DIR...]
+
+Every figure the report states for a level (counts, rates, throughput,
+latency distributions, lateness, cached ratio, goodput, errors), and the
+rounds, turns, users and --by sections, is computed here independently
+from the same Parquet parts, once with DuckDB and once with Polars, and
+must agree to 1e-9 (relative). Prints what it checked; exits 1 on the
+first mismatches.
+"""
+
+import json
+import math
+import sys
+
+import duckdb
+import polars as pl
+
+REL = 1e-9
+PS = [0.5, 0.9, 0.95, 0.99]
+failures = []
+checked = 0
+
+
+def close(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) and math.isnan(a):
+        return b is None or math.isnan(b)
+    return abs(a - b) <= REL * max(1.0, abs(a), abs(b))
+
+
+def expect(what, got, want):
+    global checked
+    checked += 1
+    if not close(got, want):
+        failures.append(f"{what}: report {got!r} != {want!r}")
+
+
+def level_key(d):
+    return (d["run_id"], d["load_mode"], float(d["load_value"]), int(d["round"]))
+
+
+def main():
+    report = json.load(open(sys.argv[1]))
+    runs = sys.argv[2:]
+    globs = [f"{r}/requests/*.parquet" for r in runs]
+    con = duckdb.connect()
+    files = ", ".join("'" + g.replace("'", "''") + "'" for g in globs)
+    con.execute(
+        f"CREATE VIEW r AS SELECT * FROM read_parquet([{files}], union_by_name=true) WHERE NOT warmup"
+    )
+    slo = report["slo"]
+    levels = {level_key(l): l for l in report["levels"]}
+    check_levels_duckdb(con, levels, slo)
+    check_levels_polars(globs, levels)
+    check_errors(con, levels)
+    check_rounds(con, report["rounds"])
+    check_groups(con, report["turns"], "turn")
+    check_users(con, report["users"])
+    if report.get("by"):
+        check_by(con, report["by"])
+    print(f"checked {checked} figures against DuckDB and Polars")
+    if failures:
+        print("\n".join(failures[:40]))
+        sys.exit(1)
+
+
+DIST = ["mean", "std", "min", "p50", "p90", "p95", "p99", "max", "count"]
+
+
+def dist_sql(col, where="status = 'ok'"):
+    x = f"{col}::DOUBLE"
+    f = f"FILTER (WHERE {where} AND {col} IS NOT NULL)"
+    parts = [
+        f"avg({x}) {f}",
+        f"stddev_samp({x}) {f}",
+        f"min({x}) {f}",
+    ]
+    parts += [f"quantile_cont({x}, {p}) {f}" for p in PS]
+    parts += [f"max({x}) {f}", f"count({x}) {f}"]
+    return ", ".join(parts)
+
+
+def check_dist(what, got, row):
+    for name, want in zip(DIST, row):
+        expect(f"{what}.{name}", got[name], want)
+
+
+def check_levels_duckdb(con, levels, slo):
+    good = ["status = 'ok'"]
+    if slo.get("ttft_ms") is not None:
+        good.append(f"coalesce(ttft_ms <= {slo['ttft_ms']}, false)")
+    if slo.get("tpot_ms") is not None:
+        good.append(f"(tpot_ms IS NULL OR tpot_ms <= {slo['tpot_ms']})")
+    if slo.get("e2e_ms") is not None:
+        good.append(f"coalesce(e2e_ms <= {slo['e2e_ms']}, false)")
+    q = f"""
+    SELECT run_id, load_mode, load_value, round,
+      count(*), count(*) FILTER (WHERE status = 'ok'),
+      (max(end_ms) - min(scheduled_ms)) / 1000.0,
+      coalesce(sum(prompt_tokens) FILTER (WHERE status = 'ok'), 0),
+      coalesce(sum(completion_tokens) FILTER (WHERE status = 'ok'), 0),
+      count(*) FILTER (WHERE {' AND '.join(good)}),
+      quantile_cont(lateness_ms, 0.5), quantile_cont(lateness_ms, 0.99),
+      sum(cached_tokens) FILTER (WHERE status = 'ok'),
+      sum(prompt_tokens) FILTER (WHERE status = 'ok' AND cached_tokens IS NOT NULL),
+      {dist_sql('ttft_ms')}, {dist_sql('tpot_ms')}, {dist_sql('e2e_ms')}
+    FROM r GROUP BY ALL
+    """
+    rows = con.execute(q).fetchall()
+    expect("number of levels", len(levels), len(rows))
+    for row in rows:
+        key = (row[0], row[1], float(row[2]), int(row[3]))
+        l = levels.get(key)
+        if l is None:
+            failures.append(f"level {key} missing from the report")
+            continue
+        n, ok, dur, inp, out, good_n, l50, l99, cached, cbase = row[4:14]
+        expect(f"{key}.requests", l["requests"], n)
+        expect(f"{key}.ok", l["ok"], ok)
+        expect(f"{key}.success_pct", l["success_pct"], 100.0 * ok / n)
+        expect(f"{key}.duration_s", l["duration_s"], dur)
+        expect(f"{key}.request_rate", l["request_rate"], n / dur)
+        expect(f"{key}.input_tokens_per_s", l["input_tokens_per_s"], float(inp) / dur)
+        expect(f"{key}.output_tokens_per_s", l["output_tokens_per_s"], float(out) / dur)
+        expect(f"{key}.lateness_p50_ms", l["lateness_p50_ms"], l50)
+        expect(f"{key}.lateness_p99_ms", l["lateness_p99_ms"], l99)
+        ratio = float(cached) / float(cbase) if cbase else None
+        expect(f"{key}.cached_token_ratio", l["cached_token_ratio"], ratio)
+        if any(v is not None for v in slo.values()):
+            expect(f"{key}.slo_attainment_pct", l["slo_attainment_pct"], 100.0 * good_n / n)
+            expect(f"{key}.goodput", l["goodput"], good_n / dur)
+        base = 14
+        for m in ["ttft_ms", "tpot_ms", "e2e_ms"]:
+            check_dist(f"{key}.{m}", l[m], row[base : base + 9])
+            base += 9
+    itl = con.execute(
+        f"""
+        SELECT run_id, load_mode, load_value, round, {dist_sql('x', 'true')}
+        FROM (SELECT run_id, load_mode, load_value, round, unnest(itl_ms) AS x
+              FROM r WHERE status = 'ok')
+        GROUP BY ALL"""
+    ).fetchall()
+    for row in itl:
+        key = (row[0], row[1], float(row[2]), int(row[3]))
+        if key in levels:
+            check_dist(f"{key}.itl_ms", levels[key]["itl_ms"], row[4:13])
+
+
+def check_levels_polars(globs, levels):
+    lf = pl.concat([pl.scan_parquet(g) for g in globs], how="diagonal_relaxed").filter(
+        ~pl.col("warmup")
+    )
+    ok = pl.col("status") == "ok"
+
+    def dist(col):
+        x = pl.col(col).filter(ok).cast(pl.Float64)
+        return [
+            x.mean().alias(f"{col}.mean"),
+            x.std(ddof=1).alias(f"{col}.std"),
+            x.min().alias(f"{col}.min"),
+            *[x.quantile(p, "linear").alias(f"{col}.p{int(p * 100)}") for p in PS],
+            x.max().alias(f"{col}.max"),
+            x.count().alias(f"{col}.count"),
+        ]
+
+    keys = ["run_id", "load_mode", "load_value", "round"]
+    df = lf.group_by(keys).agg(dist("ttft_ms") + dist("tpot_ms") + dist("e2e_ms")).collect()
+    itl = (
+        lf.filter(ok)
+        .select(keys + ["itl_ms"])
+        .explode("itl_ms")
+        .group_by(keys)
+        .agg(
+            pl.col("itl_ms").cast(pl.Float64).quantile(0.99, "linear").alias("p99"),
+            pl.col("itl_ms").cast(pl.Float64).mean().alias("mean"),
+        )
+        .collect()
+    )
+    for row in df.iter_rows(named=True):
+        key = (row["run_id"], row["load_mode"], float(row["load_value"]), int(row["round"]))
+        l = levels.get(key)
+        if l is None:
+            failures.append(f"polars: level {key} missing from the report")
+            continue
+        for m in ["ttft_ms", "tpot_ms", "e2e_ms"]:
+            for name in DIST:
+                pname = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99"}.get(name, name)
+                expect(f"polars {key}.{m}.{name}", l[m][name], row[f"{m}.{pname}"])
+    for row in itl.iter_rows(named=True):
+        key = (row["run_id"], row["load_mode"], float(row["load_value"]), int(row["round"]))
+        if key in levels:
+            expect(f"polars {key}.itl_ms.p99", levels[key]["itl_ms"]["p99"], row["p99"])
+            expect(f"polars {key}.itl_ms.mean", levels[key]["itl_ms"]["mean"], row["mean"])
+
+
+def check_errors(con, levels):
+    rows = con.execute(
+        """SELECT run_id, load_mode, load_value, round, status, count(*)
+           FROM r WHERE status <> 'ok' GROUP BY ALL"""
+    ).fetchall()
+    seen = {}
+    for run, mode, value, rnd, status, n in rows:
+        seen.setdefault((run, mode, float(value), int(rnd)), {})[status] = n
+    for key, l in levels.items():
+        expect(f"{key}.errors", json.dumps(l["errors"], sort_keys=True),
+               json.dumps(seen.get(key, {}), sort_keys=True))
+
+
+def check_rounds(con, rounds):
+    rows = con.execute(
+        """
+        WITH a AS (SELECT * FROM r WHERE status = 'ok' AND round = 1),
+             b AS (SELECT * FROM r WHERE status = 'ok' AND round > 1)
+        SELECT b.run_id, b.load_mode, b.load_value, b.round, count(*),
+               quantile_cont(b.ttft_ms - a.ttft_ms, 0.5), avg(b.ttft_ms - a.ttft_ms)
+        FROM b JOIN a USING (run_id, load_mode, load_value, request_id)
+        GROUP BY ALL"""
+    ).fetchall()
+    got = {(d["run_id"], d["load_mode"], float(d["load_value"]), d["round"]): d for d in rounds}
+    expect("number of round comparisons", len(got), len(rows))
+    for run, mode, value, rnd, pairs, p50, mean in rows:
+        d = got.get((run, mode, float(value), int(rnd)))
+        if d is None:
+            failures.append(f"round {rnd} of {mode} {value} missing")
+            continue
+        expect(f"round {rnd} {mode} {value} pairs", d["pairs"], pairs)
+        expect(f"round {rnd} {mode} {value} ttft_delta_p50_ms", d["ttft_delta_p50_ms"], p50)
+        expect(f"round {rnd} {mode} {value} ttft_delta_mean_ms", d["ttft_delta_mean_ms"], mean)
+
+
+def check_groups(con, groups, column):
+    if not groups:
+        return
+    rows = con.execute(
+        f"""SELECT run_id, load_mode, load_value, round, {column}, count(*),
+               quantile_cont(ttft_ms, 0.5) FILTER (WHERE status = 'ok'),
+               quantile_cont(e2e_ms, 0.99) FILTER (WHERE status = 'ok')
+            FROM r GROUP BY ALL"""
+    ).fetchall()
+    got = {(g["run_id"], g["load_mode"], float(g["load_value"]), g["round"], g["group"]): g
+           for g in groups}
+    expect(f"number of {column} groups", len(got), len(rows))
+    for run, mode, value, rnd, t, n, t50, e99 in rows:
+        g = got.get((run, mode, float(value), int(rnd), f"turn {t}"))
+        if g is None:
+            failures.append(f"{column} {t} of {mode} {value} missing")
+            continue
+        expect(f"turn {t} requests", g["requests"], n)
+        expect(f"turn {t} ttft p50", g["ttft_ms"]["p50"], t50)
+        expect(f"turn {t} e2e p99", g["e2e_ms"]["p99"], e99)
+
+
+def check_users(con, users):
+    if not users:
+        return
+    rows = con.execute(
+        """SELECT run_id, load_mode, load_value, round, user_id, count(*),
+               count(*) FILTER (WHERE status <> 'ok'),
+               quantile_cont(ttft_ms, 0.99) FILTER (WHERE status = 'ok'),
+               quantile_cont(tpot_ms, 0.5) FILTER (WHERE status = 'ok')
+           FROM r WHERE user_id IS NOT NULL GROUP BY ALL"""
+    ).fetchall()
+    got = {(u["run_id"], u["load_mode"], float(u["load_value"]), u["round"], u["user_id"]): u
+           for u in users}
+    expect("number of users", len(got), len(rows))
+    for run, mode, value, rnd, uid, n, errs, t99, tp50 in rows:
+        u = got.get((run, mode, float(value), int(rnd), uid))
+        if u is None:
+            failures.append(f"user {uid} missing")
+            continue
+        expect(f"user {uid} requests", u["requests"], n)
+        expect(f"user {uid} errors", u["errors"], errs)
+        expect(f"user {uid} ttft p99", u["ttft_p99_ms"], t99)
+        expect(f"user {uid} tpot p50", u["tpot_p50_ms"], tp50)
+
+
+def check_by(con, by):
+    cols = by["columns"]
+    sel = ", ".join(f"{c}::VARCHAR" for c in cols)
+    rows = con.execute(
+        f"""SELECT run_id, load_mode, load_value, round, {sel}, count(*),
+               quantile_cont(ttft_ms, 0.99) FILTER (WHERE status = 'ok')
+            FROM r GROUP BY ALL"""
+    ).fetchall()
+    got = {(g["run_id"], g["load_mode"], float(g["load_value"]), g["round"], g["group"]): g
+           for g in by["groups"]}
+    expect("number of --by groups", len(got), len(rows))
+    for row in rows:
+        run, mode, value, rnd = row[:4]
+        vals = row[4 : 4 + len(cols)]
+        n, t99 = row[4 + len(cols) :]
+        label = ",".join(f"{c}={'null' if v is None else v}" for c, v in zip(cols, vals))
+        g = got.get((run, mode, float(value), int(rnd), label))
+        if g is None:
+            failures.append(f"--by group {label} missing")
+            continue
+        expect(f"--by {label} requests", g["requests"], n)
+        expect(f"--by {label} ttft p99", g["ttft_ms"]["p99"], t99)
+
+
+if __name__ == "__main__":
+    main()
