@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use super::stats::{Frame, dist_exprs, is_ok, key_exprs, measured, quantile};
-use crate::error::Result;
-use crate::model::{LevelKey, LevelStats, Slo};
+use crate::error::{PolarsContext, Result};
+use crate::model::{Dist, LevelKey, LevelStats, Slo};
 use crate::run::RunFiles;
 
 /// Arrival lateness p99 over which an uncapped open-loop level is the
@@ -94,7 +94,10 @@ pub fn level_stats(lf: &LazyFrame, runs: &[RunFiles], slo: &Slo) -> Result<Vec<L
             .agg(main_aggs(slo)),
         "per-level statistics",
     )?;
-    let itl = itl_by_level(lf)?;
+    let level_keys = (0..main.height())
+        .map(|i| main.key(i))
+        .collect::<Result<Vec<_>>>()?;
+    let itl = itl_by_level(lf, &level_keys)?;
     let warmup = warmup_by_level(lf)?;
     let (errors, errors_detail) = errors_by_level(lf)?;
     let mut out = Vec::with_capacity(main.height());
@@ -211,29 +214,41 @@ pub fn level_label(k: &LevelKey) -> String {
     )
 }
 
-fn itl_by_level(lf: &LazyFrame) -> Result<BTreeMap<String, crate::model::Dist>> {
-    // Explode once, as its own step, then aggregate a plain column.
-    let mut cols = key_exprs();
-    cols.push(col("itl_ms"));
-    let gaps = lf
-        .clone()
-        .filter(measured().and(is_ok()))
-        .select(cols)
-        .explode(
-            crate::compute::stats::itl_selector(),
-            ExplodeOptions {
-                empty_as_null: false,
-                keep_nulls: false,
-            },
-        );
-    let f = Frame::collect(
-        gaps.group_by(key_exprs())
-            .agg(dist_exprs("itl", col("itl_ms"))),
-        "inter-token latency per level",
-    )?;
+/// Inter-token latency per level. The gaps of a level are read on their
+/// own (row-group statistics skip the other levels' parts) and their
+/// distribution is computed in one buffer: exploding the list column
+/// beside the level keys and grouping would copy the keys once per gap.
+fn itl_by_level(lf: &LazyFrame, keys: &[LevelKey]) -> Result<BTreeMap<String, Dist>> {
     let mut out = BTreeMap::new();
-    for i in 0..f.height() {
-        out.insert(level_label(&f.key(i)?), f.dist("itl", i)?);
+    for key in keys {
+        let level = col("run_id")
+            .eq(lit(key.run_id.clone()))
+            .and(col("load_mode").eq(lit(key.load_mode.clone())))
+            .and(col("load_value").eq(lit(key.load_value)))
+            .and(col("round").eq(lit(key.round)));
+        let df = lf
+            .clone()
+            .filter(level.and(measured()).and(is_ok()))
+            .select([col("itl_ms")])
+            .collect()
+            .ctx(|| format!("reading the inter-token gaps of {}", key.label()))?;
+        let gaps = df
+            .column("itl_ms")
+            .and_then(|c| {
+                c.as_materialized_series().explode(ExplodeOptions {
+                    empty_as_null: false,
+                    keep_nulls: false,
+                })
+            })
+            .and_then(|s| s.cast(&DataType::Float64))
+            .ctx(|| format!("exploding the inter-token gaps of {}", key.label()))?;
+        let values: Vec<f64> = gaps
+            .f64()
+            .ctx(|| "inter-token gaps as numbers".to_string())?
+            .iter()
+            .flatten()
+            .collect();
+        out.insert(level_label(key), super::stats::dist_of(values));
     }
     Ok(out)
 }

@@ -47,17 +47,60 @@ pub fn dist_exprs(name: &str, values: Expr) -> Vec<Expr> {
     out
 }
 
-/// The `itl_ms` list column, for `LazyFrame::explode`.
-pub fn itl_selector() -> Selector {
-    cols(["itl_ms"])
-}
-
 /// One percentile of a metric, aliased as given.
 pub fn quantile(values: Expr, p: f64, alias: &str) -> Expr {
     values
         .cast(DataType::Float64)
         .quantile(lit(p), QuantileMethod::Linear)
         .alias(alias)
+}
+
+/// Linear-interpolation quantile (DuckDB's `quantile_cont`) of unsorted
+/// values, `p` in 0..=1: the value at position (n - 1)·p, found by
+/// selection rather than a full sort.
+fn quantile_of(values: &mut [f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let h = (values.len() - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let (_, a, right) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    let a = *a;
+    let frac = h - lo as f64;
+    if frac == 0.0 || right.is_empty() {
+        return Some(a);
+    }
+    let b = right.iter().copied().fold(f64::INFINITY, f64::min);
+    Some(a + (b - a) * frac)
+}
+
+/// The distribution of a buffer of values (NaN left out), with the same
+/// definitions as `dist_exprs`.
+pub fn dist_of(mut values: Vec<f64>) -> Dist {
+    values.retain(|x| !x.is_nan());
+    let n = values.len();
+    if n == 0 {
+        return Dist::default();
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    let std = (n > 1).then(|| {
+        let ss: f64 = values.iter().map(|x| (x - mean) * (x - mean)).sum();
+        (ss / (n - 1) as f64).sqrt()
+    });
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut q = |p: f64| quantile_of(&mut values, p / 100.0);
+    Dist {
+        count: n as u64,
+        mean: Some(mean),
+        std,
+        min: Some(min),
+        p50: q(PERCENTILES[0]),
+        p90: q(PERCENTILES[1]),
+        p95: q(PERCENTILES[2]),
+        p99: q(PERCENTILES[3]),
+        max: Some(max),
+    }
 }
 
 /// Typed access to a collected frame's cells.
@@ -168,5 +211,25 @@ impl Frame {
             p99: get("p99")?,
             max: get("max")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_quantiles_match_quantile_cont() {
+        let d = dist_of(vec![4.0, 1.0, 3.0, 2.0]);
+        assert_eq!(d.count, 4);
+        assert_eq!(d.min, Some(1.0));
+        assert_eq!(d.max, Some(4.0));
+        assert_eq!(d.p50, Some(2.5));
+        assert!((d.p90.expect("p90") - 3.7).abs() < 1e-12);
+        assert!((d.p99.expect("p99") - 3.97).abs() < 1e-12);
+        assert!((d.std.expect("std") - 1.2909944487358056).abs() < 1e-12);
+        let one = dist_of(vec![5.0]);
+        assert_eq!((one.p50, one.p99, one.std), (Some(5.0), Some(5.0), None));
+        assert_eq!(dist_of(vec![f64::NAN]), Dist::default());
     }
 }
