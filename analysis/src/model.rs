@@ -85,18 +85,6 @@ pub struct Dist {
     pub max: Option<f64>,
 }
 
-impl Dist {
-    pub fn percentile(&self, p: f64) -> Option<f64> {
-        match p as u32 {
-            50 => self.p50,
-            90 => self.p90,
-            95 => self.p95,
-            99 => self.p99,
-            _ => None,
-        }
-    }
-}
-
 /// The identity of a load level within a run.
 #[derive(Debug, Clone, Serialize, PartialEq, PartialOrd)]
 pub struct LevelKey {

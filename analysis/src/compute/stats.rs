@@ -131,10 +131,6 @@ impl Frame {
         self.df.height()
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.df.get_column_index(name).is_some()
-    }
-
     fn series(&self, name: &str, dtype: &DataType) -> Result<Series> {
         let cache_key = format!("{name}/{dtype}");
         if let Some(s) = self.cache.borrow().get(&cache_key) {
