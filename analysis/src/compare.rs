@@ -210,13 +210,13 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
     let mut infos = Vec::with_capacity(runs.len());
     for run in runs {
         let one = std::slice::from_ref(run);
-        let lf = compute::requests(one)?;
-        let levels = compute::level_stats(&lf, one, &slo)?;
+        let req = compute::Requests::load(one, &[])?;
+        let levels = compute::level_stats(&req, one, &slo)?;
         let rows = levels.iter().map(|l| l.requests + l.warmup_requests).sum();
         infos.push(run.info(rows));
         per_run.push(RunLevels {
             levels,
-            subsets: Subsets::compute(&lf)?,
+            subsets: Subsets::compute(&req.scan)?,
         });
     }
     // Levels in the order they first appear.

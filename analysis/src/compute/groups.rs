@@ -3,7 +3,9 @@
 
 use polars::prelude::*;
 
-use super::stats::{Frame, dist_exprs, is_ok, key_exprs, measured};
+use super::frames::Requests;
+use super::grouped::{Agg, Grouped, Metric, Prepare, grouped};
+use super::stats::{Frame, KEY_COLUMNS, is_ok, measured, only};
 use crate::error::{Error, PolarsContext, Result};
 use crate::model::{ByTable, GroupStats};
 
@@ -37,31 +39,39 @@ fn bucket_label(lo: f64) -> String {
     }
 }
 
-fn group_aggs() -> Vec<Expr> {
+fn group_aggs() -> Vec<(&'static str, Agg)> {
     let ok = is_ok();
-    let mut aggs = vec![
-        len().cast(DataType::UInt64).alias("requests"),
-        ok.clone().cast(DataType::UInt64).sum().alias("ok"),
-        col("compaction")
-            .cast(DataType::UInt64)
-            .sum()
-            .alias("compactions"),
-        col("prompt_tokens")
-            .filter(ok.clone())
-            .cast(DataType::Float64)
-            .mean()
-            .alias("prompt_mean"),
-    ];
-    aggs.extend(dist_exprs("ttft", col("ttft_ms").filter(ok.clone())));
-    aggs.extend(dist_exprs("tpot", col("tpot_ms").filter(ok.clone())));
-    aggs.extend(dist_exprs("e2e", col("e2e_ms").filter(ok)));
-    aggs
+    vec![
+        ("requests", Agg::Len),
+        ("ok", Agg::Sum(ok.clone())),
+        ("compactions", Agg::Sum(col("compaction"))),
+        ("prompt_mean", Agg::Mean(only(ok, col("prompt_tokens")))),
+    ]
+}
+
+/// Latency of the requests that succeeded.
+pub fn latency_metrics() -> Vec<Metric> {
+    let ok = is_ok();
+    vec![
+        Metric::new("ttft", only(ok.clone(), col("ttft_ms"))),
+        Metric::new("tpot", only(ok.clone(), col("tpot_ms"))),
+        Metric::new("e2e", only(ok, col("e2e_ms"))),
+    ]
+}
+
+/// Group `lf` by the level and `extra`, with `group_aggs` and the latency
+/// distributions.
+fn by_level_and(data: &DataFrame, prepare: Prepare, extra: &[&str], what: &str) -> Result<Grouped> {
+    let mut by: Vec<&str> = KEY_COLUMNS.to_vec();
+    by.extend_from_slice(extra);
+    grouped(data, prepare, &by, group_aggs(), latency_metrics(), what)
 }
 
 fn read_groups(
-    f: &Frame,
+    g: &Grouped,
     label: impl Fn(&Frame, usize) -> Result<(String, f64)>,
 ) -> Result<Vec<GroupStats>> {
+    let f = &g.frame;
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
         let (group, order) = label(f, i)?;
@@ -73,9 +83,9 @@ fn read_groups(
             ok: f.u64("ok", i)?,
             compactions: f.u64("compactions", i)?,
             prompt_tokens_mean: f.f64("prompt_mean", i)?,
-            ttft_ms: f.dist("ttft", i)?,
-            tpot_ms: f.dist("tpot", i)?,
-            e2e_ms: f.dist("e2e", i)?,
+            ttft_ms: g.dist("ttft", i),
+            tpot_ms: g.dist("tpot", i),
+            e2e_ms: g.dist("e2e", i),
         });
     }
     out.sort_by(|a, b| {
@@ -90,14 +100,15 @@ fn read_groups(
 }
 
 /// By turn (only for runs with more than one turn) and by prompt bucket.
-pub fn sessions(lf: &LazyFrame) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
-    let mut by = key_exprs();
-    by.push(col("turn"));
-    let turns = Frame::collect(
-        lf.clone().filter(measured()).group_by(by).agg(group_aggs()),
+pub fn sessions(data: &DataFrame) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
+    let turns = by_level_and(
+        data,
+        &|lf| lf.filter(measured()),
+        &["turn"],
         "latency by turn",
     )?;
-    let multi_turn = (0..turns.height()).any(|i| turns.u64("turn", i).is_ok_and(|t| t > 0));
+    let multi_turn =
+        (0..turns.frame.height()).any(|i| turns.frame.u64("turn", i).is_ok_and(|t| t > 0));
     let turns = if multi_turn {
         read_groups(&turns, |f, i| {
             let t = f.u64("turn", i)?;
@@ -109,15 +120,14 @@ pub fn sessions(lf: &LazyFrame) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
     let length = col("prompt_tokens")
         .cast(DataType::Float64)
         .fill_null(col("input_tokens_target").cast(DataType::Float64));
-    let mut by = key_exprs();
-    by.push(col("bucket"));
-    let buckets = Frame::collect(
-        lf.clone()
-            .filter(measured())
-            .with_column(bucket_expr(length).alias("bucket"))
-            .filter(col("bucket").is_not_null())
-            .group_by(by)
-            .agg(group_aggs()),
+    let buckets = by_level_and(
+        data,
+        &|lf| {
+            lf.filter(measured())
+                .with_column(bucket_expr(length.clone()).alias("bucket"))
+                .filter(col("bucket").is_not_null())
+        },
+        &["bucket"],
         "latency by prompt length",
     )?;
     let buckets = read_groups(&buckets, |f, i| {
@@ -128,8 +138,9 @@ pub fn sessions(lf: &LazyFrame) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
 }
 
 /// `--by COLS`: latency per level and per value of the named columns.
-pub fn by_columns(lf: &LazyFrame, columns: &[String]) -> Result<ByTable> {
-    let schema = lf
+pub fn by_columns(req: &Requests, columns: &[String]) -> Result<ByTable> {
+    let schema = req
+        .scan
         .clone()
         .collect_schema()
         .ctx(|| "reading the requests schema".to_string())?;
@@ -155,19 +166,16 @@ pub fn by_columns(lf: &LazyFrame, columns: &[String]) -> Result<ByTable> {
         }
     }
     let text_cols: Vec<String> = columns.iter().map(|c| format!("__by_{c}")).collect();
-    let mut by = key_exprs();
-    by.extend(text_cols.iter().map(|c| col(c.as_str())));
+    let text_names: Vec<&str> = text_cols.iter().map(String::as_str).collect();
     let with: Vec<Expr> = columns
         .iter()
         .zip(&text_cols)
         .map(|(c, t)| col(c.as_str()).cast(DataType::String).alias(t.as_str()))
         .collect();
-    let f = Frame::collect(
-        lf.clone()
-            .filter(measured())
-            .with_columns(with)
-            .group_by(by)
-            .agg(group_aggs()),
+    let f = by_level_and(
+        &req.data,
+        &|lf| lf.filter(measured()).with_columns(with.clone()),
+        &text_names,
         "the --by groups",
     )?;
     let groups = read_groups(&f, |f, i| {

@@ -9,8 +9,11 @@
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
-use super::stats::{Frame, dist_exprs, is_ok, key_exprs, measured, quantile};
+use super::frames::{self, Requests};
+use super::grouped::{Agg, Metric, grouped};
+use super::stats::{Frame, KEY_COLUMNS, is_ok, key_exprs, measured, only};
 use crate::error::{PolarsContext, Result};
 use crate::model::{Dist, LevelKey, LevelStats, Slo};
 use crate::run::RunFiles;
@@ -39,65 +42,67 @@ pub fn meets_slo(slo: &Slo) -> Expr {
     e.fill_null(lit(false))
 }
 
-fn count_if(pred: Expr) -> Expr {
-    pred.cast(DataType::UInt64).sum()
-}
-
-fn sum_f64(e: Expr) -> Expr {
-    e.cast(DataType::Float64).sum()
-}
-
-fn main_aggs(slo: &Slo) -> Vec<Expr> {
+fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
     let ok = is_ok();
     let first = col("turn").eq(lit(0u32));
-    let mut aggs = vec![
-        len().cast(DataType::UInt64).alias("requests"),
-        count_if(ok.clone()).alias("ok"),
-        col("scheduled_ms").min().alias("start_ms"),
-        col("end_ms").max().alias("end_ms"),
-        count_if(first.clone()).alias("starts"),
-        col("scheduled_ms")
-            .filter(first.clone())
-            .min()
-            .alias("starts_first_scheduled"),
-        col("sent_ms")
-            .filter(first.clone())
-            .max()
-            .alias("starts_last_sent"),
-        sum_f64(col("prompt_tokens").filter(ok.clone())).alias("in_tokens"),
-        sum_f64(col("completion_tokens").filter(ok.clone())).alias("out_tokens"),
-        sum_f64(col("cached_tokens").filter(ok.clone())).alias("cached"),
-        sum_f64(col("prompt_tokens").filter(ok.clone().and(col("cached_tokens").is_not_null())))
-            .alias("cached_base"),
-        count_if(meets_slo(slo)).alias("good"),
-        quantile(col("lateness_ms"), 0.50, "lateness_p50"),
-        quantile(col("lateness_ms"), 0.99, "lateness_p99"),
-        quantile(
-            col("lateness_ms").filter(first),
-            0.99,
-            "arrival_lateness_p99",
+    vec![
+        ("requests", Agg::Len),
+        ("ok", Agg::Sum(ok.clone())),
+        ("start_ms", Agg::Min(col("scheduled_ms"))),
+        ("end_ms", Agg::Max(col("end_ms"))),
+        ("starts", Agg::Sum(first.clone())),
+        (
+            "starts_first_scheduled",
+            Agg::Min(only(first.clone(), col("scheduled_ms"))),
         ),
-    ];
-    aggs.extend(dist_exprs("ttft", col("ttft_ms").filter(ok.clone())));
-    aggs.extend(dist_exprs("tpot", col("tpot_ms").filter(ok.clone())));
-    aggs.extend(dist_exprs("e2e", col("e2e_ms").filter(ok)));
-    aggs
+        ("starts_last_sent", Agg::Max(only(first, col("sent_ms")))),
+        (
+            "in_tokens",
+            Agg::Sum(only(ok.clone(), col("prompt_tokens"))),
+        ),
+        (
+            "out_tokens",
+            Agg::Sum(only(ok.clone(), col("completion_tokens"))),
+        ),
+        ("cached", Agg::Sum(only(ok.clone(), col("cached_tokens")))),
+        (
+            "cached_base",
+            Agg::Sum(only(
+                ok.and(col("cached_tokens").is_not_null()),
+                col("prompt_tokens"),
+            )),
+        ),
+        ("good", Agg::Sum(meets_slo(slo))),
+    ]
+}
+
+/// The distributions taken per level.
+fn level_metrics() -> Vec<Metric> {
+    let ok = is_ok();
+    let first = col("turn").eq(lit(0u32));
+    vec![
+        Metric::new("ttft", only(ok.clone(), col("ttft_ms"))),
+        Metric::new("tpot", only(ok.clone(), col("tpot_ms"))),
+        Metric::new("e2e", only(ok, col("e2e_ms"))),
+        Metric::new("lateness", col("lateness_ms")),
+        Metric::new("arrival_lateness", only(first, col("lateness_ms"))),
+    ]
 }
 
 /// Statistics of every level of every run, in run order, then mode, value
 /// and round.
-pub fn level_stats(lf: &LazyFrame, runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
-    let main = Frame::collect(
-        lf.clone()
-            .filter(measured())
-            .group_by(key_exprs())
-            .agg(main_aggs(slo)),
+pub fn level_stats(req: &Requests, runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
+    let lf = &req.data.clone().lazy();
+    let grouped = grouped(
+        &req.data,
+        &|lf| lf.filter(measured()),
+        &KEY_COLUMNS,
+        main_aggs(slo),
+        level_metrics(),
         "per-level statistics",
     )?;
-    let level_keys = (0..main.height())
-        .map(|i| main.key(i))
-        .collect::<Result<Vec<_>>>()?;
-    let itl = itl_by_level(lf, &level_keys)?;
+    let main = &grouped.frame;
+    let itl = itl_by_level(runs)?;
     let warmup = warmup_by_level(lf)?;
     let (errors, errors_detail) = errors_by_level(lf)?;
     let mut out = Vec::with_capacity(main.height());
@@ -134,7 +139,7 @@ pub fn level_stats(lf: &LazyFrame, runs: &[RunFiles], slo: &Slo) -> Result<Vec<L
         };
         let cached_base = main.f64("cached_base", i)?.unwrap_or(0.0);
         let good = main.u64("good", i)? as f64;
-        let arrival_p99 = main.f64("arrival_lateness_p99", i)?;
+        let arrival_p99 = grouped.dist("arrival_lateness", i).p99;
         let capped = runs
             .iter()
             .filter(|r| r.run_id == key.run_id)
@@ -165,12 +170,12 @@ pub fn level_stats(lf: &LazyFrame, runs: &[RunFiles], slo: &Slo) -> Result<Vec<L
             request_rate: per_s(requests as f64),
             input_tokens_per_s: per_s(main.f64("in_tokens", i)?.unwrap_or(0.0)),
             output_tokens_per_s: per_s(main.f64("out_tokens", i)?.unwrap_or(0.0)),
-            ttft_ms: main.dist("ttft", i)?,
-            tpot_ms: main.dist("tpot", i)?,
+            ttft_ms: grouped.dist("ttft", i),
+            tpot_ms: grouped.dist("tpot", i),
             itl_ms: itl.get(&label).cloned().unwrap_or_default(),
-            e2e_ms: main.dist("e2e", i)?,
-            lateness_p50_ms: main.f64("lateness_p50", i)?,
-            lateness_p99_ms: main.f64("lateness_p99", i)?,
+            e2e_ms: grouped.dist("e2e", i),
+            lateness_p50_ms: grouped.dist("lateness", i).p50,
+            lateness_p99_ms: grouped.dist("lateness", i).p99,
             arrival_lateness_p99_ms: arrival_p99,
             client_behind: target_rate.is_some()
                 && !capped
@@ -214,25 +219,64 @@ pub fn level_label(k: &LevelKey) -> String {
     )
 }
 
-/// Inter-token latency per level. The gaps of a level are read on their
-/// own (row-group statistics skip the other levels' parts) and their
-/// distribution is computed in one buffer: exploding the list column
-/// beside the level keys and grouping would copy the keys once per gap.
-fn itl_by_level(lf: &LazyFrame, keys: &[LevelKey]) -> Result<BTreeMap<String, Dist>> {
-    let mut out = BTreeMap::new();
-    for key in keys {
-        let level = col("run_id")
-            .eq(lit(key.run_id.clone()))
-            .and(col("load_mode").eq(lit(key.load_mode.clone())))
-            .and(col("load_value").eq(lit(key.load_value)))
-            .and(col("round").eq(lit(key.round)));
-        let df = lf
-            .clone()
-            .filter(level.and(measured()).and(is_ok()))
-            .select([col("itl_ms")])
-            .collect()
-            .ctx(|| format!("reading the inter-token gaps of {}", key.label()))?;
-        let gaps = df
+/// Request parts read together when gathering inter-token gaps: enough
+/// for Polars to read files in parallel, few enough to bound memory.
+const ITL_PARTS_PER_READ: usize = 64;
+
+/// Inter-token latency per level. The gaps are read a batch of parts at a
+/// time and appended, as stored (`f32`), to their level's buffer; the
+/// distribution is then taken by selection in that buffer. Exploding the
+/// list column beside the level keys and grouping would copy the keys
+/// once per gap.
+fn itl_by_level(runs: &[RunFiles]) -> Result<BTreeMap<String, Dist>> {
+    let mut gaps: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    let mut cols = key_exprs();
+    cols.push(col("itl_ms"));
+    for run in runs {
+        for batch in run.request_parts.chunks(ITL_PARTS_PER_READ) {
+            let what = format!("{}/requests", run.path.display());
+            let df = frames::scan(batch, &what)?
+                .with_column(lit(run.run_id.clone()).alias("run_id"))
+                .filter(measured().and(is_ok()))
+                .select(cols.clone())
+                .collect()
+                .ctx(|| format!("reading the inter-token gaps of {what}"))?;
+            append_gaps(df, &mut gaps)?;
+        }
+    }
+    Ok(gaps
+        .into_par_iter()
+        .map(|(label, values)| (label, super::stats::dist_of(values)))
+        .collect())
+}
+
+/// Append the gaps of a batch of requests to their levels' buffers.
+fn append_gaps(df: DataFrame, gaps: &mut BTreeMap<String, Vec<f32>>) -> Result<()> {
+    let keys = Frame::collect(
+        df.clone()
+            .lazy()
+            .select(key_exprs())
+            .unique_stable(None, UniqueKeepStrategy::First),
+        "the levels of a batch of parts",
+    )?;
+    for i in 0..keys.height() {
+        let key = keys.key(i)?;
+        let one_level = keys.height() == 1;
+        let rows = if one_level {
+            df.clone()
+        } else {
+            df.clone()
+                .lazy()
+                .filter(
+                    col("load_mode")
+                        .eq(lit(key.load_mode.clone()))
+                        .and(col("load_value").eq(lit(key.load_value)))
+                        .and(col("round").eq(lit(key.round))),
+                )
+                .collect()
+                .ctx(|| format!("selecting the requests of {}", key.label()))?
+        };
+        let exploded = rows
             .column("itl_ms")
             .and_then(|c| {
                 c.as_materialized_series().explode(ExplodeOptions {
@@ -240,17 +284,22 @@ fn itl_by_level(lf: &LazyFrame, keys: &[LevelKey]) -> Result<BTreeMap<String, Di
                     keep_nulls: false,
                 })
             })
-            .and_then(|s| s.cast(&DataType::Float64))
+            .and_then(|s| s.cast(&DataType::Float32))
             .ctx(|| format!("exploding the inter-token gaps of {}", key.label()))?;
-        let values: Vec<f64> = gaps
-            .f64()
-            .ctx(|| "inter-token gaps as numbers".to_string())?
-            .iter()
-            .flatten()
-            .collect();
-        out.insert(level_label(key), super::stats::dist_of(values));
+        let values = exploded
+            .f32()
+            .ctx(|| "inter-token gaps as numbers".to_string())?;
+        let buffer = gaps.entry(level_label(&key)).or_default();
+        buffer.reserve(values.len());
+        if values.null_count() == 0 {
+            for arr in values.downcast_iter() {
+                buffer.extend_from_slice(arr.values());
+            }
+        } else {
+            buffer.extend(values.iter().flatten());
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn warmup_by_level(lf: &LazyFrame) -> Result<BTreeMap<String, u64>> {

@@ -3,6 +3,7 @@
 //! columns it needs), one query per section.
 
 mod frames;
+mod grouped;
 mod groups;
 mod levels;
 mod rounds;
@@ -11,12 +12,35 @@ mod server;
 pub mod stats;
 mod users;
 
+use polars::prelude::IntoLazy;
+
 use crate::error::Result;
 use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo};
 use crate::run::RunFiles;
 
-pub use frames::requests;
+pub use frames::{Requests, requests};
 pub use levels::level_stats;
+
+/// Time taken by each section, printed to stderr when the environment
+/// sets `TRACE_REPORT_TIMING` (bench/report uses it).
+struct Laps {
+    start: Option<std::time::Instant>,
+}
+
+impl Laps {
+    fn new() -> Self {
+        Self {
+            start: std::env::var_os("TRACE_REPORT_TIMING").map(|_| std::time::Instant::now()),
+        }
+    }
+
+    fn done(&mut self, what: &str) {
+        if let Some(start) = self.start.as_mut() {
+            eprintln!("{what}: {:.3} s", start.elapsed().as_secs_f64());
+            *start = std::time::Instant::now();
+        }
+    }
+}
 
 /// What the user asked of the report.
 #[derive(Debug, Clone)]
@@ -60,13 +84,18 @@ pub fn effective_slo(runs: &[RunFiles], opts: &Options) -> Slo {
 /// Compute every section of the report for these runs.
 pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let slo = effective_slo(runs, opts);
-    let lf = frames::requests(runs)?;
+    let mut lap = Laps::new();
+    let req = Requests::load(runs, &opts.by)?;
+    lap.done("load");
+    let lf = &req.data.clone().lazy();
     let mut notes = Vec::new();
-    let mut levels = levels::level_stats(&lf, runs, &slo)?;
+    let mut levels = levels::level_stats(&req, runs, &slo)?;
+    lap.done("levels");
     for run in runs {
         server::attach(run, &mut levels)?;
     }
-    let row_counts = frames::row_counts(&lf)?;
+    let row_counts = frames::row_counts(lf)?;
+    lap.done("rows");
     let infos = runs
         .iter()
         .map(|r| r.info(row_counts.get(&r.run_id).copied().unwrap_or(0)))
@@ -95,13 +124,21 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         }
     }
     let saturation = saturation::assess(&levels, &slo, opts);
-    let rounds = rounds::deltas(&lf)?;
-    let (turns, prompt_buckets) = groups::sessions(&lf)?;
-    let users = users::per_user(&lf)?;
+    // Only runs with rounds need `request_id`, read for the join alone.
+    let rounds = if levels.iter().any(|l| l.key.round > 1) {
+        rounds::deltas(&req.scan)?
+    } else {
+        Vec::new()
+    };
+    lap.done("rounds");
+    let (turns, prompt_buckets) = groups::sessions(&req.data)?;
+    lap.done("sessions");
+    let users = users::per_user(&req.data)?;
+    lap.done("users");
     let by = if opts.by.is_empty() {
         None
     } else {
-        Some(groups::by_columns(&lf, &opts.by)?)
+        Some(groups::by_columns(&req, &opts.by)?)
     };
     Ok(Report {
         report_version: REPORT_VERSION,

@@ -3,43 +3,33 @@
 
 use polars::prelude::*;
 
-use super::stats::{Frame, is_ok, key_exprs, measured, quantile};
+use super::grouped::{Agg, grouped};
+use super::groups::latency_metrics;
+use super::stats::{KEY_COLUMNS, is_ok, measured, only};
 use crate::error::Result;
 use crate::model::UserStats;
 
-pub fn per_user(lf: &LazyFrame) -> Result<Vec<UserStats>> {
-    let mut by = key_exprs();
-    by.push(col("user_id"));
+pub fn per_user(data: &DataFrame) -> Result<Vec<UserStats>> {
+    let mut by: Vec<&str> = KEY_COLUMNS.to_vec();
+    by.push("user_id");
     let ok = is_ok();
-    let f = Frame::collect(
-        lf.clone()
-            .filter(measured().and(col("user_id").is_not_null()))
-            .group_by(by)
-            .agg([
-                len().cast(DataType::UInt64).alias("requests"),
-                ok.clone()
-                    .not()
-                    .cast(DataType::UInt64)
-                    .sum()
-                    .alias("errors"),
-                col("compaction")
-                    .cast(DataType::UInt64)
-                    .sum()
-                    .alias("compactions"),
-                quantile(col("ttft_ms").filter(ok.clone()), 0.5, "ttft_p50"),
-                quantile(col("ttft_ms").filter(ok.clone()), 0.99, "ttft_p99"),
-                quantile(col("tpot_ms").filter(ok.clone()), 0.5, "tpot_p50"),
-                quantile(col("tpot_ms").filter(ok.clone()), 0.99, "tpot_p99"),
-                col("completion_tokens")
-                    .filter(ok)
-                    .cast(DataType::Float64)
-                    .sum()
-                    .alias("out_tokens"),
-                col("sent_ms").min().alias("first_sent"),
-                col("end_ms").max().alias("last_end"),
-            ]),
+    let metrics = latency_metrics().into_iter().take(2).collect();
+    let g = grouped(
+        data,
+        &|lf| lf.filter(measured().and(col("user_id").is_not_null())),
+        &by,
+        vec![
+            ("requests", Agg::Len),
+            ("errors", Agg::Sum(ok.clone().not())),
+            ("compactions", Agg::Sum(col("compaction"))),
+            ("out_tokens", Agg::Sum(only(ok, col("completion_tokens")))),
+            ("first_sent", Agg::Min(col("sent_ms"))),
+            ("last_end", Agg::Max(col("end_ms"))),
+        ],
+        metrics,
         "per-user statistics",
     )?;
+    let f = &g.frame;
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
         let span_s = match (f.f64("first_sent", i)?, f.f64("last_end", i)?) {
@@ -52,10 +42,10 @@ pub fn per_user(lf: &LazyFrame) -> Result<Vec<UserStats>> {
             requests: f.u64("requests", i)?,
             errors: f.u64("errors", i)?,
             compactions: f.u64("compactions", i)?,
-            ttft_p50_ms: f.f64("ttft_p50", i)?,
-            ttft_p99_ms: f.f64("ttft_p99", i)?,
-            tpot_p50_ms: f.f64("tpot_p50", i)?,
-            tpot_p99_ms: f.f64("tpot_p99", i)?,
+            ttft_p50_ms: g.dist("ttft", i).p50,
+            ttft_p99_ms: g.dist("ttft", i).p99,
+            tpot_p50_ms: g.dist("tpot", i).p50,
+            tpot_p99_ms: g.dist("tpot", i).p99,
             output_tokens_per_s: span_s
                 .map(|s| f.f64("out_tokens", i).ok().flatten().unwrap_or(0.0) / s),
         });

@@ -1,0 +1,282 @@
+//! Grouped distributions without grouped quantiles.
+//!
+//! Polars takes a grouped quantile by sorting each group once per
+//! percentile, and a filtered aggregation group by group. Here Polars
+//! computes the values elementwise and groups the rows, a slice of the
+//! requests at a time; sums, counts and extremes are accumulated in one
+//! pass, and each metric's values gathered into one buffer per group,
+//! whose distribution `stats::dist_of` takes by selection, the groups'
+//! buffers in parallel.
+
+use std::collections::HashMap;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::stats::{Frame, dist_of};
+use crate::error::{PolarsContext, Result};
+use crate::model::Dist;
+
+/// A metric whose distribution is taken per group: the values, null where
+/// a row does not count (a failed request's TTFT, say).
+pub struct Metric {
+    pub name: &'static str,
+    pub values: Expr,
+}
+
+impl Metric {
+    pub fn new(name: &'static str, values: Expr) -> Self {
+        Self { name, values }
+    }
+}
+
+/// A per-group aggregation of an elementwise expression; nulls are
+/// skipped, as in SQL.
+pub enum Agg {
+    /// Rows in the group.
+    Len,
+    /// Sum (0 when every value is null).
+    Sum(Expr),
+    Min(Expr),
+    Max(Expr),
+    Mean(Expr),
+}
+
+/// The aggregations of every group, one row each beside the group's key
+/// columns, and the distributions of the metrics, by name.
+pub struct Grouped {
+    pub frame: Frame,
+    dists: Vec<HashMap<&'static str, Dist>>,
+}
+
+impl Grouped {
+    /// The distribution of `metric` in the group of row `row`.
+    pub fn dist(&self, metric: &str, row: usize) -> Dist {
+        self.dists
+            .get(row)
+            .and_then(|d| d.get(metric))
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Rows worked on at a time: the elementwise values of one slice are a
+/// few tens of MB, reused from slice to slice, where those of a whole
+/// 10-million-row run would be over a GB of fresh memory.
+const SLICE_ROWS: usize = 1 << 20;
+
+/// Running aggregates of the groups seen so far.
+#[derive(Default)]
+struct Acc {
+    sum: Vec<f64>,
+    count: Vec<u64>,
+    min: Vec<f64>,
+    max: Vec<f64>,
+}
+
+impl Acc {
+    fn add_group(&mut self) {
+        self.sum.push(0.0);
+        self.count.push(0);
+        self.min.push(f64::INFINITY);
+        self.max.push(f64::NEG_INFINITY);
+    }
+
+    fn value(&self, kind: Kind, g: usize) -> Option<f64> {
+        match kind {
+            Kind::Len => Some(self.count[g] as f64),
+            Kind::Sum => Some(self.sum[g]),
+            _ if self.count[g] == 0 => None,
+            Kind::Min => Some(self.min[g]),
+            Kind::Max => Some(self.max[g]),
+            Kind::Mean => Some(self.sum[g] / self.count[g] as f64),
+        }
+    }
+}
+
+/// What a query keeps of a slice of the requests and adds to it.
+pub type Prepare<'a> = &'a dyn Fn(LazyFrame) -> LazyFrame;
+
+/// Group the rows of `data` that `prepare` keeps by the columns `by` (which
+/// `prepare` may add), with the aggregations `aggs` (output columns of
+/// those names, Float64) and the distribution of every metric. Slice by
+/// slice, Polars computes the values elementwise and groups the rows; the
+/// aggregates are accumulated here, and every metric's values gathered
+/// into one buffer per group.
+pub fn grouped(
+    data: &DataFrame,
+    prepare: Prepare,
+    by: &[&str],
+    aggs: Vec<(&'static str, Agg)>,
+    metrics: Vec<Metric>,
+    what: &str,
+) -> Result<Grouped> {
+    let mut select: Vec<Expr> = by.iter().map(|c| col(*c)).collect();
+    let mut kinds = Vec::with_capacity(aggs.len());
+    for (i, (name, agg)) in aggs.into_iter().enumerate() {
+        let (kind, e) = match agg {
+            Agg::Len => (Kind::Len, None),
+            Agg::Sum(e) => (Kind::Sum, Some(e)),
+            Agg::Min(e) => (Kind::Min, Some(e)),
+            Agg::Max(e) => (Kind::Max, Some(e)),
+            Agg::Mean(e) => (Kind::Mean, Some(e)),
+        };
+        if let Some(e) = e {
+            select.push(e.cast(DataType::Float64).alias(format!("__a{i}")));
+        }
+        kinds.push((name, kind, format!("__a{i}")));
+    }
+    let names: Vec<&'static str> = metrics.iter().map(|m| m.name).collect();
+    select.extend(
+        metrics
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| m.values.cast(DataType::Float64).alias(format!("__m{i}"))),
+    );
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut key_rows: Option<DataFrame> = None;
+    let mut accs: Vec<Acc> = kinds.iter().map(|_| Acc::default()).collect();
+    let mut buffers: Vec<Vec<Vec<f64>>> = Vec::new();
+    let mut offset = 0;
+    while offset < data.height() {
+        let slice = data.slice(offset as i64, SLICE_ROWS);
+        offset += SLICE_ROWS;
+        let values = prepare(slice.lazy())
+            .select(select.clone())
+            .collect()
+            .ctx(|| format!("computing {what}"))?;
+        if values.height() == 0 {
+            continue;
+        }
+        let gb = values
+            .group_by(by.iter().copied())
+            .ctx(|| format!("grouping {what}"))?;
+        let keys = DataFrame::new_infer_height(gb.keys()).ctx(|| format!("keys of {what}"))?;
+        let mut group_of = vec![0u32; values.height()];
+        for (local, group) in gb.get_groups().iter().enumerate() {
+            let label = key_label(&keys, by, local)?;
+            let g = match index.get(&label) {
+                Some(g) => *g,
+                None => {
+                    let g = buffers.len();
+                    index.insert(label, g);
+                    let row = keys.slice(local as i64, 1);
+                    match key_rows.as_mut() {
+                        Some(k) => {
+                            k.vstack_mut(&row).ctx(|| format!("keys of {what}"))?;
+                        }
+                        None => key_rows = Some(row),
+                    }
+                    accs.iter_mut().for_each(Acc::add_group);
+                    buffers.push(names.iter().map(|_| Vec::new()).collect());
+                    g
+                }
+            };
+            let g32 = u32::try_from(g).unwrap_or(u32::MAX);
+            match group {
+                GroupsIndicator::Idx((_, idx)) => {
+                    for &i in idx.iter() {
+                        group_of[i as usize] = g32;
+                    }
+                }
+                GroupsIndicator::Slice([first, len]) => {
+                    group_of[first as usize..(first + len) as usize].fill(g32);
+                }
+            }
+        }
+        for ((_, kind, source), acc) in kinds.iter().zip(accs.iter_mut()) {
+            if *kind == Kind::Len {
+                for &g in &group_of {
+                    acc.count[g as usize] += 1;
+                }
+                continue;
+            }
+            let ca = f64_column(&values, source, what)?;
+            for (v, &g) in ca.iter().zip(&group_of) {
+                let Some(v) = v else { continue };
+                let g = g as usize;
+                acc.count[g] += 1;
+                match kind {
+                    Kind::Sum | Kind::Mean => acc.sum[g] += v,
+                    Kind::Min => acc.min[g] = acc.min[g].min(v),
+                    Kind::Max => acc.max[g] = acc.max[g].max(v),
+                    Kind::Len => {}
+                }
+            }
+        }
+        for (m, _) in names.iter().enumerate() {
+            let ca = f64_column(&values, &format!("__m{m}"), what)?;
+            for (v, &g) in ca.iter().zip(&group_of) {
+                if let Some(v) = v {
+                    buffers[g as usize][m].push(v);
+                }
+            }
+        }
+    }
+    let n_groups = buffers.len();
+    let mut columns: Vec<Column> = match key_rows {
+        Some(k) => k.columns().to_vec(),
+        None => Vec::new(),
+    };
+    for ((name, kind, _), acc) in kinds.iter().zip(&accs) {
+        let ca: Float64Chunked = (0..n_groups).map(|g| acc.value(*kind, g)).collect();
+        columns.push(ca.with_name((*name).into()).into_series().into());
+    }
+    let frame = if n_groups == 0 {
+        Frame::from_df(DataFrame::empty())
+    } else {
+        Frame::from_df(DataFrame::new_infer_height(columns).ctx(|| format!("assembling {what}"))?)
+    };
+    let dists = buffers
+        .into_par_iter()
+        .map(|per_metric| {
+            names
+                .iter()
+                .copied()
+                .zip(per_metric.into_iter().map(dist_of))
+                .collect()
+        })
+        .collect();
+    Ok(Grouped { frame, dists })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Len,
+    Sum,
+    Min,
+    Max,
+    Mean,
+}
+
+fn f64_column(values: &DataFrame, name: &str, what: &str) -> Result<Float64Chunked> {
+    let s = values
+        .column(name)
+        .ctx(|| format!("values of {what}"))?
+        .as_materialized_series()
+        .rechunk();
+    Ok(s.f64().ctx(|| format!("values of {what}"))?.clone())
+}
+
+/// The key values of row `row` as one string, the same for equal keys in
+/// any slice.
+fn key_label(df: &DataFrame, by: &[&str], row: usize) -> Result<String> {
+    let mut label = String::new();
+    for c in by {
+        let v = df
+            .column(c)
+            .and_then(|col| col.get(row))
+            .ctx(|| format!("reading key column {c}"))?;
+        match v {
+            AnyValue::Null => label.push('\u{0}'),
+            AnyValue::Float64(x) => label.push_str(&format!("f{}", x.to_bits())),
+            AnyValue::Float32(x) => label.push_str(&format!("f{}", x.to_bits())),
+            other => match other.get_str() {
+                Some(s) => label.push_str(s),
+                None => label.push_str(&format!("{other:?}")),
+            },
+        }
+        label.push('\u{1f}');
+    }
+    Ok(label)
+}
