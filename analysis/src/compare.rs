@@ -210,13 +210,12 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
     let mut infos = Vec::with_capacity(runs.len());
     for run in runs {
         let one = std::slice::from_ref(run);
-        let req = compute::Requests::load(one, &[])?;
-        let levels = compute::level_stats(&req, one, &slo)?;
+        let levels = compute::level_stats(one, &slo)?;
         let rows = levels.iter().map(|l| l.requests + l.warmup_requests).sum();
         infos.push(run.info(rows));
         per_run.push(RunLevels {
             levels,
-            subsets: Subsets::compute(&req.scan)?,
+            subsets: Subsets::compute(&compute::requests(one)?)?,
         });
     }
     // Levels in the order they first appear.

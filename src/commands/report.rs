@@ -125,7 +125,18 @@ fn open_runs(paths: &[PathBuf]) -> anyhow::Result<Vec<RunFiles>> {
     Ok(runs)
 }
 
+/// Transparent huge pages off for this process. The analysis allocates
+/// and frees many buffers of a few MB; with THP set to `always` each fresh
+/// 2 MB region is zeroed whole on first touch, which took about a third of
+/// the CPU time of a 10-million-request report (bench/report/README.md).
+/// A failure (an old kernel) only costs speed, so it is ignored.
+fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
+}
+
 pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
+    no_huge_pages();
     let opts = args.judge.options(args.by.clone())?;
     let runs = open_runs(&args.runs)?;
     let report = analysis::compute::report(&runs, &opts)?;
@@ -162,6 +173,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    no_huge_pages();
     let opts = args.judge.options(Vec::new())?;
     let runs = open_runs(&args.runs)?;
     let cmp = analysis::compare::compare(&runs, &opts)?;

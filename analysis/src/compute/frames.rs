@@ -1,11 +1,9 @@
 //! The lazy frames every query starts from.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use super::stats::Frame;
 use crate::error::{PolarsContext, Result};
 use crate::run::RunFiles;
 
@@ -21,22 +19,24 @@ pub fn scan(parts: &[impl AsRef<Path>], what: &str) -> Result<LazyFrame> {
     LazyFrame::scan_parquet_files(paths, args).ctx(|| format!("scanning {what}"))
 }
 
-/// Every run's `requests` parts as one lazy frame. `run_id` is set to the
-/// run folder's name, which it is unless the folder was renamed, so that
-/// every section names runs the same way.
+/// Some of a run's `requests` parts as one lazy frame. `run_id` is set to
+/// the run folder's name, which it is unless the folder was renamed, so
+/// that every section names runs the same way.
+fn run_scan(run: &RunFiles, parts: &[PathBuf]) -> Result<LazyFrame> {
+    let what = format!("{}/requests", run.path.display());
+    let mut lf = scan(parts, &what)?.with_column(lit(run.run_id.clone()).alias("run_id"));
+    if run.version < 2 {
+        // Version 1 had no `source` column.
+        lf = lf.with_column(lit(NULL).cast(DataType::String).alias("source"));
+    }
+    Ok(lf)
+}
+
+/// Every run's `requests` parts as one lazy frame.
 pub fn requests(runs: &[RunFiles]) -> Result<LazyFrame> {
     let frames = runs
         .iter()
-        .map(|r| {
-            let what = format!("{}/requests", r.path.display());
-            let mut lf =
-                scan(&r.request_parts, &what)?.with_column(lit(r.run_id.clone()).alias("run_id"));
-            if r.version < 2 {
-                // Version 1 had no `source` column.
-                lf = lf.with_column(lit(NULL).cast(DataType::String).alias("source"));
-            }
-            Ok(lf)
-        })
+        .map(|r| run_scan(r, &r.request_parts))
         .collect::<Result<Vec<_>>>()?;
     if frames.len() == 1 {
         return Ok(frames.into_iter().next().expect("one frame"));
@@ -44,10 +44,9 @@ pub fn requests(runs: &[RunFiles]) -> Result<LazyFrame> {
     concat(frames, UnionArgs::default()).ctx(|| "combining the runs".to_string())
 }
 
-/// The request columns the report's sections read. Everything but the
-/// inter-token gaps (read level by level, see `levels`) and `request_id`
-/// (read only for runs with rounds to join).
-const LOADED: [&str; 21] = [
+/// The request columns the report's sections read; `request_id` is read
+/// only for runs with rounds to join (`rounds`).
+const LOADED: [&str; 22] = [
     "run_id",
     "load_mode",
     "load_value",
@@ -69,45 +68,48 @@ const LOADED: [&str; 21] = [
     "cached_tokens",
     "input_tokens_target",
     "compaction",
+    "itl_ms",
 ];
 
-/// The requests of every run: the lazy scan of their parts, and the
-/// columns the report reads, collected once so that its sections query
-/// memory instead of each reading the parts again.
-pub struct Requests {
-    pub scan: LazyFrame,
-    pub data: DataFrame,
-}
+/// Request parts read per batch: enough for Polars to read files in
+/// parallel, few enough that a batch is tens of MB whatever the run's size.
+const PARTS_PER_BATCH: usize = 64;
 
-impl Requests {
-    /// Scan `runs` and load the report's columns plus `extra` (the `--by`
-    /// columns; unknown names are left to the section that uses them).
-    pub fn load(runs: &[RunFiles], extra: &[String]) -> Result<Self> {
-        let scan = requests(runs)?;
-        let schema = scan
-            .clone()
-            .collect_schema()
-            .ctx(|| "reading the requests schema".to_string())?;
-        let mut names: Vec<&str> = Vec::new();
-        for name in LOADED
-            .iter()
-            .copied()
-            .chain(extra.iter().map(String::as_str))
-        {
-            let loadable = schema
-                .get(name)
-                .is_some_and(|t| !matches!(t, DataType::List(_)));
-            if loadable && !names.contains(&name) {
-                names.push(name);
+/// Read every run's requests a batch of parts at a time, with the columns
+/// the report uses and `extra` (the `--by` columns), and hand each batch
+/// to `f`. The sections accumulate what they need, so the requests are
+/// read once and never held whole.
+pub fn for_each_batch(
+    runs: &[RunFiles],
+    extra: &[String],
+    mut f: impl FnMut(&DataFrame) -> Result<()>,
+) -> Result<()> {
+    for run in runs {
+        let what = format!("{}/requests", run.path.display());
+        for parts in run.request_parts.chunks(PARTS_PER_BATCH) {
+            let lf = run_scan(run, parts)?;
+            let schema = lf
+                .clone()
+                .collect_schema()
+                .ctx(|| format!("reading the schema of {what}"))?;
+            let mut names: Vec<&str> = Vec::new();
+            for name in LOADED
+                .iter()
+                .copied()
+                .chain(extra.iter().map(String::as_str))
+            {
+                if schema.get(name).is_some() && !names.contains(&name) {
+                    names.push(name);
+                }
             }
+            let batch = lf
+                .select(names.iter().map(|n| col(*n)).collect::<Vec<_>>())
+                .collect()
+                .ctx(|| format!("reading {what}"))?;
+            f(&batch)?;
         }
-        let df = scan
-            .clone()
-            .select(names.iter().map(|n| col(*n)).collect::<Vec<_>>())
-            .collect()
-            .ctx(|| "reading the requests".to_string())?;
-        Ok(Self { scan, data: df })
     }
+    Ok(())
 }
 
 /// One run's `server_metrics` parts, if it has any.
@@ -120,21 +122,4 @@ pub fn server_metrics(run: &RunFiles) -> Result<Option<LazyFrame>> {
         &format!("{}/server_metrics", run.path.display()),
     )
     .map(Some)
-}
-
-/// Rows per run_id (warm-up included).
-pub fn row_counts(lf: &LazyFrame) -> Result<HashMap<String, u64>> {
-    let f = Frame::collect(
-        lf.clone()
-            .group_by([col("run_id")])
-            .agg([len().alias("rows")]),
-        "row counts",
-    )?;
-    let mut out = HashMap::new();
-    for i in 0..f.height() {
-        if let Some(id) = f.str("run_id", i)? {
-            out.insert(id, f.u64("rows", i)?);
-        }
-    }
-    Ok(out)
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::stats::{Frame, dist_of};
+use super::stats::{Blocks, Frame, dist_of};
 use crate::error::{PolarsContext, Result};
 use crate::model::Dist;
 
@@ -60,11 +60,6 @@ impl Grouped {
     }
 }
 
-/// Rows worked on at a time: the elementwise values of one slice are a
-/// few tens of MB, reused from slice to slice, where those of a whole
-/// 10-million-row run would be over a GB of fresh memory.
-const SLICE_ROWS: usize = 1 << 20;
-
 /// Running aggregates of the groups seen so far.
 #[derive(Default)]
 struct Acc {
@@ -94,81 +89,105 @@ impl Acc {
     }
 }
 
-/// What a query keeps of a slice of the requests and adds to it.
-pub type Prepare<'a> = &'a dyn Fn(LazyFrame) -> LazyFrame;
+/// What a query keeps of a batch of requests and adds to it.
+pub type Prepare = Box<dyn Fn(LazyFrame) -> LazyFrame>;
 
-/// Group the rows of `data` that `prepare` keeps by the columns `by` (which
+/// Groups the rows that `prepare` keeps by the columns `by` (which
 /// `prepare` may add), with the aggregations `aggs` (output columns of
-/// those names, Float64) and the distribution of every metric. Slice by
-/// slice, Polars computes the values elementwise and groups the rows; the
-/// aggregates are accumulated here, and every metric's values gathered
-/// into one buffer per group.
-pub fn grouped(
-    data: &DataFrame,
+/// those names, Float64) and the distribution of every metric, fed a
+/// batch of requests at a time. For each batch Polars computes the values
+/// elementwise and groups the rows; the aggregates are accumulated here,
+/// and every metric's values gathered into one buffer per group.
+pub struct GroupedAcc {
+    what: String,
     prepare: Prepare,
-    by: &[&str],
-    aggs: Vec<(&'static str, Agg)>,
-    metrics: Vec<Metric>,
-    what: &str,
-) -> Result<Grouped> {
-    let mut select: Vec<Expr> = by.iter().map(|c| col(*c)).collect();
-    let mut kinds = Vec::with_capacity(aggs.len());
-    for (i, (name, agg)) in aggs.into_iter().enumerate() {
-        let (kind, e) = match agg {
-            Agg::Len => (Kind::Len, None),
-            Agg::Sum(e) => (Kind::Sum, Some(e)),
-            Agg::Min(e) => (Kind::Min, Some(e)),
-            Agg::Max(e) => (Kind::Max, Some(e)),
-            Agg::Mean(e) => (Kind::Mean, Some(e)),
-        };
-        if let Some(e) = e {
-            select.push(e.cast(DataType::Float64).alias(format!("__a{i}")));
+    by: Vec<String>,
+    select: Vec<Expr>,
+    kinds: Vec<(&'static str, Kind, String)>,
+    names: Vec<&'static str>,
+    index: HashMap<String, usize>,
+    key_rows: Option<DataFrame>,
+    accs: Vec<Acc>,
+    buffers: Vec<Vec<Blocks<f64>>>,
+}
+
+impl GroupedAcc {
+    pub fn new(
+        what: &str,
+        prepare: Prepare,
+        by: &[&str],
+        aggs: Vec<(&'static str, Agg)>,
+        metrics: Vec<Metric>,
+    ) -> Self {
+        let mut select: Vec<Expr> = by.iter().map(|c| col(*c)).collect();
+        let mut kinds = Vec::with_capacity(aggs.len());
+        for (i, (name, agg)) in aggs.into_iter().enumerate() {
+            let (kind, e) = match agg {
+                Agg::Len => (Kind::Len, None),
+                Agg::Sum(e) => (Kind::Sum, Some(e)),
+                Agg::Min(e) => (Kind::Min, Some(e)),
+                Agg::Max(e) => (Kind::Max, Some(e)),
+                Agg::Mean(e) => (Kind::Mean, Some(e)),
+            };
+            if let Some(e) = e {
+                select.push(e.cast(DataType::Float64).alias(format!("__a{i}")));
+            }
+            kinds.push((name, kind, format!("__a{i}")));
         }
-        kinds.push((name, kind, format!("__a{i}")));
+        let names: Vec<&'static str> = metrics.iter().map(|m| m.name).collect();
+        select.extend(
+            metrics
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| m.values.cast(DataType::Float64).alias(format!("__m{i}"))),
+        );
+        let accs = kinds.iter().map(|_| Acc::default()).collect();
+        Self {
+            what: what.to_string(),
+            prepare,
+            by: by.iter().map(|c| c.to_string()).collect(),
+            select,
+            kinds,
+            names,
+            index: HashMap::new(),
+            key_rows: None,
+            accs,
+            buffers: Vec::new(),
+        }
     }
-    let names: Vec<&'static str> = metrics.iter().map(|m| m.name).collect();
-    select.extend(
-        metrics
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| m.values.cast(DataType::Float64).alias(format!("__m{i}"))),
-    );
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut key_rows: Option<DataFrame> = None;
-    let mut accs: Vec<Acc> = kinds.iter().map(|_| Acc::default()).collect();
-    let mut buffers: Vec<Vec<Vec<f64>>> = Vec::new();
-    let mut offset = 0;
-    while offset < data.height() {
-        let slice = data.slice(offset as i64, SLICE_ROWS);
-        offset += SLICE_ROWS;
-        let values = prepare(slice.lazy())
-            .select(select.clone())
+
+    /// Add a batch of requests.
+    pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
+        let what = self.what.as_str();
+        let values = (self.prepare)(batch.clone().lazy())
+            .select(self.select.clone())
             .collect()
             .ctx(|| format!("computing {what}"))?;
         if values.height() == 0 {
-            continue;
+            return Ok(());
         }
         let gb = values
-            .group_by(by.iter().copied())
+            .group_by(self.by.iter().map(String::as_str))
             .ctx(|| format!("grouping {what}"))?;
         let keys = DataFrame::new_infer_height(gb.keys()).ctx(|| format!("keys of {what}"))?;
         let mut group_of = vec![0u32; values.height()];
         for (local, group) in gb.get_groups().iter().enumerate() {
-            let label = key_label(&keys, by, local)?;
-            let g = match index.get(&label) {
+            let label = key_label(&keys, &self.by, local)?;
+            let g = match self.index.get(&label) {
                 Some(g) => *g,
                 None => {
-                    let g = buffers.len();
-                    index.insert(label, g);
+                    let g = self.buffers.len();
+                    self.index.insert(label, g);
                     let row = keys.slice(local as i64, 1);
-                    match key_rows.as_mut() {
+                    match self.key_rows.as_mut() {
                         Some(k) => {
                             k.vstack_mut(&row).ctx(|| format!("keys of {what}"))?;
                         }
-                        None => key_rows = Some(row),
+                        None => self.key_rows = Some(row),
                     }
-                    accs.iter_mut().for_each(Acc::add_group);
-                    buffers.push(names.iter().map(|_| Vec::new()).collect());
+                    self.accs.iter_mut().for_each(Acc::add_group);
+                    self.buffers
+                        .push(self.names.iter().map(|_| Blocks::default()).collect());
                     g
                 }
             };
@@ -184,7 +203,7 @@ pub fn grouped(
                 }
             }
         }
-        for ((_, kind, source), acc) in kinds.iter().zip(accs.iter_mut()) {
+        for ((_, kind, source), acc) in self.kinds.iter().zip(self.accs.iter_mut()) {
             if *kind == Kind::Len {
                 for &g in &group_of {
                     acc.count[g as usize] += 1;
@@ -204,40 +223,50 @@ pub fn grouped(
                 }
             }
         }
-        for (m, _) in names.iter().enumerate() {
+        for (m, _) in self.names.iter().enumerate() {
             let ca = f64_column(&values, &format!("__m{m}"), what)?;
             for (v, &g) in ca.iter().zip(&group_of) {
                 if let Some(v) = v {
-                    buffers[g as usize][m].push(v);
+                    self.buffers[g as usize][m].push(v);
                 }
             }
         }
+        Ok(())
     }
-    let n_groups = buffers.len();
-    let mut columns: Vec<Column> = match key_rows {
-        Some(k) => k.columns().to_vec(),
-        None => Vec::new(),
-    };
-    for ((name, kind, _), acc) in kinds.iter().zip(&accs) {
-        let ca: Float64Chunked = (0..n_groups).map(|g| acc.value(*kind, g)).collect();
-        columns.push(ca.with_name((*name).into()).into_series().into());
+
+    /// The groups' aggregates and distributions.
+    pub fn finish(self) -> Result<Grouped> {
+        let what = self.what.as_str();
+        let n_groups = self.buffers.len();
+        let mut columns: Vec<Column> = match self.key_rows {
+            Some(k) => k.columns().to_vec(),
+            None => Vec::new(),
+        };
+        for ((name, kind, _), acc) in self.kinds.iter().zip(&self.accs) {
+            let ca: Float64Chunked = (0..n_groups).map(|g| acc.value(*kind, g)).collect();
+            columns.push(ca.with_name((*name).into()).into_series().into());
+        }
+        let frame = if n_groups == 0 {
+            Frame::from_df(DataFrame::empty())
+        } else {
+            Frame::from_df(
+                DataFrame::new_infer_height(columns).ctx(|| format!("assembling {what}"))?,
+            )
+        };
+        let names = self.names;
+        let dists = self
+            .buffers
+            .into_par_iter()
+            .map(|per_metric| {
+                names
+                    .iter()
+                    .copied()
+                    .zip(per_metric.into_iter().map(|b| dist_of(b.into_vec())))
+                    .collect()
+            })
+            .collect();
+        Ok(Grouped { frame, dists })
     }
-    let frame = if n_groups == 0 {
-        Frame::from_df(DataFrame::empty())
-    } else {
-        Frame::from_df(DataFrame::new_infer_height(columns).ctx(|| format!("assembling {what}"))?)
-    };
-    let dists = buffers
-        .into_par_iter()
-        .map(|per_metric| {
-            names
-                .iter()
-                .copied()
-                .zip(per_metric.into_iter().map(dist_of))
-                .collect()
-        })
-        .collect();
-    Ok(Grouped { frame, dists })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,11 +289,11 @@ fn f64_column(values: &DataFrame, name: &str, what: &str) -> Result<Float64Chunk
 
 /// The key values of row `row` as one string, the same for equal keys in
 /// any slice.
-fn key_label(df: &DataFrame, by: &[&str], row: usize) -> Result<String> {
+fn key_label(df: &DataFrame, by: &[String], row: usize) -> Result<String> {
     let mut label = String::new();
     for c in by {
         let v = df
-            .column(c)
+            .column(c.as_str())
             .and_then(|col| col.get(row))
             .ctx(|| format!("reading key column {c}"))?;
         match v {

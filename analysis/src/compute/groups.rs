@@ -3,10 +3,9 @@
 
 use polars::prelude::*;
 
-use super::frames::Requests;
-use super::grouped::{Agg, Grouped, Metric, Prepare, grouped};
+use super::grouped::{Agg, Grouped, GroupedAcc, Metric, Prepare};
 use super::stats::{Frame, KEY_COLUMNS, is_ok, measured, only};
-use crate::error::{Error, PolarsContext, Result};
+use crate::error::{Error, Result};
 use crate::model::{ByTable, GroupStats};
 
 /// Prompt-length bucket edges (tokens): powers of two from 128.
@@ -59,12 +58,12 @@ pub fn latency_metrics() -> Vec<Metric> {
     ]
 }
 
-/// Group `lf` by the level and `extra`, with `group_aggs` and the latency
+/// Groups by the level and `extra`, with `group_aggs` and the latency
 /// distributions.
-fn by_level_and(data: &DataFrame, prepare: Prepare, extra: &[&str], what: &str) -> Result<Grouped> {
+fn by_level_and(prepare: Prepare, extra: &[&str], what: &str) -> GroupedAcc {
     let mut by: Vec<&str> = KEY_COLUMNS.to_vec();
     by.extend_from_slice(extra);
-    grouped(data, prepare, &by, group_aggs(), latency_metrics(), what)
+    GroupedAcc::new(what, prepare, &by, group_aggs(), latency_metrics())
 }
 
 fn read_groups(
@@ -99,51 +98,63 @@ fn read_groups(
     Ok(out)
 }
 
-/// By turn (only for runs with more than one turn) and by prompt bucket.
-pub fn sessions(data: &DataFrame) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
-    let turns = by_level_and(
-        data,
-        &|lf| lf.filter(measured()),
-        &["turn"],
-        "latency by turn",
-    )?;
-    let multi_turn =
-        (0..turns.frame.height()).any(|i| turns.frame.u64("turn", i).is_ok_and(|t| t > 0));
-    let turns = if multi_turn {
-        read_groups(&turns, |f, i| {
-            let t = f.u64("turn", i)?;
-            Ok((format!("turn {t}"), t as f64))
-        })?
-    } else {
-        Vec::new()
-    };
-    let length = col("prompt_tokens")
-        .cast(DataType::Float64)
-        .fill_null(col("input_tokens_target").cast(DataType::Float64));
-    let buckets = by_level_and(
-        data,
-        &|lf| {
-            lf.filter(measured())
-                .with_column(bucket_expr(length.clone()).alias("bucket"))
-                .filter(col("bucket").is_not_null())
-        },
-        &["bucket"],
-        "latency by prompt length",
-    )?;
-    let buckets = read_groups(&buckets, |f, i| {
-        let lo = f.f64("bucket", i)?.unwrap_or(0.0);
-        Ok((bucket_label(lo), lo))
-    })?;
-    Ok((turns, buckets))
+/// Latency by turn and by prompt-length bucket.
+pub struct SessionsAcc {
+    turns: GroupedAcc,
+    buckets: GroupedAcc,
 }
 
-/// `--by COLS`: latency per level and per value of the named columns.
-pub fn by_columns(req: &Requests, columns: &[String]) -> Result<ByTable> {
-    let schema = req
-        .scan
-        .clone()
-        .collect_schema()
-        .ctx(|| "reading the requests schema".to_string())?;
+impl SessionsAcc {
+    pub fn new() -> Self {
+        let length = col("prompt_tokens")
+            .cast(DataType::Float64)
+            .fill_null(col("input_tokens_target").cast(DataType::Float64));
+        Self {
+            turns: by_level_and(
+                Box::new(|lf| lf.filter(measured())),
+                &["turn"],
+                "latency by turn",
+            ),
+            buckets: by_level_and(
+                Box::new(move |lf| {
+                    lf.filter(measured())
+                        .with_column(bucket_expr(length.clone()).alias("bucket"))
+                        .filter(col("bucket").is_not_null())
+                }),
+                &["bucket"],
+                "latency by prompt length",
+            ),
+        }
+    }
+
+    pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
+        self.turns.add(batch)?;
+        self.buckets.add(batch)
+    }
+
+    /// By turn (only for runs with more than one turn) and by prompt bucket.
+    pub fn finish(self) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
+        let turns = self.turns.finish()?;
+        let multi_turn =
+            (0..turns.frame.height()).any(|i| turns.frame.u64("turn", i).is_ok_and(|t| t > 0));
+        let turns = if multi_turn {
+            read_groups(&turns, |f, i| {
+                let t = f.u64("turn", i)?;
+                Ok((format!("turn {t}"), t as f64))
+            })?
+        } else {
+            Vec::new()
+        };
+        let buckets = read_groups(&self.buckets.finish()?, |f, i| {
+            let lo = f.f64("bucket", i)?.unwrap_or(0.0);
+            Ok((bucket_label(lo), lo))
+        })?;
+        Ok((turns, buckets))
+    }
+}
+
+/// Refuse `--by` columns the requests do not have, or cannot be grouped by.
+pub fn check_by(schema: &Schema, columns: &[String]) -> Result<()> {
     for c in columns {
         if schema.get(c.as_str()).is_none() {
             let names: Vec<&str> = schema.iter_names().map(|n| n.as_str()).collect();
@@ -165,36 +176,59 @@ pub fn by_columns(req: &Requests, columns: &[String]) -> Result<ByTable> {
             });
         }
     }
-    let text_cols: Vec<String> = columns.iter().map(|c| format!("__by_{c}")).collect();
-    let text_names: Vec<&str> = text_cols.iter().map(String::as_str).collect();
-    let with: Vec<Expr> = columns
-        .iter()
-        .zip(&text_cols)
-        .map(|(c, t)| col(c.as_str()).cast(DataType::String).alias(t.as_str()))
-        .collect();
-    let f = by_level_and(
-        &req.data,
-        &|lf| lf.filter(measured()).with_columns(with.clone()),
-        &text_names,
-        "the --by groups",
-    )?;
-    let groups = read_groups(&f, |f, i| {
-        let parts = columns
+    Ok(())
+}
+
+/// `--by COLS`: latency per level and per value of the named columns
+/// (checked with `check_by`).
+pub struct ByAcc {
+    columns: Vec<String>,
+    text_cols: Vec<String>,
+    acc: GroupedAcc,
+}
+
+impl ByAcc {
+    pub fn new(columns: &[String]) -> Self {
+        let text_cols: Vec<String> = columns.iter().map(|c| format!("__by_{c}")).collect();
+        let text_names: Vec<&str> = text_cols.iter().map(String::as_str).collect();
+        let with: Vec<Expr> = columns
             .iter()
             .zip(&text_cols)
-            .map(|(c, t)| {
-                Ok(format!(
-                    "{c}={}",
-                    f.str(t, i)?.unwrap_or_else(|| "null".into())
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((parts.join(","), 0.0))
-    })?;
-    Ok(ByTable {
-        columns: columns.to_vec(),
-        groups,
-    })
+            .map(|(c, t)| col(c.as_str()).cast(DataType::String).alias(t.as_str()))
+            .collect();
+        let acc = by_level_and(
+            Box::new(move |lf| lf.filter(measured()).with_columns(with.clone())),
+            &text_names,
+            "the --by groups",
+        );
+        Self {
+            columns: columns.to_vec(),
+            text_cols,
+            acc,
+        }
+    }
+
+    pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
+        self.acc.add(batch)
+    }
+
+    pub fn finish(self) -> Result<ByTable> {
+        let (columns, text_cols) = (self.columns, self.text_cols);
+        let groups = read_groups(&self.acc.finish()?, |f, i| {
+            let parts = columns
+                .iter()
+                .zip(&text_cols)
+                .map(|(c, t)| {
+                    Ok(format!(
+                        "{c}={}",
+                        f.str(t, i)?.unwrap_or_else(|| "null".into())
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((parts.join(","), 0.0))
+        })?;
+        Ok(ByTable { columns, groups })
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::frames::{self, Requests};
-use super::grouped::{Agg, Metric, grouped};
-use super::stats::{Frame, KEY_COLUMNS, is_ok, key_exprs, measured, only};
+use super::frames;
+use super::grouped::{Agg, Grouped, GroupedAcc, Metric};
+use super::stats::{Blocks, Frame, KEY_COLUMNS, is_ok, key_exprs, measured, only};
 use crate::error::{PolarsContext, Result};
 use crate::model::{Dist, LevelKey, LevelStats, Slo};
 use crate::run::RunFiles;
@@ -90,21 +90,90 @@ fn level_metrics() -> Vec<Metric> {
 }
 
 /// Statistics of every level of every run, in run order, then mode, value
-/// and round.
-pub fn level_stats(req: &Requests, runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
-    let lf = &req.data.clone().lazy();
-    let grouped = grouped(
-        &req.data,
-        &|lf| lf.filter(measured()),
-        &KEY_COLUMNS,
-        main_aggs(slo),
-        level_metrics(),
-        "per-level statistics",
-    )?;
+/// and round: one pass over the runs' parts.
+pub fn level_stats(runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
+    let mut acc = LevelsAcc::new(slo);
+    frames::for_each_batch(runs, &[], |batch| acc.add(batch))?;
+    acc.finish(runs, slo)
+}
+
+/// The per-level figures, fed a batch of requests at a time.
+pub struct LevelsAcc {
+    main: GroupedAcc,
+    warmup: GroupedAcc,
+    errors: GroupedAcc,
+    gaps: BTreeMap<String, Blocks<f32>>,
+}
+
+impl LevelsAcc {
+    pub fn new(slo: &Slo) -> Self {
+        let mut error_keys: Vec<&str> = KEY_COLUMNS.to_vec();
+        error_keys.extend(["status", "http_status"]);
+        Self {
+            main: GroupedAcc::new(
+                "per-level statistics",
+                Box::new(|lf| lf.filter(measured())),
+                &KEY_COLUMNS,
+                main_aggs(slo),
+                level_metrics(),
+            ),
+            warmup: GroupedAcc::new(
+                "warm-up counts",
+                Box::new(|lf| lf.filter(col("warmup"))),
+                &KEY_COLUMNS,
+                vec![("n", Agg::Len)],
+                Vec::new(),
+            ),
+            errors: GroupedAcc::new(
+                "errors per level",
+                Box::new(|lf| lf.filter(measured().and(is_ok().not()))),
+                &error_keys,
+                vec![("n", Agg::Len)],
+                Vec::new(),
+            ),
+            gaps: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
+        self.main.add(batch)?;
+        self.warmup.add(batch)?;
+        self.errors.add(batch)?;
+        let mut cols = key_exprs();
+        cols.push(col("itl_ms"));
+        let ok = batch
+            .clone()
+            .lazy()
+            .filter(measured().and(is_ok()))
+            .select(cols)
+            .collect()
+            .ctx(|| "selecting the inter-token gaps".to_string())?;
+        append_gaps(ok, &mut self.gaps)
+    }
+
+    pub fn finish(self, runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
+        let grouped = self.main.finish()?;
+        let itl: BTreeMap<String, Dist> = self
+            .gaps
+            .into_par_iter()
+            .map(|(label, values)| (label, super::stats::dist_of(values.into_vec())))
+            .collect();
+        let warmup = warmup_by_level(&self.warmup.finish()?.frame)?;
+        let (errors, errors_detail) = errors_by_level(&self.errors.finish()?.frame)?;
+        levels_from(&grouped, &itl, &warmup, &errors, &errors_detail, runs, slo)
+    }
+}
+
+fn levels_from(
+    grouped: &Grouped,
+    itl: &BTreeMap<String, Dist>,
+    warmup: &BTreeMap<String, u64>,
+    errors: &Counts,
+    errors_detail: &Counts,
+    runs: &[RunFiles],
+    slo: &Slo,
+) -> Result<Vec<LevelStats>> {
     let main = &grouped.frame;
-    let itl = itl_by_level(runs)?;
-    let warmup = warmup_by_level(lf)?;
-    let (errors, errors_detail) = errors_by_level(lf)?;
     let mut out = Vec::with_capacity(main.height());
     for i in 0..main.height() {
         let key = main.key(i)?;
@@ -219,39 +288,8 @@ pub fn level_label(k: &LevelKey) -> String {
     )
 }
 
-/// Request parts read together when gathering inter-token gaps: enough
-/// for Polars to read files in parallel, few enough to bound memory.
-const ITL_PARTS_PER_READ: usize = 64;
-
-/// Inter-token latency per level. The gaps are read a batch of parts at a
-/// time and appended, as stored (`f32`), to their level's buffer; the
-/// distribution is then taken by selection in that buffer. Exploding the
-/// list column beside the level keys and grouping would copy the keys
-/// once per gap.
-fn itl_by_level(runs: &[RunFiles]) -> Result<BTreeMap<String, Dist>> {
-    let mut gaps: BTreeMap<String, Vec<f32>> = BTreeMap::new();
-    let mut cols = key_exprs();
-    cols.push(col("itl_ms"));
-    for run in runs {
-        for batch in run.request_parts.chunks(ITL_PARTS_PER_READ) {
-            let what = format!("{}/requests", run.path.display());
-            let df = frames::scan(batch, &what)?
-                .with_column(lit(run.run_id.clone()).alias("run_id"))
-                .filter(measured().and(is_ok()))
-                .select(cols.clone())
-                .collect()
-                .ctx(|| format!("reading the inter-token gaps of {what}"))?;
-            append_gaps(df, &mut gaps)?;
-        }
-    }
-    Ok(gaps
-        .into_par_iter()
-        .map(|(label, values)| (label, super::stats::dist_of(values)))
-        .collect())
-}
-
 /// Append the gaps of a batch of requests to their levels' buffers.
-fn append_gaps(df: DataFrame, gaps: &mut BTreeMap<String, Vec<f32>>) -> Result<()> {
+fn append_gaps(df: DataFrame, gaps: &mut BTreeMap<String, Blocks<f32>>) -> Result<()> {
     let keys = Frame::collect(
         df.clone()
             .lazy()
@@ -290,26 +328,18 @@ fn append_gaps(df: DataFrame, gaps: &mut BTreeMap<String, Vec<f32>>) -> Result<(
             .f32()
             .ctx(|| "inter-token gaps as numbers".to_string())?;
         let buffer = gaps.entry(level_label(&key)).or_default();
-        buffer.reserve(values.len());
         if values.null_count() == 0 {
             for arr in values.downcast_iter() {
                 buffer.extend_from_slice(arr.values());
             }
         } else {
-            buffer.extend(values.iter().flatten());
+            values.iter().flatten().for_each(|v| buffer.push(v));
         }
     }
     Ok(())
 }
 
-fn warmup_by_level(lf: &LazyFrame) -> Result<BTreeMap<String, u64>> {
-    let f = Frame::collect(
-        lf.clone()
-            .filter(col("warmup"))
-            .group_by(key_exprs())
-            .agg([len().cast(DataType::UInt64).alias("n")]),
-        "warm-up counts",
-    )?;
+fn warmup_by_level(f: &Frame) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for i in 0..f.height() {
         out.insert(level_label(&f.key(i)?), f.u64("n", i)?);
@@ -319,16 +349,7 @@ fn warmup_by_level(lf: &LazyFrame) -> Result<BTreeMap<String, u64>> {
 
 type Counts = BTreeMap<String, BTreeMap<String, u64>>;
 
-fn errors_by_level(lf: &LazyFrame) -> Result<(Counts, Counts)> {
-    let mut by = key_exprs();
-    by.extend([col("status"), col("http_status")]);
-    let f = Frame::collect(
-        lf.clone()
-            .filter(measured().and(is_ok().not()))
-            .group_by(by)
-            .agg([len().cast(DataType::UInt64).alias("n")]),
-        "errors per level",
-    )?;
+fn errors_by_level(f: &Frame) -> Result<(Counts, Counts)> {
     let mut errors: Counts = BTreeMap::new();
     let mut detail: Counts = BTreeMap::new();
     for i in 0..f.height() {

@@ -4,6 +4,7 @@
 
 mod frames;
 mod grouped;
+use grouped::{Agg, GroupedAcc};
 mod groups;
 mod levels;
 mod rounds;
@@ -12,13 +13,13 @@ mod server;
 pub mod stats;
 mod users;
 
-use polars::prelude::IntoLazy;
+use std::collections::HashMap;
 
-use crate::error::Result;
+use crate::error::{PolarsContext, Result};
 use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo};
 use crate::run::RunFiles;
 
-pub use frames::{Requests, requests};
+pub use frames::requests;
 pub use levels::level_stats;
 
 /// Time taken by each section, printed to stderr when the environment
@@ -85,17 +86,46 @@ pub fn effective_slo(runs: &[RunFiles], opts: &Options) -> Slo {
 pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let slo = effective_slo(runs, opts);
     let mut lap = Laps::new();
-    let req = Requests::load(runs, &opts.by)?;
-    lap.done("load");
-    let lf = &req.data.clone().lazy();
+    let schema = frames::requests(runs)?
+        .collect_schema()
+        .ctx(|| "reading the requests schema".to_string())?;
+    groups::check_by(&schema, &opts.by)?;
+    // One pass over the parts feeds every section.
+    let mut level_acc = levels::LevelsAcc::new(&slo);
+    let mut sessions = groups::SessionsAcc::new();
+    let mut users = users::per_user_acc();
+    let mut by = (!opts.by.is_empty()).then(|| groups::ByAcc::new(&opts.by));
+    let mut rows = GroupedAcc::new(
+        "row counts",
+        Box::new(|lf| lf),
+        &["run_id"],
+        vec![("rows", Agg::Len)],
+        Vec::new(),
+    );
+    frames::for_each_batch(runs, &opts.by, |batch| {
+        level_acc.add(batch)?;
+        sessions.add(batch)?;
+        users.add(batch)?;
+        if let Some(by) = by.as_mut() {
+            by.add(batch)?;
+        }
+        rows.add(batch)
+    })?;
+    lap.done("reading and accumulating");
     let mut notes = Vec::new();
-    let mut levels = levels::level_stats(&req, runs, &slo)?;
+    let mut levels = level_acc.finish(runs, &slo)?;
     lap.done("levels");
     for run in runs {
         server::attach(run, &mut levels)?;
     }
-    let row_counts = frames::row_counts(lf)?;
-    lap.done("rows");
+    lap.done("server metrics");
+    let rows = rows.finish()?.frame;
+    let mut row_counts = HashMap::new();
+    for i in 0..rows.height() {
+        if let Some(id) = rows.str("run_id", i)? {
+            row_counts.insert(id, rows.u64("rows", i)?);
+        }
+    }
     let infos = runs
         .iter()
         .map(|r| r.info(row_counts.get(&r.run_id).copied().unwrap_or(0)))
@@ -124,22 +154,13 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         }
     }
     let saturation = saturation::assess(&levels, &slo, opts);
-    // Only runs with rounds need `request_id`, read for the join alone.
-    let rounds = if levels.iter().any(|l| l.key.round > 1) {
-        rounds::deltas(&req.scan)?
-    } else {
-        Vec::new()
-    };
+    // The other sections' buffers are freed before the rounds' join.
+    let (turns, prompt_buckets) = sessions.finish()?;
+    let users = users::per_user(users)?;
+    let by = by.map(groups::ByAcc::finish).transpose()?;
+    lap.done("sessions, users, --by");
+    let rounds = rounds::all_levels(runs, &levels)?;
     lap.done("rounds");
-    let (turns, prompt_buckets) = groups::sessions(&req.data)?;
-    lap.done("sessions");
-    let users = users::per_user(&req.data)?;
-    lap.done("users");
-    let by = if opts.by.is_empty() {
-        None
-    } else {
-        Some(groups::by_columns(&req, &opts.by)?)
-    };
     Ok(Report {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),

@@ -4,9 +4,11 @@
 
 use polars::prelude::*;
 
+use super::frames;
 use super::stats::{Frame, is_ok, measured, quantile};
 use crate::error::Result;
-use crate::model::RoundDelta;
+use crate::model::{LevelKey, LevelStats, RoundDelta};
+use crate::run::RunFiles;
 
 const LEVEL: [&str; 3] = ["run_id", "load_mode", "load_value"];
 
@@ -35,6 +37,46 @@ fn side(lf: &LazyFrame, round_filter: Expr, suffix: &str) -> LazyFrame {
 fn ratio(cached: &str, prompt: &str) -> Expr {
     let has = col(cached).is_not_null();
     col(cached).sum() / col(prompt).filter(has).sum()
+}
+
+/// The deltas of every level replayed in more than one round. Only those
+/// levels' `request_id`s are read, one level at a time (the parts of the
+/// others are skipped by their statistics), so that the join holds one
+/// level's requests, not the run's.
+pub fn all_levels(runs: &[RunFiles], levels: &[LevelStats]) -> Result<Vec<RoundDelta>> {
+    let mut done: Vec<&LevelKey> = Vec::new();
+    let mut out = Vec::new();
+    for key in levels.iter().map(|l| &l.key).filter(|k| k.round > 1) {
+        let same = |d: &&LevelKey| {
+            d.run_id == key.run_id
+                && d.load_mode == key.load_mode
+                && d.load_value.to_bits() == key.load_value.to_bits()
+        };
+        if done.iter().any(same) {
+            continue;
+        }
+        done.push(key);
+        let Some(run) = runs.iter().find(|r| r.run_id == key.run_id) else {
+            continue;
+        };
+        let lf = frames::requests(std::slice::from_ref(run))?.filter(
+            col("load_mode")
+                .eq(lit(key.load_mode.clone()))
+                .and(col("load_value").eq(lit(key.load_value))),
+        );
+        out.extend(deltas(&lf)?);
+    }
+    sort(&mut out);
+    Ok(out)
+}
+
+fn sort(out: &mut [RoundDelta]) {
+    out.sort_by(|a, b| {
+        (&a.run_id, &a.load_mode)
+            .cmp(&(&b.run_id, &b.load_mode))
+            .then(a.load_value.total_cmp(&b.load_value))
+            .then(a.round.cmp(&b.round))
+    });
 }
 
 pub fn deltas(lf: &LazyFrame) -> Result<Vec<RoundDelta>> {
@@ -87,11 +129,6 @@ pub fn deltas(lf: &LazyFrame) -> Result<Vec<RoundDelta>> {
             round: key.round,
         });
     }
-    out.sort_by(|a, b| {
-        (&a.run_id, &a.load_mode)
-            .cmp(&(&b.run_id, &b.load_mode))
-            .then(a.load_value.total_cmp(&b.load_value))
-            .then(a.round.cmp(&b.round))
-    });
+    sort(&mut out);
     Ok(out)
 }

@@ -153,6 +153,63 @@ pub fn dist_of<T: Sample>(mut values: Vec<T>) -> Dist {
     }
 }
 
+/// Values per block of [`Blocks`]: 512 KB of `f64`.
+const BLOCK: usize = 1 << 16;
+
+/// Values gathered for a distribution, in blocks. A `Vec` doubles and
+/// copies as it grows, so a few large buffers can hold up to twice their
+/// size; blocks have at most one block of spare room, and are joined into
+/// one buffer only when the distribution is taken, a group at a time,
+/// each block freed as soon as it is copied.
+#[derive(Debug, Default)]
+pub struct Blocks<T> {
+    full: Vec<Vec<T>>,
+    current: Vec<T>,
+}
+
+impl<T: Copy> Blocks<T> {
+    fn next_block(&mut self) {
+        let done = std::mem::replace(&mut self.current, Vec::with_capacity(BLOCK));
+        self.full.push(done);
+    }
+
+    pub fn push(&mut self, v: T) {
+        if self.current.len() == BLOCK {
+            self.next_block();
+        }
+        self.current.push(v);
+    }
+
+    pub fn extend_from_slice(&mut self, mut values: &[T]) {
+        while !values.is_empty() {
+            if self.current.len() == BLOCK {
+                self.next_block();
+            }
+            let room = BLOCK - self.current.len();
+            let (now, rest) = values.split_at(room.min(values.len()));
+            self.current.extend_from_slice(now);
+            values = rest;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.full.len() * BLOCK + self.current.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_vec(self) -> Vec<T> {
+        let mut out = Vec::with_capacity(self.len());
+        for block in self.full {
+            out.extend_from_slice(&block);
+        }
+        out.extend_from_slice(&self.current);
+        out
+    }
+}
+
 /// Typed access to a collected frame's cells.
 pub struct Frame {
     df: DataFrame,
@@ -284,6 +341,19 @@ mod tests {
         let gaps = dist_of(vec![4.0f32, 1.0, 3.0, 2.0]);
         assert_eq!((gaps.p50, gaps.max), (Some(2.5), Some(4.0)));
         assert!((gaps.p90.expect("p90") - 3.7).abs() < 1e-12);
+    }
+
+    #[test]
+    fn blocks_keep_every_value_in_order() {
+        let mut b = Blocks::default();
+        let values: Vec<u32> = (0..(3 * BLOCK as u32 + 17)).collect();
+        b.extend_from_slice(&values[..BLOCK - 1]);
+        b.push(values[BLOCK - 1]);
+        b.push(values[BLOCK]);
+        b.extend_from_slice(&values[BLOCK + 1..]);
+        assert_eq!(b.len(), values.len());
+        assert_eq!(b.into_vec(), values);
+        assert!(Blocks::<f64>::default().is_empty());
     }
 
     /// Against a full sort, on values with many ties and in every order.

@@ -3,20 +3,21 @@
 
 use polars::prelude::*;
 
-use super::grouped::{Agg, grouped};
+use super::grouped::{Agg, GroupedAcc};
 use super::groups::latency_metrics;
 use super::stats::{KEY_COLUMNS, is_ok, measured, only};
 use crate::error::Result;
 use crate::model::UserStats;
 
-pub fn per_user(data: &DataFrame) -> Result<Vec<UserStats>> {
+/// The users' requests, grouped per level and user.
+pub fn per_user_acc() -> GroupedAcc {
     let mut by: Vec<&str> = KEY_COLUMNS.to_vec();
     by.push("user_id");
     let ok = is_ok();
     let metrics = latency_metrics().into_iter().take(2).collect();
-    let g = grouped(
-        data,
-        &|lf| lf.filter(measured().and(col("user_id").is_not_null())),
+    GroupedAcc::new(
+        "per-user statistics",
+        Box::new(|lf| lf.filter(measured().and(col("user_id").is_not_null()))),
         &by,
         vec![
             ("requests", Agg::Len),
@@ -27,8 +28,11 @@ pub fn per_user(data: &DataFrame) -> Result<Vec<UserStats>> {
             ("last_end", Agg::Max(col("end_ms"))),
         ],
         metrics,
-        "per-user statistics",
-    )?;
+    )
+}
+
+pub fn per_user(acc: GroupedAcc) -> Result<Vec<UserStats>> {
+    let g = acc.finish()?;
     let f = &g.frame;
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
