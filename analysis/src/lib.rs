@@ -3,7 +3,7 @@
 //! charts, and reports in several formats.
 //!
 //! The pipeline: [`run::RunFiles`] finds a run's Parquet parts and run.json,
-//! [`compute`] turns them into a [`model::Report`] with lazy Polars queries,
+//! [`compute`] turns them into a [`model::Report`] in one batched pass,
 //! and [`render`] / [`plots`] lay the report out.
 
 pub mod compare;

@@ -1,6 +1,8 @@
-//! From Parquet parts to a [`Report`]: lazy Polars scans over every run's
-//! `requests/` parts (projection pushed down, so a query reads only the
-//! columns it needs), one query per section.
+//! From Parquet parts to a [`Report`]: the runs' `requests/` parts are read
+//! once, a batch of parts at a time and only the columns used, and every
+//! batch feeds each section's accumulator (`grouped::GroupedAcc`); the
+//! percentiles come from per-group buffers by selection (`stats::dist_of`).
+//! Only the round-to-round join reads the parts again, for `request_id`.
 
 mod frames;
 mod grouped;
