@@ -7,7 +7,7 @@ use polars::prelude::*;
 use crate::error::{PolarsContext, Result};
 use crate::run::RunFiles;
 
-pub fn scan(parts: &[impl AsRef<Path>], what: &str) -> Result<LazyFrame> {
+fn scan(parts: &[impl AsRef<Path>], what: &str) -> Result<LazyFrame> {
     let paths = parts
         .iter()
         .map(|p| PlRefPath::new(p.as_ref().to_string_lossy().as_ref()))

@@ -2,7 +2,7 @@
 //!
 //! Polars takes a grouped quantile by sorting each group once per
 //! percentile, and a filtered aggregation group by group. Here Polars
-//! computes the values elementwise and groups the rows, a slice of the
+//! computes the values elementwise and groups the rows, a batch of the
 //! requests at a time; sums, counts and extremes are accumulated in one
 //! pass, and each metric's values gathered into one buffer per group,
 //! whose distribution `stats::dist_of` takes by selection, the groups'

@@ -33,27 +33,6 @@ pub fn measured() -> Expr {
     col("warmup").not()
 }
 
-/// Aggregations of one metric, aliased `{name}__{stat}`: count, mean,
-/// sample std, min, the `PERCENTILES` (linear), max.
-pub fn dist_exprs(name: &str, values: Expr) -> Vec<Expr> {
-    let v = values.cast(DataType::Float64);
-    let mut out = vec![
-        v.clone().count().alias(format!("{name}__count")),
-        v.clone().mean().alias(format!("{name}__mean")),
-        v.clone().std(1).alias(format!("{name}__std")),
-        v.clone().min().alias(format!("{name}__min")),
-        v.clone().max().alias(format!("{name}__max")),
-    ];
-    for p in PERCENTILES {
-        out.push(
-            v.clone()
-                .quantile(lit(p / 100.0), QuantileMethod::Linear)
-                .alias(format!("{name}__p{}", p as u32)),
-        );
-    }
-    out
-}
-
 /// One percentile of a metric, aliased as given.
 pub fn quantile(values: Expr, p: f64, alias: &str) -> Expr {
     values
@@ -121,7 +100,8 @@ fn quantiles_of<T: Sample>(values: &mut [T], ps: &[f64]) -> Vec<Option<f64>> {
 }
 
 /// The distribution of a buffer of values (NaN left out), with the same
-/// definitions as `dist_exprs`; sums in `f64`.
+/// definitions as DuckDB's count, avg, stddev_samp, min, quantile_cont and
+/// max; sums in `f64`.
 pub fn dist_of<T: Sample>(mut values: Vec<T>) -> Dist {
     values.retain(|x| !x.is_nan());
     let n = values.len();
@@ -230,10 +210,6 @@ impl Frame {
         }
     }
 
-    pub fn df(&self) -> &DataFrame {
-        &self.df
-    }
-
     pub fn into_df(self) -> DataFrame {
         self.df
     }
@@ -302,21 +278,6 @@ impl Frame {
             load_mode: self.str("load_mode", row)?.unwrap_or_default(),
             load_value: self.f64_raw("load_value", row)?.unwrap_or(f64::NAN),
             round: u32::try_from(self.u64("round", row)?).unwrap_or(u32::MAX),
-        })
-    }
-
-    pub fn dist(&self, name: &str, row: usize) -> Result<Dist> {
-        let get = |stat: &str| self.f64(&format!("{name}__{stat}"), row);
-        Ok(Dist {
-            count: self.u64(&format!("{name}__count"), row)?,
-            mean: get("mean")?,
-            std: get("std")?,
-            min: get("min")?,
-            p50: get("p50")?,
-            p90: get("p90")?,
-            p95: get("p95")?,
-            p99: get("p99")?,
-            max: get("max")?,
         })
     }
 }
