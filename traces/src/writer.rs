@@ -2,31 +2,32 @@
 //! the file appears under its name only when [`TraceWriter::finish`] succeeds.
 //!
 //! Encoding runs beside the caller: each full buffer of rows goes to an
-//! encoder thread, which builds the Arrow batch and encodes its columns in
-//! parallel (the large text columns dominate, and each one's compression is
-//! independent), while the caller goes on producing the next rows.
+//! encoder thread, which hands whole row groups to worker threads (each
+//! builds the Arrow batch and encodes every column of its row group) and
+//! appends them to the file in order, while the caller goes on producing
+//! the next rows.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arrow_array::builder::{
     ArrayBuilder, BooleanBuilder, Float64Builder, StringBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{OffsetBuffer, ScalarBuffer};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory,
-    compute_leaves,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
+use parquet::basic::Encoding;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use tempfile::NamedTempFile;
@@ -67,7 +68,7 @@ pub struct WriterOptions {
     pub row_group_rows: usize,
     /// Bytes of text buffered before a row group is written, whatever its row count.
     pub row_group_bytes: usize,
-    /// Threads that encode a row group's columns (at least 1).
+    /// Row groups encoded at once, each on its own thread (at least 1).
     pub encode_threads: usize,
     /// Compression of the column chunks.
     pub compression: Codec,
@@ -302,6 +303,11 @@ impl EncoderThread {
 }
 
 /// Turns row groups of [`TraceRow`]s into Parquet, on the encoder thread.
+///
+/// Nearly all of a trace's bytes sit in one leaf column (message content),
+/// so splitting a row group by column cannot spread the work. Whole row
+/// groups are encoded at once instead, one per worker thread, and appended
+/// to the file in order as they finish.
 struct Encoder {
     file: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
@@ -312,6 +318,17 @@ struct Encoder {
 
 type ParquetResult<T> = std::result::Result<T, ParquetError>;
 
+/// One row group for a worker: its rows, its column writers, and where its
+/// encoded chunks go.
+struct RowGroupJob {
+    rows: Vec<TraceRow>,
+    writers: Vec<ArrowColumnWriter>,
+    done: SyncSender<ParquetResult<Vec<ArrowColumnChunk>>>,
+}
+
+/// A row group handed to a worker, in file order.
+type Encoded = Receiver<ParquetResult<Vec<ArrowColumnChunk>>>;
+
 impl Encoder {
     fn new(file: File, metadata: &TraceMetadata, options: &WriterOptions) -> ParquetResult<Self> {
         let kv = metadata
@@ -320,6 +337,7 @@ impl Encoder {
             .map(|(k, v)| KeyValue::new(k, v))
             .collect();
         let mut props = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_2_0)
             .set_compression(options.compression.parquet()?)
             .set_key_value_metadata(Some(kv));
         for path in free_text_columns() {
@@ -327,6 +345,7 @@ impl Encoder {
             // a dictionary and statistics would cost time for no gain.
             props = props
                 .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_encoding(path.clone(), Encoding::PLAIN)
                 .set_column_statistics_enabled(path, EnabledStatistics::None);
         }
         let props = props.build();
@@ -345,42 +364,83 @@ impl Encoder {
     }
 
     fn run(&mut self, receiver: Receiver<Vec<TraceRow>>) -> ParquetResult<()> {
+        if self.threads == 1 {
+            for rows in receiver {
+                let writers = self.factory.create_column_writers(self.row_groups)?;
+                let chunks = encode_row_group(&self.schema, &rows, writers)?;
+                self.append(chunks)?;
+            }
+            return Ok(());
+        }
+        let (jobs_tx, jobs_rx) = sync_channel::<RowGroupJob>(self.threads);
+        let jobs_rx = Mutex::new(jobs_rx);
+        let schema = self.schema.clone();
+        std::thread::scope(|scope| {
+            let mut workers = Vec::with_capacity(self.threads);
+            for i in 0..self.threads {
+                let worker = std::thread::Builder::new()
+                    .name(format!("trace-parquet-rg-{i}"))
+                    .spawn_scoped(scope, || encode_jobs(&jobs_rx, &schema))
+                    .map_err(|e| ParquetError::External(Box::new(e)));
+                match worker {
+                    Ok(handle) => workers.push(handle),
+                    Err(e) => {
+                        drop(jobs_tx);
+                        return Err(e);
+                    }
+                }
+            }
+            let result = self.dispatch(&receiver, jobs_tx);
+            // The work channel is closed: the workers stop. Joining them
+            // here keeps a worker's panic an error, not a second panic.
+            for worker in workers {
+                let _ = worker.join();
+            }
+            result
+        })
+    }
+
+    /// Hands each row group to the workers and appends the encoded ones in
+    /// order; at most `threads` row groups are being encoded at a time.
+    fn dispatch(
+        &mut self,
+        receiver: &Receiver<Vec<TraceRow>>,
+        jobs: SyncSender<RowGroupJob>,
+    ) -> ParquetResult<()> {
+        let mut in_flight: VecDeque<Encoded> = VecDeque::with_capacity(self.threads + 1);
         for rows in receiver {
-            self.write_row_group(&rows)?;
+            if in_flight.len() >= self.threads {
+                self.append_next(&mut in_flight)?;
+            }
+            let index = self.row_groups + in_flight.len();
+            let writers = self.factory.create_column_writers(index)?;
+            let (done, encoded) = sync_channel(1);
+            jobs.send(RowGroupJob {
+                rows,
+                writers,
+                done,
+            })
+            .map_err(|_| worker_died())?;
+            in_flight.push_back(encoded);
+        }
+        drop(jobs);
+        while !in_flight.is_empty() {
+            self.append_next(&mut in_flight)?;
         }
         Ok(())
     }
 
-    /// Encodes `rows` as one row group and appends it to the file.
-    fn write_row_group(&mut self, rows: &[TraceRow]) -> ParquetResult<()> {
-        let batch = rows_to_batch(&self.schema, rows)?;
-        let mut leaves = Vec::new();
-        let mut weights = Vec::new();
-        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, column)?);
-            leaf_weights(column.as_ref(), &mut weights);
-        }
-        let writers = self.factory.create_column_writers(self.row_groups)?;
-        if writers.len() != leaves.len() || weights.len() != leaves.len() {
-            return Err(ParquetError::General(format!(
-                "{} column writers for {} leaf columns",
-                writers.len(),
-                leaves.len()
-            )));
-        }
-        let jobs: Vec<Job> = writers
-            .into_iter()
-            .zip(leaves)
-            .zip(weights)
-            .enumerate()
-            .map(|(index, ((writer, leaf), weight))| Job {
-                index,
-                writer,
-                leaf,
-                weight,
-            })
-            .collect();
-        let chunks = encode_in_parallel(jobs, self.threads)?;
+    /// Waits for the oldest row group in flight and appends it.
+    fn append_next(&mut self, in_flight: &mut VecDeque<Encoded>) -> ParquetResult<()> {
+        let Some(next) = in_flight.pop_front() else {
+            return Ok(());
+        };
+        let chunks = next.recv().map_err(|_| worker_died())??;
+        self.append(chunks)
+    }
+
+    /// Appends one encoded row group to the file.
+    fn append(&mut self, chunks: Vec<ArrowColumnChunk>) -> ParquetResult<()> {
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
@@ -389,6 +449,60 @@ impl Encoder {
         self.row_groups += 1;
         Ok(())
     }
+}
+
+fn worker_died() -> ParquetError {
+    ParquetError::General("a Parquet row-group encoder thread stopped unexpectedly".into())
+}
+
+/// A worker thread: encodes row groups until the work channel closes.
+fn encode_jobs(jobs: &Mutex<Receiver<RowGroupJob>>, schema: &SchemaRef) {
+    loop {
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(RowGroupJob {
+            rows,
+            writers,
+            done,
+        }) = job
+        else {
+            return;
+        };
+        let chunks = encode_row_group(schema, &rows, writers);
+        drop(rows);
+        // The dispatcher may have stopped on an earlier error; that is fine.
+        let _ = done.send(chunks);
+    }
+}
+
+/// Encodes `rows` as the column chunks of one row group, in column order.
+fn encode_row_group(
+    schema: &SchemaRef,
+    rows: &[TraceRow],
+    writers: Vec<ArrowColumnWriter>,
+) -> ParquetResult<Vec<ArrowColumnChunk>> {
+    let batch = rows_to_batch(schema, rows)?;
+    let mut leaves = Vec::new();
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        leaves.extend(compute_leaves(field, column)?);
+    }
+    if writers.len() != leaves.len() {
+        return Err(ParquetError::General(format!(
+            "{} column writers for {} leaf columns",
+            writers.len(),
+            leaves.len()
+        )));
+    }
+    writers
+        .into_iter()
+        .zip(leaves)
+        .map(|(mut writer, leaf)| {
+            writer.write(&leaf)?;
+            writer.close()
+        })
+        .collect()
 }
 
 /// The leaf columns that hold long free text (messages and replies).
@@ -402,78 +516,6 @@ fn free_text_columns() -> [ColumnPath; 2] {
         ]),
         ColumnPath::from(column::REFERENCE_OUTPUT),
     ]
-}
-
-/// One leaf column of a row group to encode.
-struct Job {
-    index: usize,
-    writer: ArrowColumnWriter,
-    leaf: ArrowLeafColumn,
-    weight: usize,
-}
-
-impl Job {
-    fn encode(mut self) -> ParquetResult<(usize, ArrowColumnChunk)> {
-        self.writer.write(&self.leaf)?;
-        Ok((self.index, self.writer.close()?))
-    }
-}
-
-/// Encodes the jobs on up to `threads` threads, balancing their weights;
-/// returns the chunks in column order.
-fn encode_in_parallel(jobs: Vec<Job>, threads: usize) -> ParquetResult<Vec<ArrowColumnChunk>> {
-    let groups = balance(jobs, threads);
-    let mut done: Vec<(usize, ArrowColumnChunk)> = std::thread::scope(|scope| {
-        let mut groups = groups.into_iter();
-        let here = groups.next().unwrap_or_default();
-        let spawned: Vec<_> = groups
-            .map(|group| scope.spawn(move || encode_group(group)))
-            .collect();
-        let mut done = encode_group(here)?;
-        for handle in spawned {
-            let chunks = handle
-                .join()
-                .map_err(|_| ParquetError::General("a column encoder thread panicked".into()))??;
-            done.extend(chunks);
-        }
-        Ok::<_, ParquetError>(done)
-    })?;
-    done.sort_by_key(|(index, _)| *index);
-    Ok(done.into_iter().map(|(_, chunk)| chunk).collect())
-}
-
-fn encode_group(group: Vec<Job>) -> ParquetResult<Vec<(usize, ArrowColumnChunk)>> {
-    group.into_iter().map(Job::encode).collect()
-}
-
-/// Splits jobs into at most `groups` groups of similar total weight
-/// (heaviest first, each to the lightest group so far).
-fn balance(mut jobs: Vec<Job>, groups: usize) -> Vec<Vec<Job>> {
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.weight));
-    let mut out: Vec<(usize, Vec<Job>)> = (0..groups.max(1)).map(|_| (0, Vec::new())).collect();
-    for job in jobs {
-        if let Some(lightest) = out.iter_mut().min_by_key(|(w, _)| *w) {
-            lightest.0 += job.weight.max(1);
-            lightest.1.push(job);
-        }
-    }
-    out.into_iter()
-        .map(|(_, group)| group)
-        .filter(|g| !g.is_empty())
-        .collect()
-}
-
-/// Bytes of each leaf column under `array`, in the order Parquet numbers leaves.
-fn leaf_weights(array: &dyn Array, out: &mut Vec<usize>) {
-    match array.data_type() {
-        DataType::List(_) => leaf_weights(array.as_list::<i32>().values().as_ref(), out),
-        DataType::Struct(_) => {
-            for child in array.as_struct().columns() {
-                leaf_weights(child.as_ref(), out);
-            }
-        }
-        _ => out.push(array.get_buffer_memory_size()),
-    }
 }
 
 fn opt_len(s: &Option<String>) -> usize {
@@ -633,30 +675,55 @@ mod tests {
         }
     }
 
+    /// Writes rows `0..n` (and `stats`) to `path`; returns the rows.
+    fn write_rows(
+        path: &Path,
+        options: WriterOptions,
+        n: u32,
+        stats: Option<&str>,
+    ) -> Vec<TraceRow> {
+        let mut w = TraceWriter::with_options(path, &metadata(), options).expect("create");
+        let rows: Vec<TraceRow> = (0..n).map(row).collect();
+        for r in rows.clone() {
+            w.write(r).expect("write");
+        }
+        if let Some(stats) = stats {
+            w.set_stats(stats.into());
+        }
+        assert_eq!(w.finish().expect("finish"), u64::from(n));
+        rows
+    }
+
+    /// The Parquet footer of a written file.
+    fn parquet_metadata(path: &Path) -> parquet::file::metadata::ParquetMetaData {
+        let file = File::open(path).expect("file");
+        let reader =
+            parquet::file::serialized_reader::SerializedFileReader::new(file).expect("parquet");
+        parquet::file::reader::FileReader::metadata(&reader).clone()
+    }
+
     fn metadata() -> TraceMetadata {
         TraceMetadata::with_source(serde_json::json!({"test": true}))
     }
 
     #[test]
     fn many_row_groups_on_several_threads_read_back_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.parquet");
-        let options = WriterOptions {
-            row_group_rows: 7,
-            row_group_bytes: 1 << 20,
-            encode_threads: 3,
-            ..WriterOptions::default()
-        };
-        let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
-        let rows: Vec<TraceRow> = (0..500).map(row).collect();
-        for r in rows.clone() {
-            w.write(r).expect("write");
+        for threads in [1, 2, 3, 8] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("t.parquet");
+            let options = WriterOptions {
+                row_group_rows: 7,
+                row_group_bytes: 1 << 20,
+                encode_threads: threads,
+                ..WriterOptions::default()
+            };
+            let rows = write_rows(&path, options, 500, Some("{\"rows\":500}"));
+            let reader = TraceReader::open(&path).expect("open");
+            assert_eq!(reader.metadata().stats.as_deref(), Some("{\"rows\":500}"));
+            assert_eq!(reader.read_all().expect("read"), rows, "{threads} threads");
+            let meta = parquet_metadata(&path);
+            assert_eq!(meta.num_row_groups(), 72, "{threads} threads");
         }
-        w.set_stats("{\"rows\":500}".into());
-        assert_eq!(w.finish().expect("finish"), 500);
-        let reader = TraceReader::open(&path).expect("open");
-        assert_eq!(reader.metadata().stats.as_deref(), Some("{\"rows\":500}"));
-        assert_eq!(reader.read_all().expect("read"), rows);
     }
 
     #[test]
@@ -668,19 +735,10 @@ mod tests {
                 compression: codec,
                 ..WriterOptions::default()
             };
-            let mut w = TraceWriter::with_options(&path, &metadata(), options).expect("create");
-            let rows: Vec<TraceRow> = (0..50).map(row).collect();
-            for r in rows.clone() {
-                w.write(r).expect("write");
-            }
-            w.finish().expect("finish");
+            let rows = write_rows(&path, options, 50, None);
             let reader = TraceReader::open(&path).expect("open");
             assert_eq!(reader.read_all().expect("read"), rows, "{codec}");
-            let file = File::open(&path).expect("file");
-            let meta = parquet::file::reader::FileReader::metadata(
-                &parquet::file::serialized_reader::SerializedFileReader::new(file).expect("pq"),
-            )
-            .clone();
+            let meta = parquet_metadata(&path);
             let want = codec.parquet().expect("codec").to_string();
             for chunk in meta.row_group(0).columns() {
                 let name = chunk.column_path().string();
@@ -689,10 +747,30 @@ mod tests {
                 let has_dictionary = chunk.dictionary_page_offset().is_some();
                 if free_text_columns().iter().any(|p| p.string() == name) {
                     assert!(!has_dictionary, "{name}");
+                    assert!(chunk.encodings().any(|e| e == Encoding::PLAIN), "{name}");
                 } else if name == "source" {
                     assert!(has_dictionary, "{name}");
                 }
             }
+            // Version 2 data pages: values compressed without a staging copy.
+            let file = File::open(&path).expect("file");
+            let reader =
+                parquet::file::serialized_reader::SerializedFileReader::new(file).expect("parquet");
+            let row_group =
+                parquet::file::reader::FileReader::get_row_group(&reader, 0).expect("row group");
+            let content = meta
+                .row_group(0)
+                .columns()
+                .iter()
+                .position(|c| c.column_path() == &free_text_columns()[0])
+                .expect("the content column");
+            let mut pages = row_group.get_column_page_reader(content).expect("pages");
+            let page = pages.get_next_page().expect("page").expect("a page");
+            assert_eq!(
+                page.page_type(),
+                parquet::basic::PageType::DATA_PAGE_V2,
+                "{codec}"
+            );
         }
     }
 
@@ -711,11 +789,7 @@ mod tests {
             w.write(row(i)).expect("write");
         }
         w.finish().expect("finish");
-        let file = File::open(&path).expect("file");
-        let meta = parquet::file::reader::FileReader::metadata(
-            &parquet::file::serialized_reader::SerializedFileReader::new(file).expect("parquet"),
-        )
-        .clone();
+        let meta = parquet_metadata(&path);
         assert_eq!(meta.num_row_groups(), 5);
     }
 
