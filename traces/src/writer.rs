@@ -364,14 +364,6 @@ impl Encoder {
     }
 
     fn run(&mut self, receiver: Receiver<Vec<TraceRow>>) -> ParquetResult<()> {
-        if self.threads == 1 {
-            for rows in receiver {
-                let writers = self.factory.create_column_writers(self.row_groups)?;
-                let chunks = encode_row_group(&self.schema, &rows, writers)?;
-                self.append(chunks)?;
-            }
-            return Ok(());
-        }
         let (jobs_tx, jobs_rx) = sync_channel::<RowGroupJob>(self.threads);
         let jobs_rx = Mutex::new(jobs_rx);
         let schema = self.schema.clone();
@@ -471,7 +463,6 @@ fn encode_jobs(jobs: &Mutex<Receiver<RowGroupJob>>, schema: &SchemaRef) {
             return;
         };
         let chunks = encode_row_group(schema, &rows, writers);
-        drop(rows);
         // The dispatcher may have stopped on an earlier error; that is fine.
         let _ = done.send(chunks);
     }
