@@ -3,6 +3,7 @@
 //! `main` parses the command line, runs one subcommand and maps the result
 //! to an exit code: 0 success, 1 a runtime failure, 2 a usage error.
 
+mod alloc;
 mod cli;
 mod commands;
 mod mock;
@@ -13,13 +14,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: `trace report` on 10 million
-/// requests spent more time in the kernel than in its own code under glibc
-/// malloc (bench/report/README.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     let cli = cli::Cli::parse();
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

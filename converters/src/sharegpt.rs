@@ -74,10 +74,11 @@ fn text_of(v: Option<&Value>) -> String {
 }
 
 pub(crate) fn convert_record(rec: &RawRecord, opts: &Options, source: &str) -> Result<Outcome> {
-    let parsed = match fast::parse(&rec.bytes, source) {
-        Some(fast) => fast,
-        None => parse_general(rec, source)?,
-    };
+    let parsed =
+        match scanned::parse(&rec.bytes, source).or_else(|| fast::parse(&rec.bytes, source)) {
+            Some(fast) => fast,
+            None => parse_general(rec, source)?,
+        };
     let Some((session_id, items)) = parsed else {
         return Ok(Outcome::Skipped("no conversations key".into()));
     };
@@ -130,6 +131,143 @@ fn parse_general(rec: &RawRecord, source: &str) -> Result<Parsed> {
         parsed.push((who, text_of(item.value.as_ref())));
     }
     Ok(Some((session_id, parsed)))
+}
+
+/// The fastest path, for records of exactly the usual shape: `id` (a
+/// string or null), `conversations` / `conversation` (an array or null) of
+/// `{"from" | "role", "value" | "content"}` objects whose values are
+/// strings or null, and no other keys. Read with [`Scan`]; anything else
+/// (another key, a number, an unknown role, invalid JSON) gives `None` and
+/// the record goes on to [`fast::parse`].
+mod scanned {
+    use std::borrow::Cow;
+
+    use super::{Parsed, Speaker, speaker};
+    use crate::ids;
+    use crate::input::Scan;
+
+    /// A key that may be absent, `null`, or hold a value.
+    enum Field<T> {
+        Absent,
+        Null,
+        Present(T),
+    }
+
+    impl<T> Field<T> {
+        fn is_absent(&self) -> bool {
+            matches!(self, Field::Absent)
+        }
+    }
+
+    /// Reads the comma-separated members of an object or array up to
+    /// `close`, the opening bracket already read.
+    fn members<'a>(
+        s: &mut Scan<'a>,
+        close: u8,
+        mut member: impl FnMut(&mut Scan<'a>) -> Option<()>,
+    ) -> Option<()> {
+        if s.eat(close) {
+            return Some(());
+        }
+        loop {
+            member(s)?;
+            if s.eat(b',') {
+                continue;
+            }
+            return s.eat(close).then_some(());
+        }
+    }
+
+    /// A string or `null` (as `None`).
+    fn nullable<'a>(s: &mut Scan<'a>) -> Option<Option<Cow<'a, str>>> {
+        if s.null() {
+            return Some(None);
+        }
+        s.string().map(Some)
+    }
+
+    fn item(s: &mut Scan<'_>) -> Option<(Speaker, String)> {
+        if !s.eat(b'{') {
+            return None;
+        }
+        let mut from = None;
+        let mut value = None;
+        members(s, b'}', |s| {
+            let key = s.string()?;
+            if !s.eat(b':') {
+                return None;
+            }
+            let slot = match &*key {
+                "from" | "role" => &mut from,
+                "value" | "content" => &mut value,
+                _ => return None,
+            };
+            if slot.is_some() {
+                return None; // a duplicate key
+            }
+            *slot = Some(nullable(s)?);
+            Some(())
+        })?;
+        let who = speaker(from.flatten().as_deref().unwrap_or(""))?;
+        let text = value.flatten().map_or_else(String::new, Cow::into_owned);
+        Some((who, text))
+    }
+
+    fn items(s: &mut Scan<'_>) -> Option<Field<Vec<(Speaker, String)>>> {
+        if s.null() {
+            return Some(Field::Null);
+        }
+        if !s.eat(b'[') {
+            return None;
+        }
+        let mut out = Vec::new();
+        members(s, b']', |s| {
+            out.push(item(s)?);
+            Some(())
+        })?;
+        Some(Field::Present(out))
+    }
+
+    /// The record's parse, or `None` to hand it to the next path.
+    pub(super) fn parse(bytes: &[u8], source: &str) -> Option<Parsed> {
+        let mut s = Scan::new(bytes)?;
+        if !s.eat(b'{') {
+            return None;
+        }
+        let mut id = Field::Absent;
+        let mut conversations = Field::Absent;
+        let mut conversation = Field::Absent;
+        members(&mut s, b'}', |s| {
+            let key = s.string()?;
+            if !s.eat(b':') {
+                return None;
+            }
+            match &*key {
+                "id" if id.is_absent() => {
+                    id = match nullable(s)? {
+                        None => Field::Null,
+                        Some(v) => Field::Present(v),
+                    }
+                }
+                "conversations" if conversations.is_absent() => conversations = items(s)?,
+                "conversation" if conversation.is_absent() => conversation = items(s)?,
+                _ => return None,
+            }
+            Some(())
+        })?;
+        if !s.at_end() {
+            return None;
+        }
+        let items = match (conversations, conversation) {
+            (Field::Present(items), _) | (Field::Absent, Field::Present(items)) => items,
+            _ => return Some(None),
+        };
+        let session_id = match id {
+            Field::Present(s) if !s.is_empty() => s.into_owned(),
+            _ => ids::content_id(source, bytes),
+        };
+        Some(Some((session_id, items)))
+    }
 }
 
 /// The fast path: records parsed straight into borrowed structs, with no
@@ -576,6 +714,55 @@ mod tests {
         }
     }
 
+    /// The scanning path on one record: it must either give up or agree
+    /// with the general one.
+    fn scan_agrees(json: &str) -> bool {
+        let r = rec(json);
+        match scanned::parse(&r.bytes, "sharegpt") {
+            None => false,
+            Some(scanned) => {
+                let general = parse_general(&r, "sharegpt").ok();
+                assert_eq!(Some(scanned), general, "scan disagrees on {json}");
+                true
+            }
+        }
+    }
+
+    #[test]
+    fn scan_path_matches_general_path() {
+        for json in [
+            r#"{"id":"a","conversations":[{"from":"human","value":"caf\u00e9 \"q\"\n\ud83d\ude00 \/\b\f\r\t\\"},{"from":"gpt","value":"r"}]}"#,
+            r#"{"id":null,"conversation":[{"role":"user","content":"q"},{"role":"assistant","content":null}]}"#,
+            r#"{"id":"","conversations":[{"from":" Human ","value":"q"},{"from":"gpt"},{"value":"x","from":"function_call"}]}"#,
+            r#"{"conversations":null,"conversation":[{"from":"human","value":"q"}]}"#,
+            r#"{"conversations":[{"from":"human","value":"q"}],"conversation":null}"#,
+            r#"{"id":"x"}"#,
+            r#"{}"#,
+            r#"{"id":"e\u0301","conversations":[]}"#,
+            r#"{"i\u0064":"esc key","conversations":[{"from":"human"}]}"#,
+            "\n {\r\n \"id\" : \"ws\" ,\t\"conversations\" : [ { \"from\" : \"human\" , \"value\" : \"raw 数据 🚀\" } ] } \n",
+        ] {
+            assert!(scan_agrees(json), "the scan path gave up on {json}");
+        }
+        // Shapes the scan leaves to serde (numbers, other keys, non-string
+        // values), and what the scan must refuse outright.
+        for json in [
+            r#"{"id":7,"conversations":[]}"#,
+            r#"{"id":"a","other":1,"conversations":[]}"#,
+            r#"{"conversations":[{"from":"human","value":12}]}"#,
+            r#"{"conversations":[{"from":"human","value":"q","extra":1}]}"#,
+            r#"{"conversations":[{"from":"human","value":"q"},]}"#,
+            r#"{"conversations":[{"from":"human","value":"q"}],}"#,
+            r#"{"conversations":[{"from":"human" "value":"q"}]}"#,
+            r#"{"conversations":[{"from":"human","value":"raw	tab"}]}"#,
+            r#"{"conversations":[{"from":"human","value":"\ud800"}]}"#,
+            r#"{"conversations":[{"from":"human","value":"q"}]"#,
+            r#"{"conversations":[{"from":"human","value":"q"}]}}"#,
+        ] {
+            assert!(!scan_agrees(json), "the scan path took {json}");
+        }
+    }
+
     #[test]
     fn fast_path_matches_general_path() {
         for json in [
@@ -606,6 +793,7 @@ mod tests {
             r#"{"conversations":[{"from":"human","value":"q"}]} x"#,
         ] {
             assert!(!paths_agree(json), "the fast path took {json}");
+            assert!(!scan_agrees(json), "the scan path took {json}");
         }
     }
 
@@ -614,6 +802,7 @@ mod tests {
         let dir =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/sharegpt");
         let mut checked = 0;
+        let mut scanned = 0;
         for name in [
             "fastchat_dummy_conversation.json",
             "axolotl_conversation.json",
@@ -626,10 +815,20 @@ mod tests {
             for r in crate::input::JsonRecords::new(&path, reader) {
                 let r = r.expect("record");
                 let fast = fast::parse(&r.bytes, "sharegpt").expect("fast path takes real records");
-                assert_eq!(Some(fast), parse_general(&r, "sharegpt").ok(), "{name}");
+                let general = parse_general(&r, "sharegpt").ok();
+                if let Some(scan) = scanned::parse(&r.bytes, "sharegpt") {
+                    assert_eq!(Some(&scan), general.as_ref(), "{name}: scan path");
+                    scanned += 1;
+                }
+                assert_eq!(Some(fast), general, "{name}");
                 checked += 1;
             }
         }
         assert_eq!(checked, 500 + 1 + 1 + 300 + 300);
+        // The glaive samples carry a `tools` key, which the scan leaves to serde.
+        assert!(
+            scanned > 500 + 1,
+            "the scan path took only {scanned} records"
+        );
     }
 }

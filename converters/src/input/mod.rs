@@ -3,11 +3,13 @@
 mod json;
 mod lines;
 mod parallel;
+mod scan;
 mod source;
 
 pub use json::{JsonLayout, JsonRecords, RawRecord};
 pub use lines::TextLines;
 pub use parallel::{ParallelJsonSource, ParallelOptions};
+pub use scan::Scan;
 pub use source::JsonSource;
 
 use std::fs::File;
