@@ -55,14 +55,33 @@ pub(crate) enum Speaker {
 }
 
 pub(crate) fn speaker(role: &str) -> Option<Speaker> {
-    Some(match role.trim().to_ascii_lowercase().as_str() {
-        "human" | "user" | "prompter" => Speaker::User,
-        "gpt" | "assistant" | "chatgpt" | "bard" | "bing" | "model" | "bot" => Speaker::Assistant,
-        "system" => Speaker::System,
-        "function_call" | "tool_call" => Speaker::ToolCall,
-        "observation" | "tool" | "function" | "tool_response" => Speaker::ToolResult,
-        _ => return None,
-    })
+    use Speaker::*;
+    // Compared without case and without allocating: this runs once per
+    // message.
+    const NAMES: [(&str, Speaker); 17] = [
+        ("human", User),
+        ("gpt", Assistant),
+        ("user", User),
+        ("assistant", Assistant),
+        ("system", System),
+        ("prompter", User),
+        ("chatgpt", Assistant),
+        ("bard", Assistant),
+        ("bing", Assistant),
+        ("model", Assistant),
+        ("bot", Assistant),
+        ("function_call", ToolCall),
+        ("tool_call", ToolCall),
+        ("observation", ToolResult),
+        ("tool", ToolResult),
+        ("function", ToolResult),
+        ("tool_response", ToolResult),
+    ];
+    let role = role.trim();
+    NAMES
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(role))
+        .map(|&(_, who)| who)
 }
 
 fn text_of(v: Option<&Value>) -> String {

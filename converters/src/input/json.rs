@@ -235,6 +235,11 @@ impl<R: BufRead> JsonRecords<R> {
                 i += 1;
             }
             let take = end.unwrap_or(buf.len());
+            if out.is_empty() && out.capacity() < take {
+                // Nothing to keep: a new buffer, not a `realloc` that
+                // would copy the old one's stale bytes.
+                *out = Vec::with_capacity(take + take / 4);
+            }
             out.extend_from_slice(&buf[..take]);
             let newlines = memchr::memchr_iter(b'\n', &buf[..take]).count() as u64;
             self.reader.consume(take);
