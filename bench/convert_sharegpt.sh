@@ -10,7 +10,7 @@
 # $TRACE_PYTHON, then .venv/bin/python as scripts/test.sh creates it).
 # The input is generated once (bench/gen_sharegpt.py, fixed seed) and kept.
 # Prints wall time, MB/s (input megabytes, 10^6 bytes, per second), peak
-# RSS and CPU time (user + system) from /usr/bin/time -v for both, side by
+# RSS and CPU time (user + system) from /usr/bin/time -v for all three, side by
 # side, with the load average and the CPU share the hypervisor stole at each
 # run (other work on the machine slows the two-threaded trace more than the
 # one-threaded baseline). The tools take turns run by run; the best run of

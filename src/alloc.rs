@@ -7,9 +7,10 @@
 //! By default mimalloc hands freed memory back to the kernel a second after
 //! it is freed ("purging"). `trace convert` recycles the same few hundred
 //! megabytes of row-group buffers the whole run; with purging on, the
-//! kernel kept unmapping and zeroing them again, and on the 1.1 GB ShareGPT
-//! benchmark system time fell from 0.9-1.8 s to about 0.4 s without it
-//! (bench/README.md). A command's peak memory is what stays resident, which
+//! kernel kept unmapping and zeroing them again: on the 1.1 GB ShareGPT
+//! benchmark page faults fell from 31,000-49,000 a run to about 1,300, and
+//! `trace report` on 10 M requests spent 6-7 s in the kernel instead of 11
+//! (bench/README.md, bench/report/README.md). A command's peak memory is what stays resident, which
 //! for a command-line run that ends is no loss. `MIMALLOC_PURGE_DELAY` in
 //! the environment still decides, for anyone who wants purging back.
 

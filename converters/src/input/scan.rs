@@ -1,8 +1,8 @@
 //! A strict, minimal JSON reader for the converters' fastest paths.
 //!
 //! It reads objects, arrays, strings and `null` by hand, which on the
-//! string-heavy records of chat datasets is several times cheaper than
-//! serde_json's string scanning: the record is checked to be UTF-8 once
+//! string-heavy records of chat datasets costs about a third less than
+//! serde_json (bench/README.md): the record is checked to be UTF-8 once
 //! (SIMD), string ends and escapes are found eight bytes at a time, and a
 //! string without escapes is borrowed, not copied.
 //!
