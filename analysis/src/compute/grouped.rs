@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use super::frames::Levels;
 use super::stats::{Blocks, Frame, dist_of};
 use crate::error::{PolarsContext, Result};
 use crate::model::Dist;
@@ -90,7 +91,7 @@ impl Acc {
 }
 
 /// What a query keeps of a batch of requests and adds to it.
-pub type Prepare = Box<dyn Fn(LazyFrame) -> LazyFrame>;
+pub type Prepare = Box<dyn Fn(LazyFrame) -> LazyFrame + Send + Sync>;
 
 /// Groups the rows that `prepare` keeps by the columns `by` (which
 /// `prepare` may add), with the aggregations `aggs` (output columns of
@@ -234,12 +235,13 @@ impl GroupedAcc {
         Ok(())
     }
 
-    /// The groups' aggregates and distributions.
-    pub fn finish(self) -> Result<Grouped> {
+    /// The groups' aggregates and distributions; a group key of
+    /// `frames::LEVEL` comes back as the four level key columns.
+    pub fn finish(self, levels: &Levels) -> Result<Grouped> {
         let what = self.what.as_str();
         let n_groups = self.buffers.len();
         let mut columns: Vec<Column> = match self.key_rows {
-            Some(k) => k.columns().to_vec(),
+            Some(k) => levels.expand(k)?.columns().to_vec(),
             None => Vec::new(),
         };
         for ((name, kind, _), acc) in self.kinds.iter().zip(&self.accs) {

@@ -3,8 +3,9 @@
 
 use polars::prelude::*;
 
+use super::frames::{LEVEL, Levels};
 use super::grouped::{Agg, Grouped, GroupedAcc, Metric, Prepare};
-use super::stats::{Frame, KEY_COLUMNS, is_ok, measured, only};
+use super::stats::{Frame, is_ok, measured, only};
 use crate::error::{Error, Result};
 use crate::model::{ByTable, GroupStats};
 
@@ -61,7 +62,7 @@ pub fn latency_metrics() -> Vec<Metric> {
 /// Groups by the level and `extra`, with `group_aggs` and the latency
 /// distributions.
 fn by_level_and(prepare: Prepare, extra: &[&str], what: &str) -> GroupedAcc {
-    let mut by: Vec<&str> = KEY_COLUMNS.to_vec();
+    let mut by: Vec<&str> = vec![LEVEL];
     by.extend_from_slice(extra);
     GroupedAcc::new(what, prepare, &by, group_aggs(), latency_metrics())
 }
@@ -128,13 +129,13 @@ impl SessionsAcc {
     }
 
     pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
-        self.turns.add(batch)?;
-        self.buckets.add(batch)
+        let (turns, buckets) = rayon::join(|| self.turns.add(batch), || self.buckets.add(batch));
+        turns.and(buckets)
     }
 
     /// By turn (only for runs with more than one turn) and by prompt bucket.
-    pub fn finish(self) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
-        let turns = self.turns.finish()?;
+    pub fn finish(self, levels: &Levels) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
+        let turns = self.turns.finish(levels)?;
         let multi_turn =
             (0..turns.frame.height()).any(|i| turns.frame.u64("turn", i).is_ok_and(|t| t > 0));
         let turns = if multi_turn {
@@ -145,7 +146,7 @@ impl SessionsAcc {
         } else {
             Vec::new()
         };
-        let buckets = read_groups(&self.buckets.finish()?, |f, i| {
+        let buckets = read_groups(&self.buckets.finish(levels)?, |f, i| {
             let lo = f.f64("bucket", i)?.unwrap_or(0.0);
             Ok((bucket_label(lo), lo))
         })?;
@@ -212,9 +213,9 @@ impl ByAcc {
         self.acc.add(batch)
     }
 
-    pub fn finish(self) -> Result<ByTable> {
+    pub fn finish(self, levels: &Levels) -> Result<ByTable> {
         let (columns, text_cols) = (self.columns, self.text_cols);
-        let groups = read_groups(&self.acc.finish()?, |f, i| {
+        let groups = read_groups(&self.acc.finish(levels)?, |f, i| {
             let parts = columns
                 .iter()
                 .zip(&text_cols)

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::frames;
+use super::frames::{self, LEVEL, Levels};
 use super::grouped::{Agg, Grouped, GroupedAcc, Metric};
-use super::stats::{Blocks, Frame, KEY_COLUMNS, is_ok, key_exprs, measured, only};
+use super::stats::{Blocks, Frame, is_ok, measured, only};
 use crate::error::{PolarsContext, Result};
 use crate::model::{Dist, LevelKey, LevelStats, Slo};
 use crate::run::RunFiles;
@@ -93,8 +93,9 @@ fn level_metrics() -> Vec<Metric> {
 /// and round: one pass over the runs' parts.
 pub fn level_stats(runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
     let mut acc = LevelsAcc::new(slo);
-    frames::for_each_batch(runs, &[], |batch| acc.add(batch))?;
-    acc.finish(runs, slo)
+    let mut levels = Levels::default();
+    frames::for_each_batch(runs, &[], false, &mut levels, |batch| acc.add(batch))?;
+    acc.finish(runs, slo, &levels)
 }
 
 /// The per-level figures, fed a batch of requests at a time.
@@ -102,25 +103,25 @@ pub struct LevelsAcc {
     main: GroupedAcc,
     warmup: GroupedAcc,
     errors: GroupedAcc,
-    gaps: BTreeMap<String, Blocks<f32>>,
+    /// The inter-token gaps of each level, by `frames::LEVEL` number.
+    gaps: BTreeMap<u32, Blocks<f32>>,
 }
 
 impl LevelsAcc {
     pub fn new(slo: &Slo) -> Self {
-        let mut error_keys: Vec<&str> = KEY_COLUMNS.to_vec();
-        error_keys.extend(["status", "http_status"]);
+        let error_keys = [LEVEL, "status", "http_status"];
         Self {
             main: GroupedAcc::new(
                 "per-level statistics",
                 Box::new(|lf| lf.filter(measured())),
-                &KEY_COLUMNS,
+                &[LEVEL],
                 main_aggs(slo),
                 level_metrics(),
             ),
             warmup: GroupedAcc::new(
                 "warm-up counts",
                 Box::new(|lf| lf.filter(col("warmup"))),
-                &KEY_COLUMNS,
+                &[LEVEL],
                 vec![("n", Agg::Len)],
                 Vec::new(),
             ),
@@ -135,31 +136,48 @@ impl LevelsAcc {
         }
     }
 
+    /// Add a batch of requests, the sections side by side.
     pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
-        self.main.add(batch)?;
-        self.warmup.add(batch)?;
-        self.errors.add(batch)?;
-        let mut cols = key_exprs();
-        cols.push(col("itl_ms"));
+        let (main, rest) = rayon::join(
+            || self.main.add(batch),
+            || {
+                self.warmup.add(batch)?;
+                self.errors.add(batch)?;
+                append_gaps(batch, &mut self.gaps)
+            },
+        );
+        main.and(rest)
+    }
+}
+
+/// Append the gaps of the measured, ok requests of a batch to their
+/// levels' buffers.
+fn append_gaps(batch: &DataFrame, gaps: &mut BTreeMap<u32, Blocks<f32>>) -> Result<()> {
+    {
         let ok = batch
             .clone()
             .lazy()
             .filter(measured().and(is_ok()))
-            .select(cols)
+            .select([col(LEVEL), col("itl_ms")])
             .collect()
             .ctx(|| "selecting the inter-token gaps".to_string())?;
-        append_gaps(ok, &mut self.gaps)
+        append_level_gaps(ok, gaps)
     }
+}
 
-    pub fn finish(self, runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
-        let grouped = self.main.finish()?;
+impl LevelsAcc {
+    pub fn finish(self, runs: &[RunFiles], slo: &Slo, levels: &Levels) -> Result<Vec<LevelStats>> {
+        let grouped = self.main.finish(levels)?;
         let itl: BTreeMap<String, Dist> = self
             .gaps
             .into_par_iter()
-            .map(|(label, values)| (label, super::stats::dist_of(values.into_vec())))
+            .filter_map(|(id, values)| {
+                let label = level_label(levels.key(id)?);
+                Some((label, super::stats::dist_of(values.into_vec())))
+            })
             .collect();
-        let warmup = warmup_by_level(&self.warmup.finish()?.frame)?;
-        let (errors, errors_detail) = errors_by_level(&self.errors.finish()?.frame)?;
+        let warmup = warmup_by_level(&self.warmup.finish(levels)?.frame)?;
+        let (errors, errors_detail) = errors_by_level(&self.errors.finish(levels)?.frame)?;
         levels_from(&grouped, &itl, &warmup, &errors, &errors_detail, runs, slo)
     }
 }
@@ -289,30 +307,29 @@ pub fn level_label(k: &LevelKey) -> String {
 }
 
 /// Append the gaps of a batch of requests to their levels' buffers.
-fn append_gaps(df: DataFrame, gaps: &mut BTreeMap<String, Blocks<f32>>) -> Result<()> {
-    let keys = Frame::collect(
-        df.clone()
-            .lazy()
-            .select(key_exprs())
-            .unique_stable(None, UniqueKeepStrategy::First),
-        "the levels of a batch of parts",
-    )?;
-    for i in 0..keys.height() {
-        let key = keys.key(i)?;
-        let one_level = keys.height() == 1;
-        let rows = if one_level {
+fn append_level_gaps(df: DataFrame, gaps: &mut BTreeMap<u32, Blocks<f32>>) -> Result<()> {
+    let ids = df
+        .column(LEVEL)
+        .ctx(|| "the levels of a batch of parts".to_string())?
+        .as_materialized_series()
+        .u32()
+        .ctx(|| "the levels of a batch of parts".to_string())?
+        .clone();
+    let mut seen: Vec<u32> = Vec::new();
+    for id in ids.iter().flatten() {
+        if seen.last() != Some(&id) && !seen.contains(&id) {
+            seen.push(id);
+        }
+    }
+    for &id in &seen {
+        let rows = if seen.len() == 1 {
             df.clone()
         } else {
             df.clone()
                 .lazy()
-                .filter(
-                    col("load_mode")
-                        .eq(lit(key.load_mode.clone()))
-                        .and(col("load_value").eq(lit(key.load_value)))
-                        .and(col("round").eq(lit(key.round))),
-                )
+                .filter(col(LEVEL).eq(lit(id)))
                 .collect()
-                .ctx(|| format!("selecting the requests of {}", key.label()))?
+                .ctx(|| "selecting the requests of a level".to_string())?
         };
         let exploded = rows
             .column("itl_ms")
@@ -323,11 +340,11 @@ fn append_gaps(df: DataFrame, gaps: &mut BTreeMap<String, Blocks<f32>>) -> Resul
                 })
             })
             .and_then(|s| s.cast(&DataType::Float32))
-            .ctx(|| format!("exploding the inter-token gaps of {}", key.label()))?;
+            .ctx(|| "exploding the inter-token gaps".to_string())?;
         let values = exploded
             .f32()
             .ctx(|| "inter-token gaps as numbers".to_string())?;
-        let buffer = gaps.entry(level_label(&key)).or_default();
+        let buffer = gaps.entry(id).or_default();
         if values.null_count() == 0 {
             for arr in values.downcast_iter() {
                 buffer.extend_from_slice(arr.values());

@@ -1,8 +1,9 @@
 //! From Parquet parts to a [`Report`]: the runs' `requests/` parts are read
 //! once, a batch of parts at a time and only the columns used, and every
-//! batch feeds each section's accumulator (`grouped::GroupedAcc`); the
+//! batch feeds each section's accumulator (`grouped::GroupedAcc`, grouping
+//! by a level number, `frames::LEVEL`, instead of the level's four key
+//! columns; `rounds::RoundsAcc` for the round-to-round join). The
 //! percentiles come from per-group buffers by selection (`stats::dist_of`).
-//! Only the round-to-round join reads the parts again, for `request_id`.
 
 mod frames;
 mod grouped;
@@ -100,32 +101,49 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let mut rows = GroupedAcc::new(
         "row counts",
         Box::new(|lf| lf),
-        &["run_id"],
+        &[frames::LEVEL],
         vec![("rows", Agg::Len)],
         Vec::new(),
     );
-    frames::for_each_batch(runs, &opts.by, |batch| {
-        level_acc.add(batch)?;
-        sessions.add(batch)?;
-        users.add(batch)?;
-        if let Some(by) = by.as_mut() {
-            by.add(batch)?;
-        }
-        rows.add(batch)
+    let mut rounds = rounds::RoundsAcc::default();
+    let mut level_ids = frames::Levels::default();
+    frames::for_each_batch(runs, &opts.by, true, &mut level_ids, |batch| {
+        // The sections are independent: two cores share them.
+        let (a, b) = rayon::join(
+            || {
+                level_acc.add(batch)?;
+                rows.add(batch)
+            },
+            || {
+                let (s, u) = rayon::join(
+                    || sessions.add(batch),
+                    || {
+                        users.add(batch)?;
+                        rounds.add(batch)?;
+                        match by.as_mut() {
+                            Some(by) => by.add(batch),
+                            None => Ok(()),
+                        }
+                    },
+                );
+                s.and(u)
+            },
+        );
+        a.and(b)
     })?;
     lap.done("reading and accumulating");
     let mut notes = Vec::new();
-    let mut levels = level_acc.finish(runs, &slo)?;
+    let mut levels = level_acc.finish(runs, &slo, &level_ids)?;
     lap.done("levels");
     for run in runs {
         server::attach(run, &mut levels)?;
     }
     lap.done("server metrics");
-    let rows = rows.finish()?.frame;
+    let rows = rows.finish(&level_ids)?.frame;
     let mut row_counts = HashMap::new();
     for i in 0..rows.height() {
         if let Some(id) = rows.str("run_id", i)? {
-            row_counts.insert(id, rows.u64("rows", i)?);
+            *row_counts.entry(id).or_insert(0) += rows.u64("rows", i)?;
         }
     }
     let infos = runs
@@ -156,12 +174,11 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         }
     }
     let saturation = saturation::assess(&levels, &slo, opts);
-    // The other sections' buffers are freed before the rounds' join.
-    let (turns, prompt_buckets) = sessions.finish()?;
-    let users = users::per_user(users)?;
-    let by = by.map(groups::ByAcc::finish).transpose()?;
+    let (turns, prompt_buckets) = sessions.finish(&level_ids)?;
+    let users = users::per_user(users, &level_ids)?;
+    let by = by.map(|b| b.finish(&level_ids)).transpose()?;
     lap.done("sessions, users, --by");
-    let rounds = rounds::all_levels(runs, &levels)?;
+    let rounds = rounds.finish(&level_ids);
     lap.done("rounds");
     Ok(Report {
         report_version: REPORT_VERSION,

@@ -12,6 +12,7 @@ use crate::model::{Dist, LevelKey, PERCENTILES};
 /// Columns that identify a level.
 pub const KEY_COLUMNS: [&str; 4] = ["run_id", "load_mode", "load_value", "round"];
 
+/// The level key columns, as expressions.
 pub fn key_exprs() -> Vec<Expr> {
     KEY_COLUMNS.iter().map(|c| col(*c)).collect()
 }
@@ -71,7 +72,7 @@ impl Sample for f32 {
 /// selection rather than a full sort, interpolated in `f64`. Each
 /// selection works only on the part right of the previous one, which the
 /// previous selection left holding the larger values.
-fn quantiles_of<T: Sample>(values: &mut [T], ps: &[f64]) -> Vec<Option<f64>> {
+pub fn quantiles_of<T: Sample>(values: &mut [T], ps: &[f64]) -> Vec<Option<f64>> {
     let n = values.len();
     if n == 0 {
         return vec![None; ps.len()];

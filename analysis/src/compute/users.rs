@@ -3,16 +3,16 @@
 
 use polars::prelude::*;
 
+use super::frames::{LEVEL, Levels};
 use super::grouped::{Agg, GroupedAcc};
 use super::groups::latency_metrics;
-use super::stats::{KEY_COLUMNS, is_ok, measured, only};
+use super::stats::{is_ok, measured, only};
 use crate::error::Result;
 use crate::model::UserStats;
 
 /// The users' requests, grouped per level and user.
 pub fn per_user_acc() -> GroupedAcc {
-    let mut by: Vec<&str> = KEY_COLUMNS.to_vec();
-    by.push("user_id");
+    let by = [LEVEL, "user_id"];
     let ok = is_ok();
     let metrics = latency_metrics().into_iter().take(2).collect();
     GroupedAcc::new(
@@ -31,8 +31,8 @@ pub fn per_user_acc() -> GroupedAcc {
     )
 }
 
-pub fn per_user(acc: GroupedAcc) -> Result<Vec<UserStats>> {
-    let g = acc.finish()?;
+pub fn per_user(acc: GroupedAcc, levels: &Levels) -> Result<Vec<UserStats>> {
+    let g = acc.finish(levels)?;
     let f = &g.frame;
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
