@@ -49,6 +49,9 @@ pub enum Error {
     Xlsx { path: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
+    /// A bug of this crate: the message says what did not add up.
+    #[error("internal error (a bug, please report it): {0}")]
+    Internal(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,19 +15,29 @@ use rayon::prelude::*;
 
 use super::frames::Levels;
 use super::stats::{Blocks, Frame, dist_of};
+use super::store::{NO_GROUP, Store, Value};
 use crate::error::{PolarsContext, Result};
 use crate::model::Dist;
 
-/// A metric whose distribution is taken per group: the values, null where
-/// a row does not count (a failed request's TTFT, say).
-pub struct Metric {
-    pub name: &'static str,
-    pub values: Expr,
+/// A metric whose distribution is taken per group.
+pub enum Metric {
+    /// Values computed from the rows, null where a row does not count,
+    /// gathered into a buffer per group.
+    Values { name: &'static str, values: Expr },
+    /// A column of the [`Store`], which holds it once for every section.
+    /// Only for sections whose rows are the measured requests, in order
+    /// (`prepare` filters `measured()` and nothing else; `keep` leaves
+    /// rows out).
+    Stored { name: &'static str, value: Value },
 }
 
 impl Metric {
     pub fn new(name: &'static str, values: Expr) -> Self {
-        Self { name, values }
+        Self::Values { name, values }
+    }
+
+    pub fn stored(name: &'static str, value: Value) -> Self {
+        Self::Stored { name, value }
     }
 }
 
@@ -106,10 +116,15 @@ pub struct GroupedAcc {
     select: Vec<Expr>,
     kinds: Vec<(&'static str, Kind, String)>,
     names: Vec<&'static str>,
+    stored: Vec<(&'static str, Value)>,
+    keep: bool,
     index: HashMap<String, usize>,
     key_rows: Option<DataFrame>,
     accs: Vec<Acc>,
     buffers: Vec<Vec<Blocks<f64>>>,
+    /// With stored metrics: the group of every measured row, `NO_GROUP`
+    /// for rows `keep` leaves out.
+    rows: Vec<u32>,
 }
 
 impl GroupedAcc {
@@ -135,13 +150,21 @@ impl GroupedAcc {
             }
             kinds.push((name, kind, format!("__a{i}")));
         }
-        let names: Vec<&'static str> = metrics.iter().map(|m| m.name).collect();
-        select.extend(
-            metrics
-                .into_iter()
-                .enumerate()
-                .map(|(i, m)| m.values.cast(DataType::Float64).alias(format!("__m{i}"))),
-        );
+        let mut names: Vec<&'static str> = Vec::new();
+        let mut stored = Vec::new();
+        for m in metrics {
+            match m {
+                Metric::Values { name, values } => {
+                    select.push(
+                        values
+                            .cast(DataType::Float64)
+                            .alias(format!("__m{}", names.len())),
+                    );
+                    names.push(name);
+                }
+                Metric::Stored { name, value } => stored.push((name, value)),
+            }
+        }
         let accs = kinds.iter().map(|_| Acc::default()).collect();
         Self {
             what: what.to_string(),
@@ -150,11 +173,23 @@ impl GroupedAcc {
             select,
             kinds,
             names,
+            stored,
+            keep: false,
             index: HashMap::new(),
             key_rows: None,
             accs,
             buffers: Vec::new(),
+            rows: Vec::new(),
         }
+    }
+
+    /// Leave out the rows where `keep` is not true: they are in no group.
+    /// (A filter in `prepare` would do the same, but would break the
+    /// rows' alignment with the [`Store`].)
+    pub fn keep(mut self, keep: Expr) -> Self {
+        self.select.push(keep.fill_null(lit(false)).alias("__keep"));
+        self.keep = true;
+        self
     }
 
     /// Add a batch of requests.
@@ -171,8 +206,30 @@ impl GroupedAcc {
             .group_by(self.by.iter().map(String::as_str))
             .ctx(|| format!("grouping {what}"))?;
         let keys = DataFrame::new_infer_height(gb.keys()).ctx(|| format!("keys of {what}"))?;
-        let mut group_of = vec![0u32; values.height()];
+        let kept = if self.keep {
+            let c = values
+                .column("__keep")
+                .ctx(|| format!("values of {what}"))?
+                .as_materialized_series()
+                .rechunk();
+            let mask = c.bool().ctx(|| format!("values of {what}"))?;
+            Some(mask.iter().map(|k| k == Some(true)).collect::<Vec<bool>>())
+        } else {
+            None
+        };
+        let mut group_of = vec![NO_GROUP; values.height()];
         for (local, group) in gb.get_groups().iter().enumerate() {
+            if let Some(kept) = kept.as_ref() {
+                let any = match group {
+                    GroupsIndicator::Idx((_, idx)) => idx.iter().any(|&i| kept[i as usize]),
+                    GroupsIndicator::Slice([first, len]) => {
+                        kept[first as usize..(first + len) as usize].contains(&true)
+                    }
+                };
+                if !any {
+                    continue;
+                }
+            }
             let label = key_label(&keys, &self.by, local)?;
             let g = match self.index.get(&label) {
                 Some(g) => *g,
@@ -204,9 +261,16 @@ impl GroupedAcc {
                 }
             }
         }
+        if let Some(kept) = kept {
+            for (g, k) in group_of.iter_mut().zip(kept) {
+                if !k {
+                    *g = NO_GROUP;
+                }
+            }
+        }
         for ((_, kind, source), acc) in self.kinds.iter().zip(self.accs.iter_mut()) {
             if *kind == Kind::Len {
-                for &g in &group_of {
+                for &g in group_of.iter().filter(|g| **g != NO_GROUP) {
                     acc.count[g as usize] += 1;
                 }
                 continue;
@@ -214,6 +278,9 @@ impl GroupedAcc {
             let ca = f64_column(&values, source, what)?;
             for (v, &g) in ca.iter().zip(&group_of) {
                 let Some(v) = v else { continue };
+                if g == NO_GROUP {
+                    continue;
+                }
                 let g = g as usize;
                 acc.count[g] += 1;
                 match kind {
@@ -227,19 +294,30 @@ impl GroupedAcc {
         for (m, _) in self.names.iter().enumerate() {
             let ca = f64_column(&values, &format!("__m{m}"), what)?;
             for (v, &g) in ca.iter().zip(&group_of) {
-                if let Some(v) = v {
+                if let (Some(v), true) = (v, g != NO_GROUP) {
                     self.buffers[g as usize][m].push(v);
                 }
             }
+        }
+        if !self.stored.is_empty() {
+            self.rows.extend_from_slice(&group_of);
         }
         Ok(())
     }
 
     /// The groups' aggregates and distributions; a group key of
-    /// `frames::LEVEL` comes back as the four level key columns.
-    pub fn finish(self, levels: &Levels) -> Result<Grouped> {
+    /// `frames::LEVEL` comes back as the four level key columns. `store`
+    /// holds the values of the stored metrics.
+    pub fn finish(self, levels: &Levels, store: &Store) -> Result<Grouped> {
         let what = self.what.as_str();
         let n_groups = self.buffers.len();
+        if !self.stored.is_empty() && self.rows.len() != store.len() {
+            return Err(crate::error::Error::Internal(format!(
+                "{what}: {} rows grouped, {} values stored",
+                self.rows.len(),
+                store.len()
+            )));
+        }
         let mut columns: Vec<Column> = match self.key_rows {
             Some(k) => levels.expand(k)?.columns().to_vec(),
             None => Vec::new(),
@@ -256,7 +334,7 @@ impl GroupedAcc {
             )
         };
         let names = self.names;
-        let dists = self
+        let mut dists: Vec<HashMap<&'static str, Dist>> = self
             .buffers
             .into_par_iter()
             .map(|per_metric| {
@@ -267,6 +345,15 @@ impl GroupedAcc {
                     .collect()
             })
             .collect();
+        for (name, value) in &self.stored {
+            for (g, d) in store
+                .dists(*value, &self.rows, n_groups)
+                .into_iter()
+                .enumerate()
+            {
+                dists[g].insert(name, d);
+            }
+        }
         Ok(Grouped { frame, dists })
     }
 }

@@ -6,6 +6,7 @@ use polars::prelude::*;
 use super::frames::{LEVEL, Levels};
 use super::grouped::{Agg, Grouped, GroupedAcc, Metric, Prepare};
 use super::stats::{Frame, is_ok, measured, only};
+use super::store::{Store, Value};
 use crate::error::{Error, Result};
 use crate::model::{ByTable, GroupStats};
 
@@ -51,11 +52,10 @@ fn group_aggs() -> Vec<(&'static str, Agg)> {
 
 /// Latency of the requests that succeeded.
 pub fn latency_metrics() -> Vec<Metric> {
-    let ok = is_ok();
     vec![
-        Metric::new("ttft", only(ok.clone(), col("ttft_ms"))),
-        Metric::new("tpot", only(ok.clone(), col("tpot_ms"))),
-        Metric::new("e2e", only(ok, col("e2e_ms"))),
+        Metric::stored("ttft", Value::Ttft),
+        Metric::stored("tpot", Value::Tpot),
+        Metric::stored("e2e", Value::E2e),
     ]
 }
 
@@ -120,11 +120,11 @@ impl SessionsAcc {
                 Box::new(move |lf| {
                     lf.filter(measured())
                         .with_column(bucket_expr(length.clone()).alias("bucket"))
-                        .filter(col("bucket").is_not_null())
                 }),
                 &["bucket"],
                 "latency by prompt length",
-            ),
+            )
+            .keep(col("bucket").is_not_null()),
         }
     }
 
@@ -134,8 +134,12 @@ impl SessionsAcc {
     }
 
     /// By turn (only for runs with more than one turn) and by prompt bucket.
-    pub fn finish(self, levels: &Levels) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
-        let turns = self.turns.finish(levels)?;
+    pub fn finish(
+        self,
+        levels: &Levels,
+        store: &Store,
+    ) -> Result<(Vec<GroupStats>, Vec<GroupStats>)> {
+        let turns = self.turns.finish(levels, store)?;
         let multi_turn =
             (0..turns.frame.height()).any(|i| turns.frame.u64("turn", i).is_ok_and(|t| t > 0));
         let turns = if multi_turn {
@@ -146,7 +150,7 @@ impl SessionsAcc {
         } else {
             Vec::new()
         };
-        let buckets = read_groups(&self.buckets.finish(levels)?, |f, i| {
+        let buckets = read_groups(&self.buckets.finish(levels, store)?, |f, i| {
             let lo = f.f64("bucket", i)?.unwrap_or(0.0);
             Ok((bucket_label(lo), lo))
         })?;
@@ -213,9 +217,9 @@ impl ByAcc {
         self.acc.add(batch)
     }
 
-    pub fn finish(self, levels: &Levels) -> Result<ByTable> {
+    pub fn finish(self, levels: &Levels, store: &Store) -> Result<ByTable> {
         let (columns, text_cols) = (self.columns, self.text_cols);
-        let groups = read_groups(&self.acc.finish(levels)?, |f, i| {
+        let groups = read_groups(&self.acc.finish(levels, store)?, |f, i| {
             let parts = columns
                 .iter()
                 .zip(&text_cols)

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use super::frames::{self, LEVEL, Levels};
 use super::grouped::{Agg, Grouped, GroupedAcc, Metric};
 use super::stats::{Blocks, Frame, is_ok, measured, only};
+use super::store::{Store, Value};
 use crate::error::{PolarsContext, Result};
 use crate::model::{Dist, LevelKey, LevelStats, Slo};
 use crate::run::RunFiles;
@@ -78,13 +79,12 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
 
 /// The distributions taken per level.
 fn level_metrics() -> Vec<Metric> {
-    let ok = is_ok();
     let first = col("turn").eq(lit(0u32));
     vec![
-        Metric::new("ttft", only(ok.clone(), col("ttft_ms"))),
-        Metric::new("tpot", only(ok.clone(), col("tpot_ms"))),
-        Metric::new("e2e", only(ok, col("e2e_ms"))),
-        Metric::new("lateness", col("lateness_ms")),
+        Metric::stored("ttft", Value::Ttft),
+        Metric::stored("tpot", Value::Tpot),
+        Metric::stored("e2e", Value::E2e),
+        Metric::stored("lateness", Value::Lateness),
         Metric::new("arrival_lateness", only(first, col("lateness_ms"))),
     ]
 }
@@ -94,8 +94,12 @@ fn level_metrics() -> Vec<Metric> {
 pub fn level_stats(runs: &[RunFiles], slo: &Slo) -> Result<Vec<LevelStats>> {
     let mut acc = LevelsAcc::new(slo);
     let mut levels = Levels::default();
-    frames::for_each_batch(runs, &[], false, &mut levels, |batch| acc.add(batch))?;
-    acc.finish(runs, slo, &levels)
+    let mut store = Store::default();
+    frames::for_each_batch(runs, &[], false, &mut levels, |batch| {
+        store.add(batch)?;
+        acc.add(batch)
+    })?;
+    acc.finish(runs, slo, &levels, &store)
 }
 
 /// The per-level figures, fed a batch of requests at a time.
@@ -166,8 +170,14 @@ fn append_gaps(batch: &DataFrame, gaps: &mut BTreeMap<u32, Blocks<f32>>) -> Resu
 }
 
 impl LevelsAcc {
-    pub fn finish(self, runs: &[RunFiles], slo: &Slo, levels: &Levels) -> Result<Vec<LevelStats>> {
-        let grouped = self.main.finish(levels)?;
+    pub fn finish(
+        self,
+        runs: &[RunFiles],
+        slo: &Slo,
+        levels: &Levels,
+        store: &Store,
+    ) -> Result<Vec<LevelStats>> {
+        let grouped = self.main.finish(levels, store)?;
         let itl: BTreeMap<String, Dist> = self
             .gaps
             .into_par_iter()
@@ -176,8 +186,8 @@ impl LevelsAcc {
                 Some((label, super::stats::dist_of(values.into_vec())))
             })
             .collect();
-        let warmup = warmup_by_level(&self.warmup.finish(levels)?.frame)?;
-        let (errors, errors_detail) = errors_by_level(&self.errors.finish(levels)?.frame)?;
+        let warmup = warmup_by_level(&self.warmup.finish(levels, store)?.frame)?;
+        let (errors, errors_detail) = errors_by_level(&self.errors.finish(levels, store)?.frame)?;
         levels_from(&grouped, &itl, &warmup, &errors, &errors_detail, runs, slo)
     }
 }

@@ -14,6 +14,7 @@ mod rounds;
 mod saturation;
 mod server;
 pub mod stats;
+mod store;
 mod users;
 
 use std::collections::HashMap;
@@ -107,11 +108,13 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     );
     let mut rounds = rounds::RoundsAcc::default();
     let mut level_ids = frames::Levels::default();
+    let mut store = store::Store::default();
     frames::for_each_batch(runs, &opts.by, true, &mut level_ids, |batch| {
         // The sections are independent: two cores share them.
         let (a, b) = rayon::join(
             || {
                 level_acc.add(batch)?;
+                store.add(batch)?;
                 rows.add(batch)
             },
             || {
@@ -133,13 +136,13 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     })?;
     lap.done("reading and accumulating");
     let mut notes = Vec::new();
-    let mut levels = level_acc.finish(runs, &slo, &level_ids)?;
+    let mut levels = level_acc.finish(runs, &slo, &level_ids, &store)?;
     lap.done("levels");
     for run in runs {
         server::attach(run, &mut levels)?;
     }
     lap.done("server metrics");
-    let rows = rows.finish(&level_ids)?.frame;
+    let rows = rows.finish(&level_ids, &store)?.frame;
     let mut row_counts = HashMap::new();
     for i in 0..rows.height() {
         if let Some(id) = rows.str("run_id", i)? {
@@ -174,9 +177,9 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         }
     }
     let saturation = saturation::assess(&levels, &slo, opts);
-    let (turns, prompt_buckets) = sessions.finish(&level_ids)?;
-    let users = users::per_user(users, &level_ids)?;
-    let by = by.map(|b| b.finish(&level_ids)).transpose()?;
+    let (turns, prompt_buckets) = sessions.finish(&level_ids, &store)?;
+    let users = users::per_user(users, &level_ids, &store)?;
+    let by = by.map(|b| b.finish(&level_ids, &store)).transpose()?;
     lap.done("sessions, users, --by");
     let rounds = rounds.finish(&level_ids);
     lap.done("rounds");

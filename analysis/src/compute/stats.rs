@@ -105,6 +105,11 @@ pub fn quantiles_of<T: Sample>(values: &mut [T], ps: &[f64]) -> Vec<Option<f64>>
 /// max; sums in `f64`.
 pub fn dist_of<T: Sample>(mut values: Vec<T>) -> Dist {
     values.retain(|x| !x.is_nan());
+    dist_of_slice(&mut values)
+}
+
+/// [`dist_of`] of values with no NaN among them, reordered in place.
+pub fn dist_of_slice<T: Sample>(values: &mut [T]) -> Dist {
     let n = values.len();
     if n == 0 {
         return Dist::default();
@@ -120,7 +125,7 @@ pub fn dist_of<T: Sample>(mut values: Vec<T>) -> Dist {
     });
     let min = values.iter().map(as_f64).fold(f64::INFINITY, f64::min);
     let max = values.iter().map(as_f64).fold(f64::NEG_INFINITY, f64::max);
-    let q = quantiles_of(&mut values, &PERCENTILES.map(|p| p / 100.0));
+    let q = quantiles_of(values, &PERCENTILES.map(|p| p / 100.0));
     Dist {
         count: n as u64,
         mean: Some(mean),

@@ -7,6 +7,7 @@ use super::frames::{LEVEL, Levels};
 use super::grouped::{Agg, GroupedAcc};
 use super::groups::latency_metrics;
 use super::stats::{is_ok, measured, only};
+use super::store::Store;
 use crate::error::Result;
 use crate::model::UserStats;
 
@@ -17,7 +18,7 @@ pub fn per_user_acc() -> GroupedAcc {
     let metrics = latency_metrics().into_iter().take(2).collect();
     GroupedAcc::new(
         "per-user statistics",
-        Box::new(|lf| lf.filter(measured().and(col("user_id").is_not_null()))),
+        Box::new(|lf| lf.filter(measured())),
         &by,
         vec![
             ("requests", Agg::Len),
@@ -29,10 +30,11 @@ pub fn per_user_acc() -> GroupedAcc {
         ],
         metrics,
     )
+    .keep(col("user_id").is_not_null())
 }
 
-pub fn per_user(acc: GroupedAcc, levels: &Levels) -> Result<Vec<UserStats>> {
-    let g = acc.finish(levels)?;
+pub fn per_user(acc: GroupedAcc, levels: &Levels, store: &Store) -> Result<Vec<UserStats>> {
+    let g = acc.finish(levels, store)?;
     let f = &g.frame;
     let mut out = Vec::with_capacity(f.height());
     for i in 0..f.height() {
