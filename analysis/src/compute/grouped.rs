@@ -6,7 +6,9 @@
 //! requests at a time; sums, counts and extremes are accumulated in one
 //! pass, and each metric's values gathered into one buffer per group,
 //! whose distribution `stats::dist_of` takes by selection, the groups'
-//! buffers in parallel.
+//! buffers in parallel. The latency values every table reports (TTFT,
+//! TPOT, E2E, lateness) are not gathered per table: they are kept once in
+//! the `store::Store`, and a table keeps only the group of every row.
 
 use std::collections::HashMap;
 
