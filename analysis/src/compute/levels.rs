@@ -155,18 +155,64 @@ impl LevelsAcc {
 }
 
 /// Append the gaps of the measured, ok requests of a batch to their
-/// levels' buffers.
+/// levels' buffers, straight from the list column's values (no filtered
+/// copy of the batch, no exploded copy of the gaps).
 fn append_gaps(batch: &DataFrame, gaps: &mut BTreeMap<u32, Blocks<f32>>) -> Result<()> {
-    {
-        let ok = batch
-            .clone()
-            .lazy()
-            .filter(measured().and(is_ok()))
-            .select([col(LEVEL), col("itl_ms")])
-            .collect()
-            .ctx(|| "selecting the inter-token gaps".to_string())?;
-        append_level_gaps(ok, gaps)
+    let what = || "reading the inter-token gaps".to_string();
+    let mask = batch
+        .clone()
+        .lazy()
+        .select([measured()
+            .and(is_ok())
+            .fill_null(lit(false))
+            .alias("__gaps")])
+        .collect()
+        .ctx(what)?;
+    let mask = mask
+        .column("__gaps")
+        .ctx(what)?
+        .as_materialized_series()
+        .rechunk();
+    let mut mask = mask.bool().ctx(what)?.iter();
+    let ids = batch
+        .column(LEVEL)
+        .ctx(what)?
+        .as_materialized_series()
+        .rechunk();
+    let ids = ids.u32().ctx(what)?.cont_slice().ctx(what)?;
+    let lists = batch
+        .column("itl_ms")
+        .ctx(what)?
+        .as_materialized_series()
+        .cast(&DataType::List(Box::new(DataType::Float32)))
+        .ctx(what)?;
+    let lists = lists.list().ctx(what)?;
+    let mut row = 0usize;
+    for arr in lists.downcast_iter() {
+        let inner = ListChunked::with_chunk("".into(), arr.clone()).get_inner();
+        let inner = inner.f32().ctx(what)?;
+        // Without nulls among the gaps (as the replayer writes them), one slice.
+        let dense = inner.cont_slice().ok();
+        let offsets = arr.offsets().as_slice();
+        let valid = arr.validity();
+        for i in 0..arr.len() {
+            let take = mask.next().flatten().unwrap_or(false) && valid.is_none_or(|v| v.get_bit(i));
+            let level = ids.get(row).copied();
+            row += 1;
+            let (Some(level), true) = (level, take) else {
+                continue;
+            };
+            let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+            let buffer = gaps.entry(level).or_default();
+            match dense {
+                Some(values) => buffer.extend_from_slice(&values[a..b]),
+                None => (a..b)
+                    .filter_map(|j| inner.get(j))
+                    .for_each(|v| buffer.push(v)),
+            }
+        }
     }
+    Ok(())
 }
 
 impl LevelsAcc {
@@ -316,56 +362,6 @@ pub fn level_label(k: &LevelKey) -> String {
     )
 }
 
-/// Append the gaps of a batch of requests to their levels' buffers.
-fn append_level_gaps(df: DataFrame, gaps: &mut BTreeMap<u32, Blocks<f32>>) -> Result<()> {
-    let ids = df
-        .column(LEVEL)
-        .ctx(|| "the levels of a batch of parts".to_string())?
-        .as_materialized_series()
-        .u32()
-        .ctx(|| "the levels of a batch of parts".to_string())?
-        .clone();
-    let mut seen: Vec<u32> = Vec::new();
-    for id in ids.iter().flatten() {
-        if seen.last() != Some(&id) && !seen.contains(&id) {
-            seen.push(id);
-        }
-    }
-    for &id in &seen {
-        let rows = if seen.len() == 1 {
-            df.clone()
-        } else {
-            df.clone()
-                .lazy()
-                .filter(col(LEVEL).eq(lit(id)))
-                .collect()
-                .ctx(|| "selecting the requests of a level".to_string())?
-        };
-        let exploded = rows
-            .column("itl_ms")
-            .and_then(|c| {
-                c.as_materialized_series().explode(ExplodeOptions {
-                    empty_as_null: false,
-                    keep_nulls: false,
-                })
-            })
-            .and_then(|s| s.cast(&DataType::Float32))
-            .ctx(|| "exploding the inter-token gaps".to_string())?;
-        let values = exploded
-            .f32()
-            .ctx(|| "inter-token gaps as numbers".to_string())?;
-        let buffer = gaps.entry(id).or_default();
-        if values.null_count() == 0 {
-            for arr in values.downcast_iter() {
-                buffer.extend_from_slice(arr.values());
-            }
-        } else {
-            values.iter().flatten().for_each(|v| buffer.push(v));
-        }
-    }
-    Ok(())
-}
-
 fn warmup_by_level(f: &Frame) -> Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     for i in 0..f.height() {
@@ -395,4 +391,52 @@ fn errors_by_level(f: &Frame) -> Result<(Counts, Counts)> {
         *detail.entry(label).or_default().entry(d).or_insert(0) += n;
     }
     Ok((errors, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(rows: &[(bool, &str, u32, Option<&[f32]>)]) -> DataFrame {
+        let lists: ListChunked = rows
+            .iter()
+            .map(|r| r.3.map(|g| Series::new("".into(), g)))
+            .collect();
+        DataFrame::new_infer_height(vec![
+            Column::new(
+                "warmup".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "status".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ),
+            Column::new(LEVEL.into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+            lists.with_name("itl_ms".into()).into_series().into(),
+        ])
+        .expect("a batch")
+    }
+
+    /// Only measured, ok requests count; a null list adds nothing; the
+    /// batch may come in several chunks; each level has its own buffer.
+    #[test]
+    fn gaps_are_read_from_the_lists_of_measured_ok_requests() {
+        let mut df = batch(&[
+            (false, "ok", 0, Some(&[1.0, 2.0])),
+            (true, "ok", 0, Some(&[100.0])),
+            (false, "timeout", 0, Some(&[200.0])),
+            (false, "ok", 1, None),
+        ]);
+        df.vstack_mut(&batch(&[
+            (false, "ok", 1, Some(&[5.0])),
+            (false, "ok", 0, Some(&[])),
+            (false, "ok", 0, Some(&[3.0])),
+        ]))
+        .expect("stacked");
+        assert!(df.first_col_n_chunks() > 1);
+        let mut gaps = BTreeMap::new();
+        append_gaps(&df, &mut gaps).expect("gaps");
+        let got: Vec<(u32, Vec<f32>)> = gaps.into_iter().map(|(l, b)| (l, b.into_vec())).collect();
+        assert_eq!(got, vec![(0, vec![1.0, 2.0, 3.0]), (1, vec![5.0])]);
+    }
 }
