@@ -373,6 +373,26 @@ fn bad_input_gets_a_clear_message() {
     let report = report_json(&[partial.to_str().expect("utf8")]);
     let notes = report["notes"].to_string();
     assert!(notes.contains("no run.json"), "{notes}");
+    // It counts the requests of the parts that are there, warm-up included.
+    let in_parts: i64 = files_in(&partial.join("requests"))
+        .iter()
+        .map(|p| {
+            let file = std::fs::File::open(partial.join("requests").join(p)).expect("open part");
+            parquet::file::reader::SerializedFileReader::new(file)
+                .map(|r| {
+                    parquet::file::reader::FileReader::metadata(&r)
+                        .file_metadata()
+                        .num_rows()
+                })
+                .expect("a parquet part")
+        })
+        .sum();
+    assert!(in_parts > 0);
+    assert_eq!(report["runs"][0]["rows"], in_parts, "{}", report["runs"]);
+    assert!(
+        notes.contains(&format!("the {in_parts} finished requests")),
+        "{notes}"
+    );
     // A results file of another format version.
     let old = dir.path().join("old");
     std::fs::create_dir_all(old.join("requests")).expect("mkdir");

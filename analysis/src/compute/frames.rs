@@ -91,10 +91,12 @@ pub fn may_have_rounds(run: &RunFiles) -> bool {
 /// (two of them strings), and put the keys back when they finish.
 pub const LEVEL: &str = "__level";
 
-/// The levels seen, numbered in the order they were first seen.
+/// The levels seen, numbered in the order they were first seen, with the
+/// rows read of each (warm-up included).
 #[derive(Debug, Default)]
 pub struct Levels {
     keys: Vec<LevelKey>,
+    rows: Vec<u64>,
     index: HashMap<(String, String, u64, u32), u32>,
 }
 
@@ -111,6 +113,7 @@ impl Levels {
         }
         let id = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
         self.index.insert(k, id);
+        self.rows.push(0);
         self.keys.push(LevelKey {
             run_id: run_id.to_string(),
             load_mode: load_mode.to_string(),
@@ -123,6 +126,16 @@ impl Levels {
     /// The level numbered `id`.
     pub fn key(&self, id: u32) -> Option<&LevelKey> {
         self.keys.get(id as usize)
+    }
+
+    /// The rows read of `run_id`, every level and warm-up included.
+    pub fn run_rows(&self, run_id: &str) -> u64 {
+        self.keys
+            .iter()
+            .zip(&self.rows)
+            .filter(|(k, _)| k.run_id == run_id)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// `frame` with its [`LEVEL`] column replaced by the four key columns,
@@ -202,6 +215,7 @@ impl Levels {
                 }
             };
             ids.push(id);
+            self.rows[id as usize] += 1;
         }
         Ok(Column::new(LEVEL.into(), ids))
     }

@@ -7,7 +7,6 @@
 
 mod frames;
 mod grouped;
-use grouped::{Agg, GroupedAcc};
 mod groups;
 mod levels;
 mod rounds;
@@ -16,8 +15,6 @@ mod server;
 pub mod stats;
 mod store;
 mod users;
-
-use std::collections::HashMap;
 
 use crate::error::{PolarsContext, Result};
 use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo};
@@ -99,13 +96,6 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let mut sessions = groups::SessionsAcc::new();
     let mut users = users::per_user_acc();
     let mut by = (!opts.by.is_empty()).then(|| groups::ByAcc::new(&opts.by));
-    let mut rows = GroupedAcc::new(
-        "row counts",
-        Box::new(|lf| lf),
-        &[frames::LEVEL],
-        vec![("rows", Agg::Len)],
-        Vec::new(),
-    );
     let mut rounds = rounds::RoundsAcc::default();
     let mut level_ids = frames::Levels::default();
     let mut store = store::Store::default();
@@ -114,8 +104,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         let (a, b) = rayon::join(
             || {
                 level_acc.add(batch)?;
-                store.add(batch)?;
-                rows.add(batch)
+                store.add(batch)
             },
             || {
                 let (s, u) = rayon::join(
@@ -142,16 +131,9 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         server::attach(run, &mut levels)?;
     }
     lap.done("server metrics");
-    let rows = rows.finish(&level_ids, &store)?.frame;
-    let mut row_counts = HashMap::new();
-    for i in 0..rows.height() {
-        if let Some(id) = rows.str("run_id", i)? {
-            *row_counts.entry(id).or_insert(0) += rows.u64("rows", i)?;
-        }
-    }
     let infos = runs
         .iter()
-        .map(|r| r.info(row_counts.get(&r.run_id).copied().unwrap_or(0)))
+        .map(|r| r.info(level_ids.run_rows(&r.run_id)))
         .collect::<Vec<_>>();
     for info in &infos {
         if !info.has_run_json {

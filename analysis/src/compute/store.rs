@@ -17,7 +17,7 @@ use super::stats::{dist_of_slice, is_ok, measured, only};
 use crate::error::{PolarsContext, Result};
 use crate::model::Dist;
 
-/// A latency column of the store.
+/// A latency column of the store (its index in `Store::columns`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Value {
     /// TTFT of ok requests.
@@ -31,6 +31,7 @@ pub enum Value {
 }
 
 impl Value {
+    /// Every column, in index order.
     const ALL: [Value; 4] = [Value::Ttft, Value::Tpot, Value::E2e, Value::Lateness];
 
     fn expr(self) -> Expr {
@@ -110,7 +111,7 @@ impl Store {
     /// The distribution of `value` in each of `n_groups` groups, given the
     /// group of every row (`NO_GROUP` for none).
     pub fn dists(&self, value: Value, groups: &[u32], n_groups: usize) -> Vec<Dist> {
-        let column = &self.columns[Value::ALL.iter().position(|v| *v == value).unwrap_or(0)];
+        let column = &self.columns[value as usize];
         let mut counts = vec![0usize; n_groups];
         for (x, &g) in column.iter().zip(groups) {
             if g != NO_GROUP && !x.is_nan() {
