@@ -25,6 +25,14 @@ fi
 BIN=${TRACE_BIN:-target/release/trace}
 mkdir -p "$OUT"
 RUN="$OUT/2026-01-01T00-00-00_bench-$ROWS"
+# A set made by an older gen_results.py in another codec than the
+# replayer's is made again, so that the numbers are of what `trace replay` writes.
+first=$(ls "$RUN"/requests/part-*.parquet 2>/dev/null | head -1 || true)
+if [ -n "$first" ] && ! "$PY" -c 'import sys, pyarrow.parquet as pq
+sys.exit(pq.read_metadata(sys.argv[1]).row_group(0).column(0).compression != "SNAPPY")' "$first"; then
+  echo "regenerating $RUN (not in the replayer's codec, Snappy)" >&2
+  rm -rf "$RUN"
+fi
 if [ ! -d "$RUN/requests" ]; then
   tmp=$(mktemp -d)
   "$BIN" synth random --requests 20 --input-len 32 --output-len 4 -o "$tmp/t.parquet" >/dev/null

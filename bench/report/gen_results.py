@@ -111,7 +111,7 @@ def main():
             pq.write_table(
                 table.slice(off, part_rows),
                 f"{out_dir}/requests/part-{part:05d}.parquet",
-                compression="zstd",
+                compression="snappy",  # the replayer's (traces::results::RESULTS_COMPRESSION)
             )
             part += 1
     print(f"wrote {rows} rows ({total_itl} inter-token gaps) in {part} parts "

@@ -13,7 +13,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::Compression;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
@@ -293,6 +293,17 @@ fn records_to_batch(
     RecordBatch::try_new(schema.clone(), columns)
 }
 
+/// The codec of results files (request parts and server metrics).
+///
+/// Snappy, not zstd: readers need no decompression context for it, and
+/// zstd's costs one per column chunk read, whose set-up runs `cpuid`, an
+/// exit to the hypervisor on a VM. With 2,000 parts of 22 columns, `trace
+/// report` over 10 M requests took 18 user CPU-seconds on zstd parts and
+/// 14.6 on the same parts in Snappy (bench/report/README.md), for files
+/// 10 % larger (latency columns are floats, which compress little). The
+/// replayer's own writer spends less CPU beside the measurement, too.
+pub const RESULTS_COMPRESSION: Compression = Compression::SNAPPY;
+
 /// Writes request records as numbered, self-contained Parquet parts in a
 /// folder: `part-00000.parquet`, `part-00001.parquet`, ... Each part is
 /// written under a hidden temporary name and renamed when complete, so the
@@ -364,7 +375,7 @@ impl PartsWriter {
             source,
         })?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(pq)?))
+            .set_compression(RESULTS_COMPRESSION)
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 KEY_RESULTS_VERSION.to_string(),
                 RESULTS_SCHEMA_VERSION.to_string(),
@@ -641,6 +652,24 @@ mod tests {
             .expect("write");
         }
         assert_eq!(w.finish().expect("finish"), 5);
+        // Every column chunk of every part in the results codec.
+        for i in 0..3 {
+            let path = dir.path().join(format!("requests/part-{i:05}.parquet"));
+            let file = File::open(&path).expect("part");
+            let reader = parquet::file::reader::SerializedFileReader::new(file).expect("parquet");
+            let meta = parquet::file::reader::FileReader::metadata(&reader);
+            for group in meta.row_groups() {
+                for chunk in group.columns() {
+                    assert_eq!(
+                        chunk.compression(),
+                        RESULTS_COMPRESSION,
+                        "{}",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert_eq!(RESULTS_COMPRESSION, Compression::SNAPPY);
         std::fs::write(dir.path().join("requests/.part-00009.parquet.tmp"), b"half").expect("tmp");
         let rows = read_parts(dir.path().join("requests")).expect("read");
         assert_eq!(rows.len(), 5);

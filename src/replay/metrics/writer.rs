@@ -11,7 +11,6 @@ use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use traces::results::{KEY_RESULTS_VERSION, RESULTS_SCHEMA_VERSION};
@@ -141,7 +140,7 @@ impl PendingPart {
         let context = || format!("cannot write {}", self.path.display());
         let file = File::create(&self.tmp).with_context(context)?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_compression(traces::results::RESULTS_COMPRESSION)
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 KEY_RESULTS_VERSION.to_string(),
                 RESULTS_SCHEMA_VERSION.to_string(),
