@@ -107,11 +107,14 @@ def main():
             a = cols[field.name]
             arrays.append(pa.array(a).cast(field.type) if not isinstance(a, pa.Array) else a.cast(field.type))
         table = pa.Table.from_arrays(arrays, schema=schema)
+        string_columns = [f.name for f in schema if pa.types.is_string(f.type)]
         for off in range(0, n, part_rows):
             pq.write_table(
                 table.slice(off, part_rows),
                 f"{out_dir}/requests/part-{part:05d}.parquet",
-                compression="snappy",  # the replayer's (traces::results::RESULTS_COMPRESSION)
+                # as the replayer writes (traces::results::results_writer_properties)
+                compression="snappy",
+                use_dictionary=string_columns,
             )
             part += 1
     print(f"wrote {rows} rows ({total_itl} inter-token gaps) in {part} parts "

@@ -11,9 +11,6 @@ use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
-use traces::results::{KEY_RESULTS_VERSION, RESULTS_SCHEMA_VERSION};
 
 /// The columns of `server_metrics`.
 pub fn schema() -> SchemaRef {
@@ -139,13 +136,7 @@ impl PendingPart {
     fn write_tmp(&self) -> anyhow::Result<()> {
         let context = || format!("cannot write {}", self.path.display());
         let file = File::create(&self.tmp).with_context(context)?;
-        let props = WriterProperties::builder()
-            .set_compression(traces::results::RESULTS_COMPRESSION)
-            .set_key_value_metadata(Some(vec![KeyValue::new(
-                KEY_RESULTS_VERSION.to_string(),
-                RESULTS_SCHEMA_VERSION.to_string(),
-            )]))
-            .build();
+        let props = traces::results::results_writer_properties(&self.batch.schema());
         let mut writer =
             ArrowWriter::try_new(file, self.batch.schema(), Some(props)).with_context(context)?;
         writer.write(&self.batch).with_context(context)?;
@@ -180,6 +171,7 @@ pub(crate) mod tests {
     use super::*;
     use arrow_array::{Array, Float64Array, StringArray};
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use traces::results::{KEY_RESULTS_VERSION, RESULTS_SCHEMA_VERSION};
 
     /// Every row of every part in `dir`, in part order:
     /// (ts_ms, endpoint, name, labels, value, canonical).
