@@ -400,7 +400,7 @@ fn codec_name(compression: parquet::basic::Compression) -> String {
 }
 
 /// Just `codec` (as the parquet crate names it) in every column chunk.
-fn assert_codec(path: &Path, codec: &str) {
+pub(crate) fn assert_codec(path: &Path, codec: &str) {
     let found = codecs_in(path);
     assert_eq!(
         found.iter().map(String::as_str).collect::<Vec<_>>(),

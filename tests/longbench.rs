@@ -1,17 +1,12 @@
 //! Integration tests: longbench.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use traces::TraceRow;
 
+use crate::fake_hub::{FakeHub, Reply};
 use crate::util::{fixture, read_rows, shared_data, tempdir, trace_bin, trace_err, trace_ok};
 
 fn lb(rel: &str) -> String {
@@ -238,194 +233,52 @@ const COMMIT_V1: &str = "0123456789abcdef0123456789abcdef01234567";
 const COMMIT_V2: &str = "89abcdef0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "hf_test_token_123";
 
-/// (path, authorization header) of each request the stand-in hub received.
-type RequestLog = Arc<Mutex<Vec<(String, Option<String>)>>>;
-
-/// A minimal HTTP server on 127.0.0.1 that answers the way the hub does:
-/// `resolve` URLs of LFS files redirect to a blob URL carrying the
-/// `x-linked-etag` and `x-repo-commit` headers; small files are served
-/// directly; `Range` requests get 206 answers. It stops when dropped or
-/// after a minute, whichever comes first.
-struct FakeHub {
-    endpoint: String,
-    stop: Arc<AtomicBool>,
-    requests: RequestLog,
-    thread: Option<JoinHandle<()>>,
-}
-
+/// What the stand-in hub serves: v1's `data.zip`, v2's `data.json` when
+/// given, behind `token` when given.
 struct HubFiles {
     zip: Vec<u8>,
     v2: Option<Vec<u8>>,
     token: Option<String>,
 }
 
-impl FakeHub {
-    fn start(files: HubFiles) -> FakeHub {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, requests2, endpoint2) = (stop.clone(), requests.clone(), endpoint.clone());
-        let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &files, &endpoint2, &requests2),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err(_) => break,
-                }
-            }
-        });
-        FakeHub {
-            endpoint,
-            stop,
-            requests,
-            thread: Some(thread),
-        }
-    }
-
-    fn requests(&self) -> Vec<(String, Option<String>)> {
-        self.requests.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for FakeHub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, files: &HubFiles, endpoint: &str, log: &RequestLog) {
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.lines();
-    let path = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("")
-        .to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let auth = headers.get("authorization").cloned();
-    log.lock().expect("lock").push((path.clone(), auth.clone()));
-    let authorized = files
-        .token
-        .as_ref()
-        .is_none_or(|t| auth.as_deref() == Some(&format!("Bearer {t}")));
-    let range = headers.get("range").cloned();
-    let reply = match path.as_str() {
-        _ if !authorized && path.contains("/resolve/") => Reply::status(
-            401,
-            "Access to dataset THUDM/LongBench is restricted. You must be authenticated to access it.",
-        ),
-        "/datasets/THUDM/LongBench/resolve/main/data.zip" => Reply {
-            status: 302,
-            headers: vec![
-                (
-                    "Location".into(),
-                    format!("{endpoint}/lfs/longbench-data.zip"),
-                ),
-                ("X-Repo-Commit".into(), COMMIT_V1.into()),
-                ("X-Linked-Etag".into(), "\"5eed5eed\"".into()),
-                ("X-Linked-Size".into(), files.zip.len().to_string()),
-            ],
-            body: Vec::new(),
-        },
-        "/lfs/longbench-data.zip" => Reply::ranged(&files.zip, range.as_deref(), vec![]),
-        "/datasets/THUDM/LongBench-v2/resolve/main/data.json" => match &files.v2 {
-            Some(v2) => Reply::ranged(
-                v2,
-                range.as_deref(),
-                vec![
-                    ("X-Repo-Commit".into(), COMMIT_V2.into()),
-                    ("ETag".into(), "\"v2etag\"".into()),
-                ],
+/// The hub as LongBench's downloads meet it: v1's `data.zip` is an LFS file,
+/// so its `resolve` URL redirects to a blob URL with the `X-Linked-Etag`
+/// and `X-Repo-Commit` headers; v2's `data.json` is served directly; both
+/// answer `Range` requests with 206.
+fn longbench_hub(files: HubFiles) -> FakeHub {
+    FakeHub::start(move |req| {
+        let authorized = files.token.as_deref().is_none_or(|t| req.has_token(t));
+        match req.path.as_str() {
+            path if !authorized && path.contains("/resolve/") => Reply::error(
+                401,
+                None,
+                "Access to dataset THUDM/LongBench is restricted. You must be authenticated to access it.",
             ),
-            None => Reply::status(404, "Repository not found"),
-        },
-        _ => Reply::status(404, "Repository not found"),
-    };
-    reply.write(&mut stream);
-}
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn status(status: u16, message: &str) -> Reply {
-        Reply {
-            status,
-            headers: vec![("X-Error-Message".into(), message.into())],
-            body: message.as_bytes().to_vec(),
+            "/datasets/THUDM/LongBench/resolve/main/data.zip" => Reply::with(
+                302,
+                &[
+                    (
+                        "Location",
+                        &format!("{}/lfs/longbench-data.zip", req.endpoint),
+                    ),
+                    ("X-Repo-Commit", COMMIT_V1),
+                    ("X-Linked-Etag", "\"5eed5eed\""),
+                    ("X-Linked-Size", &files.zip.len().to_string()),
+                ],
+                b"",
+            ),
+            "/lfs/longbench-data.zip" => Reply::ranged(req, &files.zip, &[]),
+            "/datasets/THUDM/LongBench-v2/resolve/main/data.json" => match &files.v2 {
+                Some(v2) => Reply::ranged(
+                    req,
+                    v2,
+                    &[("X-Repo-Commit", COMMIT_V2), ("ETag", "\"v2etag\"")],
+                ),
+                None => Reply::error(404, None, "Repository not found"),
+            },
+            _ => Reply::error(404, None, "Repository not found"),
         }
-    }
-
-    /// The file, or the part a `Range: bytes=a-b` / `bytes=a-` header asks for.
-    fn ranged(data: &[u8], range: Option<&str>, mut headers: Vec<(String, String)>) -> Reply {
-        let len = data.len();
-        let Some(spec) = range.and_then(|r| r.strip_prefix("bytes=")) else {
-            return Reply {
-                status: 200,
-                headers,
-                body: data.to_vec(),
-            };
-        };
-        let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
-        let start: usize = a.parse().unwrap_or(0).min(len);
-        let end: usize = b.parse().map_or(len, |e: usize| (e + 1).min(len));
-        headers.push((
-            "Content-Range".into(),
-            format!("bytes {start}-{}/{len}", end.max(start + 1) - 1),
-        ));
-        Reply {
-            status: 206,
-            headers,
-            body: data[start..end.max(start)].to_vec(),
-        }
-    }
-
-    fn write(&self, stream: &mut TcpStream) {
-        let reason = match self.status {
-            200 => "OK",
-            206 => "Partial Content",
-            302 => "Found",
-            401 => "Unauthorized",
-            _ => "Not Found",
-        };
-        let mut out = format!("HTTP/1.1 {} {reason}\r\n", self.status);
-        for (k, v) in &self.headers {
-            out.push_str(&format!("{k}: {v}\r\n"));
-        }
-        out.push_str(&format!(
-            "Content-Length: {}\r\nConnection: close\r\n\r\n",
-            self.body.len()
-        ));
-        let _ = stream.write_all(out.as_bytes());
-        let _ = stream.write_all(&self.body);
-        let _ = stream.flush();
-    }
+    })
 }
 
 /// Runs `trace convert longbench --hub ...` with only the hub variables given.
@@ -481,7 +334,7 @@ fn hub_download_with_token_then_offline_from_cache() {
     let zip = std::fs::read(fixture("longbench/hub/data.zip")).expect("zip fixture");
     let v2 = std::fs::read(fixture("longbench/v2_data.json")).expect("v2 fixture");
     let home = tempdir();
-    let hub = FakeHub::start(HubFiles {
+    let hub = longbench_hub(HubFiles {
         zip,
         v2: Some(v2),
         token: Some(TOKEN.into()),
@@ -581,7 +434,7 @@ fn hub_download_with_token_then_offline_from_cache() {
 fn hub_missing_repo_and_unreachable_hub() {
     let zip = std::fs::read(fixture("longbench/hub/data.zip")).expect("zip fixture");
     let home = tempdir();
-    let hub = FakeHub::start(HubFiles {
+    let hub = longbench_hub(HubFiles {
         zip,
         v2: None,
         token: None,

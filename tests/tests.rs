@@ -2,6 +2,7 @@
 //! output back with the `traces` crate (and, in `interop`, with Python's
 //! Polars and DuckDB).
 
+mod fake_hub;
 mod util;
 
 mod chat_formats;

@@ -8,21 +8,15 @@
 //! `$TRACE_PYTHON`). Without the tokenizers or the Python venv these tests
 //! fail on purpose: run scripts/test.sh, which sets both up.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use traces::{TraceReader, TraceRow};
 
+use crate::fake_hub::{FakeHub, Reply};
 use crate::util::{files_in, read_rows, shared_data, tempdir, trace_bin, trace_err, trace_ok};
 
 // ---- set-up -----------------------------------------------------------------
@@ -220,11 +214,14 @@ fn plain_counts_match_tokenizers() {
     let out = dir.path().join("llama.parquet");
     tokenize(&trace, &out, &llama3(), &[]);
     assert_eq!(tokenizer_meta(&out)["prompt"], "plain");
+    crate::interop::assert_codec(&out, "SNAPPY");
     compare(&out, &llama3(), "plain", &[], &[]);
-    // A folder with a template, told not to use it.
+    // A folder with a template, told not to use it, written in another codec.
     let out = dir.path().join("none.parquet");
-    tokenize(&trace, &out, &deepseek(), &["--chat-template", "none"]);
+    let args = ["--chat-template", "none", "--compression", "zstd"];
+    tokenize(&trace, &out, &deepseek(), &args);
     assert_eq!(tokenizer_meta(&out)["prompt"], "plain");
+    crate::interop::assert_codec(&out, "ZSTD");
     compare(&out, &deepseek(), "plain", &[], &[]);
 }
 
@@ -658,148 +655,48 @@ fn materializing_hash_ids_without_a_block_size_is_an_error() {
 const COMMIT: &str = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f70819203";
 const TOKEN: &str = "hf_test_token_tokenize";
 
-/// (path, authorization) of each request.
-type Log = Arc<Mutex<Vec<(String, Option<String>)>>>;
-
 /// A local stand-in for the hub: `org/model` is public, `org/gated` needs
 /// the token; tokenizer.json is an LFS file behind a redirect, the config
 /// is served directly, chat_template.jinja does not exist.
-struct FakeHub {
-    endpoint: String,
-    stop: Arc<AtomicBool>,
-    log: Log,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeHub {
-    fn start() -> FakeHub {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let log: Log = Arc::new(Mutex::new(Vec::new()));
-        let files = (
-            std::fs::read(deepseek().join("tokenizer.json")).expect("tokenizer"),
-            std::fs::read(deepseek().join("tokenizer_config.json")).expect("config"),
-        );
-        let (stop2, log2) = (stop.clone(), log.clone());
-        let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &files, &log2),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5));
+fn tokenizer_hub() -> FakeHub {
+    let tokenizer = std::fs::read(deepseek().join("tokenizer.json")).expect("tokenizer");
+    let config = std::fs::read(deepseek().join("tokenizer_config.json")).expect("config");
+    FakeHub::start(move |req| {
+        let parts: Vec<&str> = req.path.trim_start_matches('/').splitn(5, '/').collect();
+        let missing = |code: &str| Reply::error(404, Some(code), &format!("{code} (stand-in hub)"));
+        let commit = ("X-Repo-Commit", COMMIT);
+        match parts.as_slice() {
+            ["lfs", "tokenizer"] => Reply::ok(&tokenizer, &[]),
+            ["org", repo @ ("model" | "gated"), "resolve", rev, file] => {
+                if *repo == "gated" && !req.has_token(TOKEN) {
+                    return Reply::error(401, Some("GatedRepo"), "GatedRepo (stand-in hub)");
+                }
+                if *rev != "main" && *rev != COMMIT {
+                    return missing("RevisionNotFound");
+                }
+                match *file {
+                    "tokenizer.json" => Reply::with(
+                        302,
+                        &[
+                            commit,
+                            ("Location", "/lfs/tokenizer"),
+                            ("X-Linked-Etag", &format!("\"{}\"", "ab12".repeat(16))),
+                        ],
+                        b"",
+                    ),
+                    "tokenizer_config.json" => {
+                        Reply::ok(&config, &[commit, ("ETag", "\"cfg-etag-1\"")])
                     }
-                    Err(_) => break,
+                    _ => {
+                        let mut reply = missing("EntryNotFound");
+                        reply.headers.push((commit.0.into(), commit.1.into()));
+                        reply
+                    }
                 }
             }
-        });
-        FakeHub {
-            endpoint,
-            stop,
-            log,
-            thread: Some(thread),
+            _ => missing("RepoNotFound"),
         }
-    }
-
-    fn requests(&self) -> Vec<(String, Option<String>)> {
-        self.log.lock().expect("lock").clone()
-    }
-}
-
-impl Drop for FakeHub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn respond(stream: &mut TcpStream, status: u16, headers: &[(&str, String)], body: &[u8]) {
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body);
-}
-
-fn serve(mut stream: TcpStream, files: &(Vec<u8>, Vec<u8>), log: &Log) {
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.lines();
-    let path = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("")
-        .to_string();
-    let headers: HashMap<String, String> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let auth = headers.get("authorization").cloned();
-    log.lock().expect("lock").push((path.clone(), auth.clone()));
-    let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
-    let commit = ("X-Repo-Commit", COMMIT.to_string());
-    let not_found = |code: &str| {
-        vec![
-            ("X-Error-Code", code.to_string()),
-            ("X-Error-Message", format!("{code} (stand-in hub)")),
-        ]
-    };
-    match parts.as_slice() {
-        ["lfs", "tokenizer"] => respond(&mut stream, 200, &[], &files.0),
-        ["org", repo @ ("model" | "gated"), "resolve", rev, file] => {
-            if *repo == "gated" && auth.as_deref() != Some(&format!("Bearer {TOKEN}")) {
-                return respond(&mut stream, 401, &not_found("GatedRepo"), b"gated");
-            }
-            if *rev != "main" && *rev != COMMIT {
-                return respond(&mut stream, 404, &not_found("RevisionNotFound"), b"");
-            }
-            match *file {
-                "tokenizer.json" => respond(
-                    &mut stream,
-                    302,
-                    &[
-                        commit,
-                        ("Location", "/lfs/tokenizer".into()),
-                        ("X-Linked-Etag", format!("\"{}\"", "ab12".repeat(16))),
-                    ],
-                    b"",
-                ),
-                "tokenizer_config.json" => respond(
-                    &mut stream,
-                    200,
-                    &[commit, ("ETag", "\"cfg-etag-1\"".into())],
-                    &files.1,
-                ),
-                _ => respond(
-                    &mut stream,
-                    404,
-                    &[vec![commit], not_found("EntryNotFound")].concat(),
-                    b"",
-                ),
-            }
-        }
-        _ => respond(&mut stream, 404, &not_found("RepoNotFound"), b""),
-    }
+    })
 }
 
 /// Runs `trace` with the hub environment of a test.
@@ -825,7 +722,7 @@ fn run_with_hub(
 
 #[test]
 fn hub_models_are_fetched_into_the_cache_and_used_offline_after() {
-    let hub = FakeHub::start();
+    let hub = tokenizer_hub();
     let dir = tempdir();
     let home = dir.path().join("hf");
     let trace = convert(
@@ -904,7 +801,7 @@ fn hub_models_are_fetched_into_the_cache_and_used_offline_after() {
 
 #[test]
 fn hub_errors_are_clear_and_leave_no_output() {
-    let hub = FakeHub::start();
+    let hub = tokenizer_hub();
     let dir = tempdir();
     let home = dir.path().join("hf");
     let trace = convert(

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+pub use traces::results::Slo;
 
 /// The percentiles every distribution carries.
 pub const PERCENTILES: [f64; 4] = [50.0, 90.0, 95.0, 99.0];
@@ -55,19 +56,6 @@ pub struct RunInfo {
     pub model: Option<String>,
     pub trace: Option<String>,
     pub rows: u64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Slo {
-    pub ttft_ms: Option<f64>,
-    pub tpot_ms: Option<f64>,
-    pub e2e_ms: Option<f64>,
-}
-
-impl Slo {
-    pub fn is_set(&self) -> bool {
-        self.ttft_ms.is_some() || self.tpot_ms.is_some() || self.e2e_ms.is_some()
-    }
 }
 
 /// Distribution of one metric: sample standard deviation (n - 1), and the

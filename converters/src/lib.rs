@@ -8,6 +8,7 @@
 //! (except the Hugging Face hub download of LongBench).
 
 pub mod error;
+pub mod hub_env;
 pub mod ids;
 pub mod input;
 pub mod pipeline;

@@ -11,6 +11,7 @@ use super::args::ReplayArgs;
 use super::client::Api;
 use super::schedule::{Arrival, Rate};
 use super::workload::History;
+pub use traces::results::Slo;
 
 /// How users of a session trace arrive.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -67,21 +68,6 @@ impl LoadMode {
             } => Some(r),
             _ => None,
         }
-    }
-}
-
-/// Service-level objectives for goodput.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Slo {
-    pub ttft_ms: Option<f64>,
-    pub tpot_ms: Option<f64>,
-    pub e2e_ms: Option<f64>,
-}
-
-impl Slo {
-    pub fn is_set(&self) -> bool {
-        self.ttft_ms.is_some() || self.tpot_ms.is_some() || self.e2e_ms.is_some()
     }
 }
 
@@ -365,6 +351,21 @@ pub fn parse_user_arrival(s: &str) -> anyhow::Result<UserArrival> {
     }
 }
 
+/// `--percentiles` (default p50, p90, p99): each in 0..=100, returned
+/// rising and without repeats, the order of the summary table's columns and
+/// what the selection in `analysis::compute::stats::quantiles_of` expects.
+fn percentile_list(given: Option<&[f64]>) -> anyhow::Result<Vec<f64>> {
+    let mut percentiles = given.map_or_else(|| vec![50.0, 90.0, 99.0], <[f64]>::to_vec);
+    for p in &percentiles {
+        if !(0.0..=100.0).contains(p) {
+            bail!("--percentiles: {p} is not between 0 and 100");
+        }
+    }
+    percentiles.sort_by(f64::total_cmp);
+    percentiles.dedup();
+    Ok(percentiles)
+}
+
 pub fn parse_slo(spec: Option<&str>, file: Option<&Path>) -> anyhow::Result<Slo> {
     let mut slo = Slo::default();
     if let Some(path) = file {
@@ -522,16 +523,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     };
     let timeout = parse_duration(args.timeout.as_deref().unwrap_or("600s")).context("--timeout")?;
     let slo = parse_slo(args.slo.as_deref(), args.slo_file.as_deref())?;
-    let mut percentiles = args
-        .percentiles
-        .clone()
-        .unwrap_or_else(|| vec![50.0, 90.0, 99.0]);
-    for p in &percentiles {
-        if !(0.0..=100.0).contains(p) {
-            bail!("--percentiles: {p} is not between 0 and 100");
-        }
-    }
-    percentiles.dedup();
+    let percentiles = percentile_list(args.percentiles.as_deref())?;
     let metrics_interval = parse_duration(args.metrics_interval.as_deref().unwrap_or("1s"))
         .context("--metrics-interval")?;
     if metrics_interval.is_zero() {
@@ -718,6 +710,18 @@ mod tests {
             UserArrival::Steady { seconds: 2.0 }
         );
         assert!(parse_user_arrival("poisson:0").is_err());
+    }
+
+    #[test]
+    fn percentiles_rise_without_repeats() {
+        assert_eq!(percentile_list(None).expect("ok"), [50.0, 90.0, 99.0]);
+        let given = [99.0, 50.0, 99.0, 0.0, 50.0];
+        assert_eq!(
+            percentile_list(Some(&given)).expect("ok"),
+            [0.0, 50.0, 99.0]
+        );
+        assert!(percentile_list(Some(&[101.0])).is_err());
+        assert!(percentile_list(Some(&[f64::NAN])).is_err());
     }
 
     #[test]

@@ -1,25 +1,16 @@
 //! Per-level statistics of a run: what the console table, `summary.json`
 //! and `summary.csv` show. Percentiles interpolate linearly between closest
-//! ranks (DuckDB's `quantile_cont`, NumPy's default).
+//! ranks (DuckDB's `quantile_cont`, NumPy's default), computed by the same
+//! code as `trace report`'s (`analysis::compute::stats::quantiles_of`).
 
 use std::collections::BTreeMap;
 
+use analysis::compute::stats::quantiles_of;
 use serde::Serialize;
 use traces::results::Status;
 
 use super::config::Slo;
 use super::recorder::{Compact, LevelKey};
-
-/// Linear-interpolation percentile of sorted values, `p` in 0..=100.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let pos = p / 100.0 * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64))
-}
 
 /// Distribution of one latency metric.
 #[derive(Debug, Clone, Serialize, Default)]
@@ -40,18 +31,24 @@ fn label(p: f64) -> String {
     }
 }
 
+/// The distribution of the finite values of `v`; `ps` (in 0..=100) rising.
 fn dist(mut v: Vec<f64>, ps: &[f64]) -> Dist {
     v.retain(|x| x.is_finite());
-    v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
+    let mean = (n > 0).then(|| v.iter().sum::<f64>() / n as f64);
+    let min = v.iter().copied().reduce(f64::min);
+    let max = v.iter().copied().reduce(f64::max);
+    let fractions: Vec<f64> = ps.iter().map(|p| p / 100.0).collect();
+    let quantiles = quantiles_of(&mut v, &fractions);
     Dist {
         count: n,
-        mean: (n > 0).then(|| v.iter().sum::<f64>() / n as f64),
-        min: v.first().copied(),
-        max: v.last().copied(),
+        mean,
+        min,
+        max,
         percentiles: ps
             .iter()
-            .filter_map(|&p| percentile(&v, p).map(|x| (label(p), x)))
+            .zip(quantiles)
+            .filter_map(|(&p, q)| q.map(|x| (label(p), x)))
             .collect(),
     }
 }
@@ -459,12 +456,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentile_matches_quantile_cont() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(percentile(&v, 50.0), Some(2.5));
-        assert_eq!(percentile(&v, 0.0), Some(1.0));
-        assert_eq!(percentile(&v, 100.0), Some(4.0));
-        assert!((percentile(&v, 90.0).expect("p90") - 3.7).abs() < 1e-12);
-        assert_eq!(percentile(&[], 50.0), None);
+    fn dist_matches_quantile_cont() {
+        // Unsorted, with a value that is not finite (left out).
+        let d = dist(
+            vec![4.0, f64::NAN, 1.0, 3.0, 2.0],
+            &[0.0, 50.0, 90.0, 100.0],
+        );
+        assert_eq!(d.count, 4);
+        assert_eq!((d.min, d.max, d.mean), (Some(1.0), Some(4.0), Some(2.5)));
+        assert_eq!(d.percentiles["p0"], 1.0);
+        assert_eq!(d.percentiles["p50"], 2.5);
+        assert!((d.percentiles["p90"] - 3.7).abs() < 1e-12);
+        assert_eq!(d.percentiles["p100"], 4.0);
+        let empty = dist(vec![f64::INFINITY], &[50.0]);
+        assert_eq!((empty.count, empty.mean, empty.min), (0, None, None));
+        assert!(empty.percentiles.is_empty());
     }
 }

@@ -42,6 +42,8 @@ pub struct TokenizeArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub write: crate::cli::WriteArgs,
 }
 
 /// Where the chat template comes from.

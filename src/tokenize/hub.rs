@@ -8,70 +8,21 @@
 //!                                /.no_exist/<commit>/<file>  (a file the repo lacks)
 //! ```
 //!
-//! The environment is read as the hub's own tools read it: `HF_ENDPOINT`,
-//! `HF_HOME` (`~/.cache/huggingface`), `HF_HUB_CACHE` (`$HF_HOME/hub`),
-//! `HF_TOKEN` (else the file `$HF_HOME/token`) and `HF_HUB_OFFLINE`. Files
-//! already cached for the revision are used without asking the hub.
+//! The hub's settings come from the environment (`converters::hub_env`,
+//! shared with `convert longbench --hub`). Files already cached for the
+//! revision are used without asking the hub.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+pub use converters::hub_env::HubEnv;
+
 use super::load::TokenizerFiles;
 
-const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 const TOKENIZER: &str = "tokenizer.json";
 const OPTIONAL: [&str; 2] = ["tokenizer_config.json", "chat_template.jinja"];
-
-/// Hub settings from the environment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HubEnv {
-    pub endpoint: String,
-    pub cache_dir: PathBuf,
-    pub token: Option<String>,
-    pub offline: bool,
-}
-
-impl HubEnv {
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_vars(|key| std::env::var(key).ok())
-    }
-
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let set = |key: &str| var(key).filter(|v| !v.trim().is_empty());
-        let home = match (set("HF_HOME"), set("XDG_CACHE_HOME"), set("HOME")) {
-            (Some(hf), _, _) => PathBuf::from(hf),
-            (None, Some(xdg), _) => Path::new(&xdg).join("huggingface"),
-            (None, None, Some(home)) => Path::new(&home).join(".cache/huggingface"),
-            (None, None, None) => {
-                bail!("--tokenizer: cannot tell where the Hugging Face cache is: set HF_HOME")
-            }
-        };
-        let cache_dir = set("HF_HUB_CACHE").map_or_else(|| home.join("hub"), PathBuf::from);
-        let token = set("HF_TOKEN").or_else(|| {
-            std::fs::read_to_string(home.join("token"))
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-        });
-        let endpoint = set("HF_ENDPOINT")
-            .map(|e| e.trim().trim_end_matches('/').to_string())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let offline = set("HF_HUB_OFFLINE").is_some_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        });
-        Ok(HubEnv {
-            endpoint,
-            cache_dir,
-            token,
-            offline,
-        })
-    }
-}
 
 /// The tokenizer files of a hub model at one commit.
 #[derive(Debug)]
@@ -397,32 +348,6 @@ fn same_origin(url: &str, endpoint: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> HubEnv {
-        HubEnv::from_vars(|key| {
-            vars.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.to_string())
-        })
-        .expect("env")
-    }
-
-    #[test]
-    fn environment() {
-        let e = env(&[("HOME", "/h")]);
-        assert_eq!(e.cache_dir, PathBuf::from("/h/.cache/huggingface/hub"));
-        assert_eq!(e.endpoint, DEFAULT_ENDPOINT);
-        let e = env(&[
-            ("HF_HOME", "/hf"),
-            ("HF_ENDPOINT", "http://127.0.0.1:9/"),
-            ("HF_TOKEN", "t"),
-            ("HF_HUB_OFFLINE", "1"),
-        ]);
-        assert_eq!(e.cache_dir, PathBuf::from("/hf/hub"));
-        assert_eq!(e.endpoint, "http://127.0.0.1:9");
-        assert!(e.offline && e.token.as_deref() == Some("t"));
-        assert!(HubEnv::from_vars(|_| None).is_err());
-    }
 
     #[test]
     fn origins() {

@@ -95,7 +95,8 @@ pub fn load(args: &TokenizeArgs) -> anyhow::Result<Loaded> {
         identity["source"] = json!("folder");
         folder_files(path)?
     } else if looks_like_hub_id(spec) {
-        let env = hub::HubEnv::from_env()?;
+        let env = hub::HubEnv::from_env()
+            .context("--tokenizer: cannot tell where the Hugging Face cache is: set HF_HOME")?;
         let fetched = hub::fetch(&env, spec, args.revision.trim())?;
         identity["source"] = json!("hub");
         identity["revision"] = json!(fetched.commit);

@@ -23,7 +23,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-use traces::{TraceMetadata, TraceReader, TraceRow, TraceWriter, column};
+use traces::{TraceMetadata, TraceReader, TraceRow, TraceWriter, WriterOptions, column};
 
 pub use args::TokenizeArgs;
 
@@ -125,7 +125,7 @@ fn tokenize(args: &TokenizeArgs) -> anyhow::Result<()> {
     }
 
     metadata.tokenizer = Some(loaded.identity.to_string());
-    write_rows(&args.output, &metadata, rows)?;
+    write_rows(&args.output, &metadata, rows, args.write.compression)?;
     let report = json!({
         "trace": args.trace.display().to_string(),
         "output": args.output.display().to_string(),
@@ -191,8 +191,17 @@ fn block_size(metadata: &TraceMetadata, rows: &[TraceRow], path: &Path) -> anyho
     }
 }
 
-fn write_rows(out: &Path, metadata: &TraceMetadata, rows: Vec<TraceRow>) -> anyhow::Result<()> {
-    let mut writer = TraceWriter::create(out, metadata).map_err(flat)?;
+fn write_rows(
+    out: &Path,
+    metadata: &TraceMetadata,
+    rows: Vec<TraceRow>,
+    compression: traces::Codec,
+) -> anyhow::Result<()> {
+    let options = WriterOptions {
+        compression,
+        ..WriterOptions::default()
+    };
+    let mut writer = TraceWriter::with_options(out, metadata, options).map_err(flat)?;
     for row in rows {
         writer.write(row).map_err(flat)?;
     }

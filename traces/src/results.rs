@@ -27,6 +27,25 @@ pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
 /// The versions `read_parts` understands: version 1 parts have no `source`.
 pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2];
 
+/// Service-level objectives: a request meets them when it succeeded and
+/// each one set holds (TTFT, TPOT and end-to-end time at most so many ms).
+/// `trace replay --slo` takes them and writes them to run.json, and `trace
+/// report` reads them from there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+impl Slo {
+    /// Whether any objective is set.
+    pub fn is_set(&self) -> bool {
+        self.ttft_ms.is_some() || self.tpot_ms.is_some() || self.e2e_ms.is_some()
+    }
+}
+
 /// How a request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

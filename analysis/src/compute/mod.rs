@@ -74,10 +74,10 @@ impl Default for Options {
 
 /// The SLO in force: the user's, else the first run's that has one.
 pub fn effective_slo(runs: &[RunFiles], opts: &Options) -> Slo {
-    opts.slo.clone().unwrap_or_else(|| {
+    opts.slo.unwrap_or_else(|| {
         runs.iter()
             .filter_map(|r| r.run_json.as_ref())
-            .map(|j| j.slo.clone())
+            .map(|j| j.slo)
             .find(Slo::is_set)
             .unwrap_or_default()
     })

@@ -1,12 +1,8 @@
 //! `--hub`: fetching LongBench from the Hugging Face hub into its usual
 //! cache, and reading the task files out of v1's `data.zip`.
 //!
-//! The environment is read as the hub's own tools read it: `HF_ENDPOINT`
-//! (hub URL), `HF_HOME` (cache root, `~/.cache/huggingface` by default),
-//! `HF_HUB_CACHE` (the file cache itself, `$HF_HOME/hub` by default),
-//! `HF_TOKEN` (else the token file `$HF_HOME/token`) and `HF_HUB_OFFLINE`
-//! (use only the cache). A file already in the cache is used without asking
-//! the hub.
+//! The hub's settings come from the environment ([`crate::hub_env`]). A
+//! file already in the cache is used without asking the hub.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -18,6 +14,7 @@ use zip::{CompressionMethod, ZipArchive};
 
 use super::Part;
 use super::templates::V1_TASKS;
+use crate::hub_env::HubEnv;
 use crate::{Error, Location, Result};
 
 /// LongBench v1: a dataset repository whose `data.zip` holds `data/<task>.jsonl`.
@@ -26,61 +23,6 @@ pub(super) const V1_FILE: &str = "data.zip";
 /// LongBench v2: one JSON array.
 pub(super) const V2_REPO: &str = "THUDM/LongBench-v2";
 pub(super) const V2_FILE: &str = "data.json";
-
-const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
-
-/// Hub settings, as read from the environment.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct HubEnv {
-    pub endpoint: String,
-    /// The file cache (`.../huggingface/hub`).
-    pub cache_dir: PathBuf,
-    pub token: Option<String>,
-    pub offline: bool,
-}
-
-impl HubEnv {
-    pub fn from_env() -> Result<Self> {
-        Self::from_vars(|key| std::env::var(key).ok())
-    }
-
-    /// Reads the settings through `var` (an environment lookup).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let set = |key: &str| var(key).filter(|v| !v.trim().is_empty());
-        let home = match (set("HF_HOME"), set("XDG_CACHE_HOME"), set("HOME")) {
-            (Some(hf), _, _) => PathBuf::from(hf),
-            (None, Some(xdg), _) => Path::new(&xdg).join("huggingface"),
-            (None, None, Some(home)) => Path::new(&home).join(".cache/huggingface"),
-            (None, None, None) => {
-                return Err(Error::Usage(
-                    "--hub: cannot tell where the Hugging Face cache is: set HF_HOME".into(),
-                ));
-            }
-        };
-        let cache_dir = set("HF_HUB_CACHE").map_or_else(|| home.join("hub"), PathBuf::from);
-        let token = set("HF_TOKEN").or_else(|| {
-            std::fs::read_to_string(home.join("token"))
-                .ok()
-                .map(|t| t.trim().to_string())
-                .filter(|t| !t.is_empty())
-        });
-        let endpoint = set("HF_ENDPOINT")
-            .map(|e| e.trim().trim_end_matches('/').to_string())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-        let offline = set("HF_HUB_OFFLINE").is_some_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        });
-        Ok(HubEnv {
-            endpoint,
-            cache_dir,
-            token,
-            offline,
-        })
-    }
-}
 
 /// What `--hub TASK...` asks for.
 #[derive(Debug, Default, PartialEq)]
@@ -333,50 +275,6 @@ pub(super) fn open_member(zip: &Path, name: &str) -> Result<Box<dyn BufRead>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(vars: &[(&str, &str)]) -> HubEnv {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        HubEnv::from_vars(|key| vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
-            .expect("env")
-    }
-
-    #[test]
-    fn environment_is_read_like_the_hub_tools() {
-        let e = env(&[("HOME", "/h")]);
-        assert_eq!(e.cache_dir, PathBuf::from("/h/.cache/huggingface/hub"));
-        assert_eq!(e.endpoint, DEFAULT_ENDPOINT);
-        assert!(!e.offline && e.token.is_none());
-        let e = env(&[
-            ("HOME", "/h"),
-            ("HF_HOME", "/hf"),
-            ("HF_ENDPOINT", "http://127.0.0.1:9/"),
-            ("HF_TOKEN", "tok"),
-            ("HF_HUB_OFFLINE", "True"),
-        ]);
-        assert_eq!(e.cache_dir, PathBuf::from("/hf/hub"));
-        assert_eq!(e.endpoint, "http://127.0.0.1:9");
-        assert_eq!(e.token.as_deref(), Some("tok"));
-        assert!(e.offline);
-        let e = env(&[
-            ("HF_HOME", "/hf"),
-            ("HF_HUB_CACHE", "/c"),
-            ("HF_HUB_OFFLINE", "0"),
-        ]);
-        assert_eq!(e.cache_dir, PathBuf::from("/c"));
-        assert!(!e.offline);
-        assert!(HubEnv::from_vars(|_| None).is_err());
-    }
-
-    #[test]
-    fn token_file_is_used_without_hf_token() {
-        let dir = tempfile::tempdir().expect("tmp");
-        std::fs::write(dir.path().join("token"), "  secret\n").expect("write");
-        let home = dir.path().to_string_lossy().into_owned();
-        assert_eq!(env(&[("HF_HOME", &home)]).token.as_deref(), Some("secret"));
-    }
 
     #[test]
     fn selection_words() {

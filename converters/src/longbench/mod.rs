@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use traces::{Message, TraceRow};
 
+use crate::hub_env::HubEnv;
 use crate::input::{JsonRecords, RawRecord, expand_inputs};
 use crate::{Error, Outcome, Report, Result, SessionSource, ids};
 use templates::{GENERIC, Task, V2_MAX_NEW_TOKENS, V2Question};
@@ -43,7 +44,14 @@ pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>
                 "trace convert longbench: give input files or --hub, not both".into(),
             ));
         }
-        Some(words) => hub::parts(words, &hub::HubEnv::from_env()?)?,
+        Some(words) => {
+            let env = HubEnv::from_env().ok_or_else(|| {
+                Error::Usage(
+                    "--hub: cannot tell where the Hugging Face cache is: set HF_HOME".into(),
+                )
+            })?;
+            hub::parts(words, &env)?
+        }
         None if inputs.is_empty() => {
             return Err(Error::Usage(
                 "trace convert longbench: give input files or folders, or --hub [TASK...]".into(),
