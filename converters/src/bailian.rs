@@ -15,7 +15,7 @@ use serde_json::Value;
 use traces::TraceRow;
 
 use crate::input::{JsonRecords, RawRecord, expand_inputs, open as open_file};
-use crate::timestamp::{EMPTY_PROMPT, Nanos, hash_ids_fit, offset_ms, units_to_nanos};
+use crate::timestamp::{EMPTY_PROMPT, Nanos, hash_ids_mismatch, offset_ms, units_to_nanos};
 use crate::{Error, Location, Outcome, Result, SessionSource, ids};
 
 /// Tokens per `hash_ids` block in Bailian traces.
@@ -132,18 +132,9 @@ impl Graph {
         })?;
         if let Some(hash_ids) = &r.hash_ids
             && !allow_mismatch
-            && !hash_ids_fit(hash_ids, r.input_length, BLOCK_SIZE)
+            && let Some(why) = hash_ids_mismatch(hash_ids, r.input_length, BLOCK_SIZE)
         {
-            return Err(rec.bad(
-                "hash_ids length mismatch",
-                format!(
-                    "{} hash_ids for input_length {} (expected ceil({}/{BLOCK_SIZE}); \
-                     --allow-hash-mismatch keeps such records)",
-                    hash_ids.len(),
-                    r.input_length,
-                    r.input_length
-                ),
-            ));
+            return Err(rec.bad("hash_ids length mismatch", why));
         }
         if self.by_id.contains_key(&id) {
             return Err(rec.bad(

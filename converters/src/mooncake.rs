@@ -13,7 +13,8 @@ use traces::TraceRow;
 
 use crate::input::{JsonRecords, RawRecord, expand_inputs, open as open_file};
 use crate::timestamp::{
-    ArrivalOrder, EMPTY_PROMPT, Item, Items, OpenFile, Timed, hash_ids_fit, line_id, units_to_nanos,
+    ArrivalOrder, EMPTY_PROMPT, Item, Items, OpenFile, Timed, hash_ids_mismatch, line_id,
+    units_to_nanos,
 };
 use crate::{Result, SessionSource, ids};
 
@@ -70,19 +71,9 @@ fn convert_record(rec: &RawRecord, path: &Path, allow_mismatch: bool) -> Result<
     })?;
     if let Some(ids) = &r.hash_ids
         && !allow_mismatch
-        && !hash_ids_fit(ids, r.input_length, BLOCK_SIZE)
+        && let Some(why) = hash_ids_mismatch(ids, r.input_length, BLOCK_SIZE)
     {
-        return Err(rec.bad(
-            "hash_ids length mismatch",
-            format!(
-                "{} hash_ids for input_length {} (expected ceil({}/{BLOCK_SIZE}) = {}; \
-                 --allow-hash-mismatch keeps such records)",
-                ids.len(),
-                r.input_length,
-                r.input_length,
-                u64::from(r.input_length).div_ceil(u64::from(BLOCK_SIZE))
-            ),
-        ));
+        return Err(rec.bad("hash_ids length mismatch", why));
     }
     if r.input_length == 0 {
         return Ok(Item::Skipped(EMPTY_PROMPT.into()));

@@ -210,9 +210,18 @@ pub fn line_id(path: &Path, line: u64) -> String {
     format!("{stem}-{line:06}")
 }
 
-/// Whether `hash_ids` has exactly one id per `block`-token block of `input` tokens.
-pub fn hash_ids_fit(hash_ids: &[u64], input: u32, block: u32) -> bool {
-    hash_ids.len() as u64 == u64::from(input).div_ceil(u64::from(block))
+/// Why `hash_ids` does not have exactly one id per `block`-token block of
+/// `input` tokens (`None` when it does): the message of a "hash_ids length
+/// mismatch" error.
+pub fn hash_ids_mismatch(hash_ids: &[u64], input: u32, block: u32) -> Option<String> {
+    let expected = u64::from(input).div_ceil(u64::from(block));
+    (hash_ids.len() as u64 != expected).then(|| {
+        format!(
+            "{} hash_ids for input_length {input} (expected ceil({input}/{block}) = {expected}; \
+             --allow-hash-mismatch keeps such records)",
+            hash_ids.len()
+        )
+    })
 }
 
 /// The skip reason shared by all timed formats for a request with no prompt.
@@ -573,6 +582,17 @@ mod tests {
         ));
         r.read_to_string(&mut text).expect("reads");
         assert_eq!(text, "a,b\nc\r\n\nd");
+    }
+
+    #[test]
+    fn hash_ids_cover_the_prompt_block_by_block() {
+        assert_eq!(hash_ids_mismatch(&[1, 2], 513, 512), None);
+        assert_eq!(hash_ids_mismatch(&[1], 512, 512), None);
+        assert_eq!(hash_ids_mismatch(&[], 0, 16), None);
+        let why = hash_ids_mismatch(&[1, 2, 3], 512, 512).expect("one too many");
+        assert!(why.starts_with("3 hash_ids for input_length 512"), "{why}");
+        assert!(why.contains("ceil(512/512) = 1"), "{why}");
+        assert!(hash_ids_mismatch(&[1], 17, 16).is_some());
     }
 
     #[test]
