@@ -152,7 +152,6 @@ impl<R: BufRead> JsonRecords<R> {
         let start_line = self.line;
         let mut depth: u32 = 0;
         let mut in_str = false;
-        let mut escaped = false;
         let mut started = false;
         let mut scalar = false;
         loop {
@@ -177,26 +176,21 @@ impl<R: BufRead> JsonRecords<R> {
             let mut i = 0;
             let mut end: Option<usize> = None;
             while i < buf.len() {
-                if escaped {
-                    escaped = false;
-                    i += 1;
-                    continue;
-                }
                 if in_str {
-                    match memchr::memchr2(b'"', b'\\', &buf[i..]) {
+                    // Only quotes end a string, and chat text has far fewer
+                    // of them than escapes: look for the next quote and
+                    // tell an escaped one by the backslashes before it.
+                    match memchr::memchr(b'"', &buf[i..]) {
                         None => i = buf.len(),
                         Some(k) => {
-                            i += k;
-                            if buf[i] == b'\\' {
-                                escaped = true;
-                            } else {
+                            i += k + 1;
+                            if backslashes_before(buf, i - 1, out).is_multiple_of(2) {
                                 in_str = false;
                                 if depth == 0 {
-                                    end = Some(i + 1);
+                                    end = Some(i);
                                     break;
                                 }
                             }
-                            i += 1;
                         }
                     }
                     continue;
@@ -410,6 +404,15 @@ impl<R: BufRead> Iterator for JsonRecords<R> {
     }
 }
 
+/// How many backslashes stand right before `buf[at]`; a run that reaches
+/// the start of `buf` goes on at the end of `before` (the record's bytes read
+/// from earlier buffers). An odd count escapes the byte at `at`.
+fn backslashes_before(buf: &[u8], at: usize, before: &[u8]) -> usize {
+    let run = |bytes: &[u8]| bytes.iter().rev().take_while(|&&b| b == b'\\').count();
+    let n = run(&buf[..at]);
+    if n == at { n + run(before) } else { n }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,5 +499,41 @@ mod tests {
             .map(|r| String::from_utf8(r.expect("ok").bytes).expect("utf8"))
             .collect();
         assert_eq!(recs, vec![r#"{"k": "a\\\"b"}"#, r#"{"k": "c"}"#]);
+    }
+
+    #[test]
+    fn runs_of_backslashes_before_quotes_at_every_buffer_size() {
+        // Strings whose JSON has 0 to 7 backslashes before a quote (escaped
+        // or closing), written by serde_json, split at every buffer size.
+        let texts: Vec<String> = (0..8)
+            .flat_map(|n| {
+                let run = "\\".repeat(n);
+                [
+                    run.clone(),
+                    format!("a{run}\"b"),
+                    format!("\"{run}"),
+                    format!("{run}\"\"{run}x"),
+                ]
+            })
+            .collect();
+        let records: Vec<String> = texts
+            .iter()
+            .map(|t| serde_json::json!({ "k": t, "v": [t] }).to_string())
+            .collect();
+        let input = format!("[{}]", records.join(",\n "));
+        for capacity in 1..=19 {
+            let reader = std::io::BufReader::with_capacity(capacity, input.as_bytes());
+            let got: Vec<String> = JsonRecords::new(Path::new("t"), reader)
+                .map(|r| String::from_utf8(r.expect("ok").bytes).expect("utf8"))
+                .collect();
+            assert_eq!(got, records, "buffer of {capacity} bytes");
+        }
+        // `x` + three backslashes, the quote at 4; a run that starts in the
+        // bytes before the buffer; one that stops at another byte.
+        let bs = b'\\';
+        assert_eq!(backslashes_before(&[b'x', bs, bs, bs, b'"'], 4, b""), 3);
+        assert_eq!(backslashes_before(&[bs, bs, b'"'], 2, &[b'x', bs, bs]), 4);
+        assert_eq!(backslashes_before(b"\"", 0, &[bs, bs]), 2);
+        assert_eq!(backslashes_before(b"a\"", 1, &[bs]), 0);
     }
 }
