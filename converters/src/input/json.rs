@@ -503,8 +503,9 @@ mod tests {
 
     #[test]
     fn runs_of_backslashes_before_quotes_at_every_buffer_size() {
-        // Strings whose JSON has 0 to 7 backslashes before a quote (escaped
-        // or closing), written by serde_json, split at every buffer size.
+        // Texts with 0 to 7 backslashes before a quote, written by serde_json
+        // (so 0 to 15 backslashes before escaped and closing quotes in the
+        // JSON), split at every buffer size.
         let texts: Vec<String> = (0..8)
             .flat_map(|n| {
                 let run = "\\".repeat(n);
