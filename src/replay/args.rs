@@ -105,7 +105,7 @@ pub struct ReplayArgs {
     /// Exit with status 3 when a level missed an SLO.
     #[arg(long)]
     pub fail_on_slo: bool,
-    /// Percentiles shown in the tables, e.g. `50,90,99`.
+    /// Percentiles shown in the tables, e.g. `50,90,99` (in rising order, repeats dropped).
     #[arg(long, value_delimiter = ',', value_name = "P")]
     pub percentiles: Option<Vec<f64>>,
 
