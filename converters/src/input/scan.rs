@@ -20,19 +20,13 @@ use std::borrow::Cow;
 pub struct Scan<'a> {
     text: &'a str,
     pos: usize,
-    /// Where strings with escapes are decoded; reused from one to the next.
-    scratch: String,
 }
 
 impl<'a> Scan<'a> {
     /// A reader at the start of `bytes`, or `None` when they are not UTF-8.
     pub fn new(bytes: &'a [u8]) -> Option<Self> {
         let text = simdutf8::basic::from_utf8(bytes).ok()?;
-        Some(Scan {
-            text,
-            pos: 0,
-            scratch: String::new(),
-        })
+        Some(Scan { text, pos: 0 })
     }
 
     fn bytes(&self) -> &'a [u8] {
@@ -77,34 +71,52 @@ impl<'a> Scan<'a> {
         }
         let text = self.text;
         let bytes = text.as_bytes();
-        // One pass: runs without escapes are copied into `scratch` at each
-        // escape, and a string that had any is copied out of it once, at
-        // its exact size.
-        let mut run = self.pos;
-        let mut i = self.pos;
-        let mut escaped = false;
-        self.scratch.clear();
+        let start = self.pos;
+        let mut i = next_special(bytes, start)?;
+        if bytes[i] == b'"' {
+            self.pos = i + 1;
+            return text.get(start..i).map(Cow::Borrowed);
+        }
+        // Escaped: decoded straight into a string sized by the raw text up
+        // to the closing quote (escapes only shrink it), so each byte is
+        // copied once and the buffer never grows.
+        let mut out = String::with_capacity(closing_quote(bytes, i)? - start);
+        let mut run = start;
         loop {
-            i = next_special(bytes, i)?;
             match bytes[i] {
                 b'"' => {
-                    let tail = text.get(run..i)?;
+                    out.push_str(text.get(run..i)?);
                     self.pos = i + 1;
-                    if !escaped {
-                        return Some(Cow::Borrowed(tail));
-                    }
-                    self.scratch.push_str(tail);
-                    return Some(Cow::Owned(self.scratch.as_str().to_owned()));
+                    return Some(Cow::Owned(out));
                 }
                 b'\\' => {
-                    self.scratch.push_str(text.get(run..i)?);
-                    escaped = true;
-                    i = unescape(bytes, i + 1, &mut self.scratch)?;
+                    out.push_str(text.get(run..i)?);
+                    i = unescape(bytes, i + 1, &mut out)?;
                     run = i;
                 }
                 _ => return None, // a control character, not allowed raw
             }
+            i = next_special(bytes, i)?;
         }
+    }
+}
+
+/// The index of the quote that closes the string in which `from` lies: the
+/// first quote at or after `from` with an even run of backslashes before
+/// it. Only a size hint; the string is still checked as it is decoded.
+fn closing_quote(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let quote = at + memchr::memchr(b'"', bytes.get(at..)?)?;
+        let backslashes = bytes[..quote]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 0 {
+            return Some(quote);
+        }
+        at = quote + 1;
     }
 }
 
@@ -208,6 +220,8 @@ mod tests {
             "\"raw UTF-8: café 数据 🚀\"",
             r#""\\\\""#,
             r#""end\\""#,
+            r#""runs \\\" and \\\\" "#,
+            r#""\n""#,
         ];
         for json in cases {
             let want: String = serde_json::from_str(json).expect(json);
