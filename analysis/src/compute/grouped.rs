@@ -278,28 +278,45 @@ impl GroupedAcc {
                 continue;
             }
             let ca = f64_column(&values, source, what)?;
-            for (v, &g) in ca.iter().zip(&group_of) {
-                let Some(v) = v else { continue };
-                if g == NO_GROUP {
-                    continue;
-                }
-                let g = g as usize;
-                acc.count[g] += 1;
-                match kind {
-                    Kind::Sum | Kind::Mean => acc.sum[g] += v,
-                    Kind::Min => acc.min[g] = acc.min[g].min(v),
-                    Kind::Max => acc.max[g] = acc.max[g].max(v),
-                    Kind::Len => {}
-                }
+            let Acc {
+                sum,
+                count,
+                min,
+                max,
+            } = acc;
+            let grouped = |f: &mut dyn FnMut(usize, f64)| {
+                each_value(&ca, |row, v| {
+                    let g = group_of[row];
+                    if g != NO_GROUP {
+                        f(g as usize, v);
+                    }
+                });
+            };
+            match kind {
+                Kind::Sum | Kind::Mean => grouped(&mut |g, v| {
+                    count[g] += 1;
+                    sum[g] += v;
+                }),
+                Kind::Min => grouped(&mut |g, v| {
+                    count[g] += 1;
+                    min[g] = min[g].min(v);
+                }),
+                Kind::Max => grouped(&mut |g, v| {
+                    count[g] += 1;
+                    max[g] = max[g].max(v);
+                }),
+                Kind::Len => {}
             }
         }
         for (m, _) in self.names.iter().enumerate() {
             let ca = f64_column(&values, &format!("__m{m}"), what)?;
-            for (v, &g) in ca.iter().zip(&group_of) {
-                if let (Some(v), true) = (v, g != NO_GROUP) {
-                    self.buffers[g as usize][m].push(v);
+            let buffers = &mut self.buffers;
+            each_value(&ca, |row, v| {
+                let g = group_of[row];
+                if g != NO_GROUP {
+                    buffers[g as usize][m].push(v);
                 }
-            }
+            });
         }
         if !self.stored.is_empty() {
             self.rows.extend_from_slice(&group_of);
@@ -367,6 +384,32 @@ enum Kind {
     Min,
     Max,
     Mean,
+}
+
+/// Calls `f` with the row number (from 0) and value of every non-null
+/// value of `ca`, in row order, straight from the arrays' value slices
+/// (a `ChunkedArray`'s own iterator is dynamically dispatched, one call a
+/// value).
+pub fn each_value<T: PolarsNumericType>(ca: &ChunkedArray<T>, mut f: impl FnMut(usize, T::Native)) {
+    let mut row = 0;
+    for arr in ca.downcast_iter() {
+        let values = arr.values().as_slice();
+        match arr.validity().filter(|v| v.unset_bits() > 0) {
+            None => {
+                for (i, &v) in values.iter().enumerate() {
+                    f(row + i, v);
+                }
+            }
+            Some(valid) => {
+                for (i, (&v, ok)) in values.iter().zip(valid.iter()).enumerate() {
+                    if ok {
+                        f(row + i, v);
+                    }
+                }
+            }
+        }
+        row += values.len();
+    }
 }
 
 fn f64_column(values: &DataFrame, name: &str, what: &str) -> Result<Float64Chunked> {

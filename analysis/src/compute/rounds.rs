@@ -98,16 +98,30 @@ impl RoundsAcc {
             cached.u32().ctx(what)?,
             prompt.u32().ctx(what)?,
         );
-        for i in 0..ok.height() {
+        // The arrays' own iterators: a `ChunkedArray`'s is dynamically
+        // dispatched, one call a value.
+        let levels = level.downcast_iter().flat_map(|a| a.iter());
+        let ids = id.downcast_iter().flat_map(|a| a.iter());
+        let ttfts = ttft.downcast_iter().flat_map(|a| a.iter());
+        let cached = cached.downcast_iter().flat_map(|a| a.iter());
+        let prompts = prompt.downcast_iter().flat_map(|a| a.iter());
+        for ((((l, id), ttft), cached), prompt) in
+            levels.zip(ids).zip(ttfts).zip(cached).zip(prompts)
+        {
             // A request without an id cannot be paired.
-            let (Some(l), Some(id)) = (level.get(i), id.get(i)) else {
+            let (Some(&l), Some(id)) = (l, id) else {
                 continue;
             };
             let l = l as usize;
             if self.rows.len() <= l {
                 self.rows.resize_with(l + 1, Vec::new);
             }
-            self.rows[l].push(Row::new(id, ttft.get(i), cached.get(i), prompt.get(i)));
+            self.rows[l].push(Row::new(
+                id,
+                ttft.copied(),
+                cached.copied(),
+                prompt.copied(),
+            ));
         }
         Ok(())
     }
