@@ -229,7 +229,7 @@ impl LevelsAcc {
             .into_par_iter()
             .filter_map(|(id, values)| {
                 let label = level_label(levels.key(id)?);
-                Some((label, super::stats::dist_of(values.into_vec())))
+                Some((label, super::stats::dist_of_blocks(&values)))
             })
             .collect();
         let warmup = warmup_by_level(&self.warmup.finish(levels, store)?.frame)?;
