@@ -126,6 +126,18 @@ pub fn dist_of_slice<T: Sample>(values: &mut [T]) -> Dist {
     let min = values.iter().map(as_f64).fold(f64::INFINITY, f64::min);
     let max = values.iter().map(as_f64).fold(f64::NEG_INFINITY, f64::max);
     let q = quantiles_of(values, &PERCENTILES.map(|p| p / 100.0));
+    assemble(n, mean, std, (min, max), &q)
+}
+
+/// A [`Dist`] of `n` values from its figures; `q` holds the
+/// [`PERCENTILES`] in order.
+fn assemble(
+    n: usize,
+    mean: f64,
+    std: Option<f64>,
+    (min, max): (f64, f64),
+    q: &[Option<f64>],
+) -> Dist {
     Dist {
         count: n as u64,
         mean: Some(mean),
@@ -231,17 +243,7 @@ pub fn dist_of_blocks(blocks: &Blocks<f32>) -> Dist {
             Some(a + (ranked[&(lo + 1)] - a) * frac)
         })
         .collect();
-    Dist {
-        count: n as u64,
-        mean: Some(mean),
-        std,
-        min: Some(min),
-        p50: q[0],
-        p90: q[1],
-        p95: q[2],
-        p99: q[3],
-        max: Some(max),
-    }
+    assemble(n, mean, std, (min, max), &q)
 }
 
 /// `x`'s bits, mapped so that unsigned order is `f32::total_cmp`'s order.
