@@ -284,24 +284,16 @@ impl GroupedAcc {
                 min,
                 max,
             } = acc;
-            let grouped = |f: &mut dyn FnMut(usize, f64)| {
-                each_value(&ca, |row, v| {
-                    let g = group_of[row];
-                    if g != NO_GROUP {
-                        f(g as usize, v);
-                    }
-                });
-            };
             match kind {
-                Kind::Sum | Kind::Mean => grouped(&mut |g, v| {
+                Kind::Sum | Kind::Mean => each_grouped(&ca, &group_of, |g, v| {
                     count[g] += 1;
                     sum[g] += v;
                 }),
-                Kind::Min => grouped(&mut |g, v| {
+                Kind::Min => each_grouped(&ca, &group_of, |g, v| {
                     count[g] += 1;
                     min[g] = min[g].min(v);
                 }),
-                Kind::Max => grouped(&mut |g, v| {
+                Kind::Max => each_grouped(&ca, &group_of, |g, v| {
                     count[g] += 1;
                     max[g] = max[g].max(v);
                 }),
@@ -311,12 +303,7 @@ impl GroupedAcc {
         for (m, _) in self.names.iter().enumerate() {
             let ca = f64_column(&values, &format!("__m{m}"), what)?;
             let buffers = &mut self.buffers;
-            each_value(&ca, |row, v| {
-                let g = group_of[row];
-                if g != NO_GROUP {
-                    buffers[g as usize][m].push(v);
-                }
-            });
+            each_grouped(&ca, &group_of, |g, v| buffers[g][m].push(v));
         }
         if !self.stored.is_empty() {
             self.rows.extend_from_slice(&group_of);
@@ -386,11 +373,22 @@ enum Kind {
     Mean,
 }
 
+/// Calls `f` with the group (from `group_of`, by row) and the value of
+/// every non-null value of `ca` whose row is in a group, in row order.
+fn each_grouped(ca: &Float64Chunked, group_of: &[u32], mut f: impl FnMut(usize, f64)) {
+    each_value(ca, |row, v| {
+        let g = group_of[row];
+        if g != NO_GROUP {
+            f(g as usize, v);
+        }
+    });
+}
+
 /// Calls `f` with the row number (from 0) and value of every non-null
 /// value of `ca`, in row order, straight from the arrays' value slices
 /// (a `ChunkedArray`'s own iterator is dynamically dispatched, one call a
 /// value).
-pub fn each_value<T: PolarsNumericType>(ca: &ChunkedArray<T>, mut f: impl FnMut(usize, T::Native)) {
+fn each_value<T: PolarsNumericType>(ca: &ChunkedArray<T>, mut f: impl FnMut(usize, T::Native)) {
     let mut row = 0;
     for arr in ca.downcast_iter() {
         let values = arr.values().as_slice();
