@@ -65,11 +65,16 @@ impl RoundsAcc {
         if batch.column("request_id").is_err() {
             return Ok(());
         }
+        // The rows to pair as a mask, not a filter: a filter copies every
+        // column it keeps, the ids included.
         let ok = batch
             .clone()
             .lazy()
-            .filter(measured().and(is_ok()))
             .select([
+                measured()
+                    .and(is_ok())
+                    .fill_null(lit(false))
+                    .alias("__pair"),
                 col(LEVEL),
                 col("request_id"),
                 col("ttft_ms").cast(DataType::Float64),
@@ -84,6 +89,8 @@ impl RoundsAcc {
                 .map(|c| c.as_materialized_series().rechunk())
                 .ctx(what)
         };
+        let pair = column("__pair")?;
+        let pair = pair.bool().ctx(what)?;
         let (level, id, ttft, cached, prompt) = (
             column(LEVEL)?,
             column("request_id")?,
@@ -100,16 +107,21 @@ impl RoundsAcc {
         );
         // The arrays' own iterators: a `ChunkedArray`'s is dynamically
         // dispatched, one call a value.
+        let pairs = pair.downcast_iter().flat_map(|a| a.iter());
         let levels = level.downcast_iter().flat_map(|a| a.iter());
         let ids = id.downcast_iter().flat_map(|a| a.iter());
         let ttfts = ttft.downcast_iter().flat_map(|a| a.iter());
         let cached = cached.downcast_iter().flat_map(|a| a.iter());
         let prompts = prompt.downcast_iter().flat_map(|a| a.iter());
-        for ((((l, id), ttft), cached), prompt) in
-            levels.zip(ids).zip(ttfts).zip(cached).zip(prompts)
+        for (((((pair, l), id), ttft), cached), prompt) in pairs
+            .zip(levels)
+            .zip(ids)
+            .zip(ttfts)
+            .zip(cached)
+            .zip(prompts)
         {
             // A request without an id cannot be paired.
-            let (Some(&l), Some(id)) = (l, id) else {
+            let (Some(true), Some(&l), Some(id)) = (pair, l, id) else {
                 continue;
             };
             let l = l as usize;
