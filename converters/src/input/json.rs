@@ -407,7 +407,7 @@ impl<R: BufRead> Iterator for JsonRecords<R> {
 /// How many backslashes stand right before `buf[at]`; a run that reaches
 /// the start of `buf` goes on at the end of `before` (the record's bytes read
 /// from earlier buffers). An odd count escapes the byte at `at`.
-fn backslashes_before(buf: &[u8], at: usize, before: &[u8]) -> usize {
+pub(super) fn backslashes_before(buf: &[u8], at: usize, before: &[u8]) -> usize {
     let run = |bytes: &[u8]| bytes.iter().rev().take_while(|&&b| b == b'\\').count();
     let n = run(&buf[..at]);
     if n == at { n + run(before) } else { n }

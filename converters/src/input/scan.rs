@@ -16,6 +16,8 @@
 
 use std::borrow::Cow;
 
+use super::json::backslashes_before;
+
 /// A position in one record's text.
 pub struct Scan<'a> {
     text: &'a str,
@@ -108,12 +110,7 @@ fn closing_quote(bytes: &[u8], from: usize) -> Option<usize> {
     let mut at = from;
     loop {
         let quote = at + memchr::memchr(b'"', bytes.get(at..)?)?;
-        let backslashes = bytes[..quote]
-            .iter()
-            .rev()
-            .take_while(|&&b| b == b'\\')
-            .count();
-        if backslashes % 2 == 0 {
+        if backslashes_before(bytes, quote, &[]).is_multiple_of(2) {
             return Some(quote);
         }
         at = quote + 1;
