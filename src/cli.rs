@@ -100,6 +100,9 @@ pub enum ConvertFormat {
     Conversations(Input<converters::conversations::Options>),
     /// OpenAI messages: JSONL of `{"messages": [...]}` or bare arrays of messages.
     Openai(Input<converters::openai::Options>),
+    /// SWE-agent trajectories (`*.traj`): one session per trajectory, one turn per model call.
+    #[command(name = "swe-agent")]
+    SweAgent(Input<converters::swe_agent::Options>),
     /// Plain prompt lists: JSONL/JSON of `{"text"}`/`{"prompt"}`, or one prompt per line.
     Prompts(Input<converters::prompts::Options>),
     /// Mooncake traces (JSONL: timestamp, input_length, output_length, hash_ids).

@@ -308,6 +308,25 @@ fn openai_and_longbench_text_traces_read_in_polars_and_duckdb() {
 }
 
 #[test]
+fn swe_agent_trajectories_read_in_polars_and_duckdb() {
+    // Tool calls, tool results with their ids, think times and turns
+    // written whole with reset_context.
+    let dir = crate::util::tempdir();
+    let traj = data("agent_traces/swe-agent_function_calling_marshmallow-1867.traj");
+    let trace = trace_to(&["convert", "swe-agent", &traj], dir.path(), "swe-agent");
+    let rows = read_rows(&trace);
+    assert!(rows.iter().any(|r| r.reset_context));
+    let expected = with_cells(
+        expected_from_reader(&trace),
+        vec![
+            cell(1, json!(["messages", 0, "role"]), "tool"),
+            cell(0, json!(["source"]), "swe-agent"),
+        ],
+    );
+    assert_checks_pass(&trace, &expected);
+}
+
+#[test]
 fn synthetic_traces_read_in_polars_and_duckdb() {
     let dir = crate::util::tempdir();
     let args = [

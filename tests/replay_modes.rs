@@ -379,13 +379,6 @@ fn sessions_of(rows: &[RequestRecord]) -> BTreeMap<&str, Vec<&RequestRecord>> {
     by
 }
 
-/// The mock's prompt length without a tokenizer: the messages' texts
-/// joined with newlines, ceil(bytes / 4).
-fn mock_tokens(texts: &[&str]) -> u32 {
-    let bytes: usize = texts.iter().map(|t| t.len()).sum::<usize>() + texts.len().saturating_sub(1);
-    bytes.div_ceil(4) as u32
-}
-
 /// Checks that turn k+1 of every session went out after turn k ended (the
 /// trace has no think times), and that every prompt held the history:
 /// the trace's replies (`live` false) or what the server sent (`live` true).

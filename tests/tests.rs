@@ -16,6 +16,7 @@ mod replay_faults;
 mod replay_modes;
 mod report;
 mod sharegpt;
+mod swe_agent;
 mod synth;
 mod timed_traces;
 mod tokenize;

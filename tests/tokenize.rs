@@ -47,7 +47,7 @@ fn deepseek() -> PathBuf {
 }
 
 /// Llama 3: a tokenizer.json alone.
-fn llama3() -> PathBuf {
+pub(crate) fn llama3() -> PathBuf {
     tokenizers_dir().join("llama3/tokenizer.json")
 }
 

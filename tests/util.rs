@@ -288,3 +288,10 @@ pub fn write_stub_parquet(path: &Path, key: &str, value: &str) {
     w.write(&batch).expect("write");
     w.close().expect("close");
 }
+
+/// The mock's prompt length without a tokenizer: the messages' texts
+/// joined with newlines, ceil(bytes / 4).
+pub fn mock_tokens(texts: &[&str]) -> u32 {
+    let bytes: usize = texts.iter().map(|t| t.len()).sum::<usize>() + texts.len().saturating_sub(1);
+    bytes.div_ceil(4) as u32
+}

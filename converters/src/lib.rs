@@ -27,5 +27,6 @@ pub mod mooncake;
 pub mod openai;
 pub mod prompts;
 pub mod sharegpt;
+pub mod swe_agent;
 pub mod synth;
 pub mod timestamp;

@@ -188,6 +188,13 @@ fn convert_record(rec: &RawRecord, opts: &Options, dropped: &mut u64) -> Result<
                  (a file of bare messages must be one JSON array of them)",
             ));
         }
+        None if obj.contains_key("trajectory") || obj.contains_key("history") => {
+            return Err(rec.bad(
+                "wrong shape",
+                "the record has no `messages` list; it looks like a SWE-agent trajectory: \
+                 use `trace convert swe-agent`",
+            ));
+        }
         None => return Err(rec.bad("wrong shape", "the record has no `messages` list")),
     };
     let mut parser = MessageParser::new(dropped);
@@ -236,7 +243,7 @@ pub(crate) fn role_name(who: Speaker) -> &'static str {
 
 /// Turns the messages of one conversation into normalised [`Message`]s,
 /// numbering tool calls that carry no id and pairing tool results with them.
-struct MessageParser<'a> {
+pub(crate) struct MessageParser<'a> {
     /// Tool calls given an id so far in this conversation.
     issued: u32,
     /// Ids of the latest assistant message's calls not yet answered.
@@ -253,7 +260,7 @@ struct Content {
 }
 
 impl<'a> MessageParser<'a> {
-    fn new(dropped: &'a mut u64) -> Self {
+    pub(crate) fn new(dropped: &'a mut u64) -> Self {
         MessageParser {
             issued: 0,
             unanswered: VecDeque::new(),
@@ -262,7 +269,7 @@ impl<'a> MessageParser<'a> {
     }
 
     /// One message; the error says what is wrong with it.
-    fn message(&mut self, value: &Value) -> Result<Message, String> {
+    pub(crate) fn message(&mut self, value: &Value) -> Result<Message, String> {
         let Value::Object(obj) = value else {
             return Err("is not an object".into());
         };

@@ -206,3 +206,49 @@ fn prompts_never_panic() {
         150,
     );
 }
+
+/// A small but complete copy of a real trajectory: its first steps, their
+/// contexts and the history, each text cut to 300 characters, so that the
+/// mutations land in every part of it rather than only in one long text.
+fn small_trajectory(dir: &Path, name: &str) -> PathBuf {
+    use serde_json::Value;
+    fn cut_texts(v: &mut Value) {
+        match v {
+            Value::String(s) if s.len() > 300 => {
+                let end = (0..=300)
+                    .rev()
+                    .find(|&i| s.is_char_boundary(i))
+                    .unwrap_or(0);
+                s.truncate(end);
+            }
+            Value::Array(items) => {
+                items.truncate(8);
+                items.iter_mut().for_each(cut_texts);
+            }
+            Value::Object(map) => map.values_mut().for_each(cut_texts),
+            _ => {}
+        }
+    }
+    let text = std::fs::read_to_string(shared(&format!("agent_traces/{name}.traj"))).expect("read");
+    let mut v: Value = serde_json::from_str(&text).expect("a trajectory");
+    cut_texts(&mut v);
+    let path = dir.join(format!("{name}.traj"));
+    std::fs::write(&path, serde_json::to_string_pretty(&v).expect("json")).expect("write");
+    path
+}
+
+#[test]
+fn swe_agent_never_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = [
+        small_trajectory(dir.path(), "swe-agent_gpt4_pydicom__pydicom-1458"),
+        small_trajectory(dir.path(), "swe-agent_function_calling_marshmallow-1867"),
+    ];
+    hammer(
+        "swe-agent",
+        &samples,
+        "traj",
+        |p| converters::swe_agent::open(p, &Default::default()),
+        300,
+    );
+}

@@ -26,6 +26,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
         ConvertFormat::Longbench(i) => dispatch!(i, longbench, "longbench"),
         ConvertFormat::Conversations(i) => dispatch!(i, conversations, "conversations"),
         ConvertFormat::Openai(i) => dispatch!(i, openai, "openai"),
+        ConvertFormat::SweAgent(i) => dispatch!(i, swe_agent, "swe-agent"),
         ConvertFormat::Prompts(i) => dispatch!(i, prompts, "prompts"),
         ConvertFormat::Mooncake(i) => dispatch!(i, mooncake, "mooncake"),
         ConvertFormat::Azure(i) => dispatch!(i, azure, "azure"),

@@ -1,0 +1,576 @@
+//! `trace convert swe-agent`: SWE-agent trajectories (`*.traj`), one
+//! session per trajectory, one turn per model call.
+//!
+//! A trajectory is a JSON object. Two of its keys can give the calls:
+//!
+//! - `trajectory`: the steps. In SWE-agent 1.x each step's `messages` is the
+//!   context after the step (its action and observation included), i.e. the
+//!   prompt of the next call, *as sent*: history processors may have cut
+//!   old observations short, so the prompts need not grow append-only. The
+//!   turns are built from these ("steps" layout): a prompt that extends the
+//!   previous prompt and reply adds only its new messages; one that does not
+//!   is written whole with `reset_context`. A step's `execution_time` (the
+//!   action's run time) becomes the next turn's `think_ms`.
+//! - `history`: every message as the agent appended it. Older trajectories
+//!   have only this ("history" layout): each assistant message is a model
+//!   call's reply, and the messages before it since the previous reply are
+//!   the call's new input, as for `trace convert openai`.
+//!
+//! See `docs/formats/swe-agent.md`.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+use traces::{Message, TraceRow};
+
+use crate::input::{self, JsonRecords, RawRecord, expand_inputs};
+use crate::openai::{MessageParser, build_turns};
+use crate::{Outcome, Report, Result, SessionSource, ids};
+
+const SOURCE: &str = "swe-agent";
+
+/// Options of `trace convert swe-agent`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Options {
+    /// Build the turns from `history` (every message as the agent appended
+    /// it, nothing cut short) even where the steps record the prompts as
+    /// they were sent.
+    #[arg(long)]
+    pub from_history: bool,
+}
+
+/// Opens the inputs (trajectory files, or folders of `.traj`/`.json` files).
+pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>> {
+    let files = expand_inputs(inputs, &["traj", "json", "jsonl"])?;
+    Ok(Box::new(TrajectorySource {
+        files: files.into_iter(),
+        current: None,
+        queued: VecDeque::new(),
+        opts: opts.clone(),
+        counts: Counts::default(),
+    }))
+}
+
+/// What the source noticed, for the report.
+#[derive(Debug, Default)]
+struct Counts {
+    steps_layout: u64,
+    history_layout: u64,
+    /// Trajectories whose `info.model_stats.api_calls` differs from their turns.
+    calls_differ: u64,
+    dropped_parts: u64,
+}
+
+struct TrajectorySource {
+    files: std::vec::IntoIter<PathBuf>,
+    current: Option<JsonRecords<BufReader<File>>>,
+    /// Sessions of a trajectory not handed out yet (one per agent).
+    queued: VecDeque<Outcome>,
+    opts: Options,
+    counts: Counts,
+}
+
+impl SessionSource for TrajectorySource {
+    fn next_outcome(&mut self) -> Option<Result<Outcome>> {
+        loop {
+            if let Some(outcome) = self.queued.pop_front() {
+                return Some(Ok(outcome));
+            }
+            if let Some(records) = self.current.as_mut() {
+                match records.next() {
+                    Some(Ok(rec)) => match convert_record(&rec, &self.opts, &mut self.counts) {
+                        Ok(outcomes) => {
+                            self.queued.extend(outcomes);
+                            continue;
+                        }
+                        Err(e) => return Some(Err(e)),
+                    },
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => self.current = None,
+                }
+            }
+            let path = self.files.next()?;
+            match input::open(&path) {
+                Ok(reader) => self.current = Some(JsonRecords::new(&path, reader)),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    fn finish(&mut self, report: &mut Report) {
+        let c = &self.counts;
+        let notes = [
+            (
+                "trajectories read from their steps' prompts as sent",
+                c.steps_layout,
+            ),
+            (
+                "trajectories read from their appended history",
+                c.history_layout,
+            ),
+            (
+                "trajectories whose model calls (info.model_stats.api_calls) differ from their turns",
+                c.calls_differ,
+            ),
+            (
+                "image/audio/file content parts left out (text parts kept)",
+                c.dropped_parts,
+            ),
+        ];
+        for (what, n) in notes {
+            if n > 0 {
+                report.note(what, n);
+            }
+        }
+    }
+}
+
+/// Converts one trajectory (one JSON object): one session, or one per
+/// agent of a history that several agents wrote.
+fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Result<Vec<Outcome>> {
+    let value: Value = rec.parse()?;
+    let Value::Object(obj) = value else {
+        return Err(rec.bad(
+            "wrong shape",
+            "a SWE-agent trajectory must be a JSON object with `trajectory` or `history`",
+        ));
+    };
+    if !obj.contains_key("trajectory") && !obj.contains_key("history") {
+        return Err(rec.bad(
+            "wrong shape",
+            "not a SWE-agent trajectory: the object has neither `trajectory` nor `history`",
+        ));
+    }
+    let steps = match obj.get("trajectory") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(steps)) => steps.as_slice(),
+        Some(_) => return Err(rec.bad("wrong shape", "`trajectory` must be a list of steps")),
+    };
+    let history = match obj.get("history") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(h)) => Some(h.as_slice()),
+        Some(_) => return Err(rec.bad("wrong shape", "`history` must be a list of messages")),
+    };
+    let stem = rec
+        .location
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| ids::content_id(SOURCE, &rec.bytes));
+    let steps_have_prompts = !steps.is_empty()
+        && steps
+            .iter()
+            .all(|s| s.get("messages").is_some_and(Value::is_array));
+    let outcomes = if steps_have_prompts && !(opts.from_history && history.is_some()) {
+        counts.steps_layout += 1;
+        vec![from_steps(rec, &stem, steps, counts)?]
+    } else if let Some(history) = history {
+        counts.history_layout += 1;
+        from_history(rec, &stem, history, steps, counts)?
+    } else if steps.is_empty() {
+        return Ok(vec![Outcome::Skipped("no model call".into())]);
+    } else {
+        return Err(rec.bad(
+            "wrong shape",
+            "the trajectory has neither `history` nor steps with `messages`",
+        ));
+    };
+    let turns: usize = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Session(rows) => rows.len(),
+            Outcome::Skipped(_) => 0,
+        })
+        .sum();
+    if api_calls(&obj).is_some_and(|calls| turns as u64 != calls) {
+        counts.calls_differ += 1;
+    }
+    Ok(outcomes)
+}
+
+/// `info.model_stats.api_calls`, where recorded and non-zero (a replayed
+/// demonstration records 0).
+fn api_calls(obj: &Map<String, Value>) -> Option<u64> {
+    obj.get("info")?
+        .get("model_stats")?
+        .get("api_calls")?
+        .as_u64()
+        .filter(|&n| n > 0)
+}
+
+/// Parses a list of SWE-agent messages into normalised messages.
+fn parse_messages(
+    items: &[Value],
+    counts: &mut Counts,
+    at: impl Fn(usize, &str) -> String,
+) -> std::result::Result<Vec<Message>, String> {
+    let mut parser = MessageParser::new(&mut counts.dropped_parts);
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parser.message(&with_call_id(item)).map_err(|m| at(i, &m)))
+        .collect()
+}
+
+/// SWE-agent writes a tool result's id as a list, `tool_call_ids`; the
+/// message with its first id as `tool_call_id`, the OpenAI spelling.
+fn with_call_id(item: &Value) -> std::borrow::Cow<'_, Value> {
+    let first = item
+        .get("tool_call_ids")
+        .and_then(Value::as_array)
+        .and_then(|ids| ids.first())
+        .filter(|id| id.is_string());
+    match (first, item.get("tool_call_id")) {
+        (Some(id), None | Some(Value::Null)) => {
+            let mut owned = item.clone();
+            if let Value::Object(o) = &mut owned {
+                o.insert("tool_call_id".into(), id.clone());
+            }
+            std::borrow::Cow::Owned(owned)
+        }
+        _ => std::borrow::Cow::Borrowed(item),
+    }
+}
+
+/// Milliseconds of a step's `execution_time` (seconds), if recorded.
+fn execution_ms(step: &Value) -> Option<f64> {
+    step.get("execution_time")
+        .and_then(Value::as_f64)
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| s * 1000.0)
+}
+
+/// The steps layout: call k sends the context recorded after step k-1
+/// (for k = 0, the first step's context before its reply), and its reply is
+/// the last assistant message of step k's context.
+fn from_steps(
+    rec: &RawRecord,
+    stem: &str,
+    steps: &[Value],
+    counts: &mut Counts,
+) -> Result<Outcome> {
+    let mut contexts = Vec::with_capacity(steps.len());
+    for (k, step) in steps.iter().enumerate() {
+        let items = step
+            .get("messages")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        let messages = parse_messages(items, counts, |i, m| {
+            format!("trajectory[{k}].messages[{i}] {m}")
+        })
+        .map_err(|m| rec.bad("wrong shape", m))?;
+        let Some(reply_at) = messages.iter().rposition(|m| m.role == "assistant") else {
+            return Err(rec.bad(
+                "wrong shape",
+                format!("trajectory[{k}].messages holds no assistant message (the step's action)"),
+            ));
+        };
+        contexts.push((messages, reply_at));
+    }
+    let mut rows: Vec<TraceRow> = Vec::with_capacity(steps.len());
+    // The previous call's prompt followed by its reply: what the session
+    // holds when the next turn begins.
+    let mut held: Vec<Message> = Vec::new();
+    for k in 0..contexts.len() {
+        let prompt = match k {
+            0 => &contexts[0].0[..contexts[0].1],
+            _ => &contexts[k - 1].0[..],
+        };
+        let (ctx, reply_at) = &contexts[k];
+        let reply = &ctx[*reply_at];
+        let extends = k > 0 && prompt.len() > held.len() && prompt.starts_with(&held);
+        let (messages, reset) = if k == 0 || extends {
+            (prompt[held.len()..].to_vec(), false)
+        } else {
+            (prompt.to_vec(), true)
+        };
+        let turn = k as u32;
+        rows.push(TraceRow {
+            request_id: ids::request_id(stem, turn),
+            session_id: stem.to_string(),
+            turn,
+            think_ms: k.checked_sub(1).and_then(|p| execution_ms(&steps[p])),
+            messages,
+            reset_context: reset,
+            reference_output: (!reply.content.is_empty()).then(|| reply.content.clone()),
+            reference_tool_calls: reply.tool_calls.clone(),
+            source: SOURCE.to_string(),
+            ..Default::default()
+        });
+        held.clear();
+        held.extend_from_slice(prompt);
+        // What the replayer appends as the recorded reply.
+        let mut sent_reply = Message::new("assistant", reply.content.clone());
+        sent_reply.tool_calls = reply.tool_calls.clone();
+        held.push(sent_reply);
+    }
+    if rows
+        .first()
+        .is_none_or(|r| !r.messages.iter().any(|m| m.role == "user"))
+    {
+        return Ok(Outcome::Skipped("no user turn".into()));
+    }
+    Ok(Outcome::Session(rows))
+}
+
+/// The history layout: one session per agent named in the messages (one
+/// session when there is one agent), built as OpenAI conversations are,
+/// up to the agent's last reply.
+fn from_history(
+    rec: &RawRecord,
+    stem: &str,
+    history: &[Value],
+    steps: &[Value],
+    counts: &mut Counts,
+) -> Result<Vec<Outcome>> {
+    let messages = parse_messages(history, counts, |i, m| format!("history[{i}] {m}"))
+        .map_err(|m| rec.bad("wrong shape", m))?;
+    let agent_of = |v: &Value| {
+        v.get("agent")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut agents: Vec<String> = Vec::new();
+    for v in history {
+        let a = agent_of(v);
+        if !agents.contains(&a) {
+            agents.push(a);
+        }
+    }
+    let mut sessions = Vec::new();
+    let mut skipped = None;
+    for agent in &agents {
+        let mut own: Vec<Message> = history
+            .iter()
+            .zip(&messages)
+            .filter(|(v, _)| agent_of(v) == *agent)
+            .map(|(_, m)| m.clone())
+            .collect();
+        // Messages after the agent's last reply (the final observation)
+        // were never sent.
+        own.truncate(
+            own.iter()
+                .rposition(|m| m.role == "assistant")
+                .map_or(0, |i| i + 1),
+        );
+        let session_id = match agents.len() {
+            1 => stem.to_string(),
+            _ => format!("{stem}/{agent}"),
+        };
+        match build_turns(&session_id, SOURCE, own, false) {
+            Outcome::Session(mut session) => {
+                // One agent whose calls match the steps one to one: the
+                // steps' run times are the pauses between its calls.
+                if agents.len() == 1 && session.len() == steps.len() {
+                    for (row, step) in session.iter_mut().skip(1).zip(steps) {
+                        row.think_ms = execution_ms(step);
+                    }
+                }
+                sessions.push(Outcome::Session(session));
+            }
+            Outcome::Skipped(why) => skipped = Some(why),
+        }
+    }
+    if sessions.is_empty() {
+        return Ok(vec![Outcome::Skipped(
+            skipped.unwrap_or_else(|| "no model call".into()),
+        )]);
+    }
+    Ok(sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Location;
+
+    fn convert(json: &str, opts: &Options) -> (Result<Vec<Outcome>>, Counts) {
+        let rec = RawRecord {
+            bytes: json.as_bytes().to_vec(),
+            location: Location::file("dir/run-7.traj"),
+        };
+        let mut counts = Counts::default();
+        (convert_record(&rec, opts, &mut counts), counts)
+    }
+
+    fn sessions(json: &str, opts: &Options) -> Vec<Vec<TraceRow>> {
+        let (outcomes, _) = convert(json, opts);
+        outcomes
+            .expect("converts")
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Session(rows) => rows,
+                Outcome::Skipped(why) => panic!("skipped: {why}"),
+            })
+            .collect()
+    }
+
+    const CALL: &str =
+        r#"[{"id":"c1","type":"function","function":{"name":"bash","arguments":"{}"}}]"#;
+
+    /// Three calls; the third step's context cuts the first observation short.
+    fn steps_json(cut: bool) -> String {
+        let sys = r#"{"role":"system","content":"S"}"#;
+        let user = r#"{"role":"user","content":[{"type":"text","text":"fix it"}]}"#;
+        let a = |n: u32| format!(r#"{{"role":"assistant","content":"a{n}","tool_calls":{CALL}}}"#);
+        let o =
+            |text: &str| format!(r#"{{"role":"tool","content":"{text}","tool_call_ids":["c1"]}}"#);
+        let first = if cut { o("(cut)") } else { o("out0") };
+        format!(
+            r#"{{"trajectory":[
+              {{"execution_time":0.5,"messages":[{sys},{user},{a0},{o0}]}},
+              {{"execution_time":1.25,"messages":[{sys},{user},{a0},{o0},{a1},{o1}]}},
+              {{"messages":[{sys},{user},{a0},{first},{a1},{o1},{a2},{o2}]}}],
+              "history":[{sys},{user},{a0},{o0},{a1},{o1},{a2},{o2}],
+              "info":{{"model_stats":{{"api_calls":3}}}}}}"#,
+            a0 = a(0),
+            a1 = a(1),
+            a2 = a(2),
+            o0 = o("out0"),
+            o1 = o("out1"),
+            o2 = o("out2"),
+        )
+    }
+
+    #[test]
+    fn steps_give_the_prompts_as_sent() {
+        let rows = sessions(&steps_json(false), &Options::default()).remove(0);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].session_id, "run-7");
+        assert_eq!(rows[0].request_id, "run-7#0");
+        let roles = |r: &TraceRow| {
+            r.messages
+                .iter()
+                .map(|m| m.role.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(roles(&rows[0]), ["system", "user"]);
+        assert_eq!(rows[0].messages[1].content, "fix it");
+        assert_eq!(rows[0].reference_output.as_deref(), Some("a0"));
+        assert!(
+            rows[0]
+                .reference_tool_calls
+                .as_deref()
+                .is_some_and(|c| c.contains("\"c1\""))
+        );
+        assert_eq!(rows[0].think_ms, None);
+        assert_eq!(roles(&rows[1]), ["tool"]);
+        assert_eq!(rows[1].messages[0].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(rows[1].think_ms, Some(500.0));
+        assert_eq!(rows[2].think_ms, Some(1250.0));
+        assert_eq!(rows[2].reference_output.as_deref(), Some("a2"));
+        assert!(
+            rows.iter()
+                .all(|r| !r.reset_context && r.source == "swe-agent")
+        );
+    }
+
+    #[test]
+    fn a_prompt_cut_short_is_written_whole_with_reset_context() {
+        // The cut shows in step 2's context, the prompt of call 3 (none
+        // here): prompts 0..2 still grow. Cut step 1 instead.
+        let json = steps_json(false).replacen(
+            r#"{"role":"tool","content":"out0","tool_call_ids":["c1"]},{"role":"assistant","content":"a1""#,
+            r#"{"role":"tool","content":"(cut)","tool_call_ids":["c1"]},{"role":"assistant","content":"a1""#,
+            1,
+        );
+        let rows = sessions(&json, &Options::default()).remove(0);
+        assert!(!rows[1].reset_context);
+        assert!(rows[2].reset_context);
+        let contents: Vec<&str> = rows[2]
+            .messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .collect();
+        assert_eq!(contents, ["S", "fix it", "a0", "(cut)", "a1", "out1"]);
+    }
+
+    #[test]
+    fn history_is_used_when_asked_or_when_steps_lack_prompts() {
+        let opts = Options { from_history: true };
+        let rows = sessions(&steps_json(true), &opts).remove(0);
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| !r.reset_context));
+        // One agent whose calls match the steps: their run times are the pauses.
+        assert_eq!(rows[1].think_ms, Some(500.0));
+        let (_, counts) = convert(&steps_json(true), &opts);
+        assert_eq!((counts.history_layout, counts.steps_layout), (1, 0));
+    }
+
+    #[test]
+    fn each_agent_of_a_history_is_a_session() {
+        let json = r#"{"history":[
+            {"role":"system","content":"S","agent":"main"},
+            {"role":"user","content":"q","agent":"main"},
+            {"role":"assistant","content":"a","agent":"main"},
+            {"role":"user","content":"review","agent":"reviewer"},
+            {"role":"assistant","content":"ok","agent":"reviewer"},
+            {"role":"user","content":"q2","agent":"main"},
+            {"role":"assistant","content":"a2","agent":"main"}],
+            "info":{"model_stats":{"api_calls":3}}}"#;
+        let s = sessions(json, &Options::default());
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].len(), 2);
+        assert_eq!(s[0][0].session_id, "run-7/main");
+        assert_eq!(s[1][0].session_id, "run-7/reviewer");
+        assert_eq!(s[1][0].reference_output.as_deref(), Some("ok"));
+        let (_, counts) = convert(json, &Options::default());
+        assert_eq!(counts.calls_differ, 0);
+    }
+
+    #[test]
+    fn calls_that_differ_from_the_recorded_count_are_noted() {
+        let json = steps_json(false).replace(r#""api_calls":3"#, r#""api_calls":5"#);
+        let (_, counts) = convert(&json, &Options::default());
+        assert_eq!(counts.calls_differ, 1);
+    }
+
+    #[test]
+    fn empty_trajectories_are_skipped() {
+        for json in [
+            r#"{"trajectory":[],"history":[]}"#,
+            r#"{"history":[{"role":"system","content":"S"}]}"#,
+            r#"{"trajectory":[]}"#,
+        ] {
+            let (outcomes, _) = convert(json, &Options::default());
+            match outcomes.expect("ok").as_slice() {
+                [Outcome::Skipped(_)] => {}
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_naming_the_place() {
+        for (json, says) in [
+            ("[1]", "JSON object"),
+            (r#"{"messages":[]}"#, "neither"),
+            (r#"{"trajectory":{}}"#, "`trajectory`"),
+            (r#"{"history":"x"}"#, "`history`"),
+            (
+                r#"{"history":[{"role":"alien","content":"x"}]}"#,
+                "history[0]",
+            ),
+            (
+                r#"{"trajectory":[{"messages":[{"role":"user","content":"q"}]}]}"#,
+                "trajectory[0].messages holds no assistant",
+            ),
+            (
+                r#"{"trajectory":[{"messages":[{"role":"user","content":5},{"role":"assistant","content":"a"}]}]}"#,
+                "trajectory[0].messages[0]",
+            ),
+        ] {
+            match convert(json, &Options::default()).0 {
+                Err(crate::Error::BadRecord { kind, message, .. }) => {
+                    assert_eq!(kind, "wrong shape", "{json}");
+                    assert!(message.contains(says), "{json}: {message}");
+                }
+                other => panic!("{json}: {other:?}"),
+            }
+        }
+    }
+}
