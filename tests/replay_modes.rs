@@ -544,6 +544,19 @@ fn trace_time_follows_the_recorded_arrivals_scaled() {
 
 #[test]
 fn users_run_their_session_turns_in_order() {
+    users_run_their_turns_after_their_think_times(None);
+}
+
+#[test]
+fn think_scale_multiplies_the_pauses_between_turns() {
+    users_run_their_turns_after_their_think_times(Some(0.0));
+    users_run_their_turns_after_their_think_times(Some(2.5));
+}
+
+/// Four agent users with 30 ms think times, replayed with `--think-scale`
+/// when given: each turn is scheduled exactly at the previous turn's end
+/// plus its scaled think time.
+fn users_run_their_turns_after_their_think_times(scale: Option<f64>) {
     let dir = tempdir();
     let trace = dir.path().join("agent.parquet");
     trace_ok([
@@ -573,19 +586,23 @@ fn users_run_their_session_turns_in_order() {
         .collect();
     let mock = MockProcess::start(&["--ttft-ms", "3", "--itl-ms", "1"]);
     let results = dir.path().join("results");
-    let out = run_replay(
-        &trace,
-        &mock.url,
-        &results,
-        &[
-            "--users",
-            "4",
-            "--user-arrival",
-            "steady:0.2",
-            "--no-metrics",
-        ],
-    );
+    let scale_arg = scale.map(|s| s.to_string());
+    let mut args = vec![
+        "--users",
+        "4",
+        "--user-arrival",
+        "steady:0.2",
+        "--no-metrics",
+    ];
+    if let Some(s) = &scale_arg {
+        args.extend(["--think-scale", s.as_str()]);
+    }
+    let out = run_replay(&trace, &mock.url, &results, &args);
     let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(
+        read_json(&run.join("run.json"))["config"]["think_scale"],
+        scale.unwrap_or(1.0)
+    );
     assert_eq!(rows.len(), 12);
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
@@ -604,7 +621,7 @@ fn users_run_their_session_turns_in_order() {
         );
         for w in turns.windows(2) {
             assert_eq!(w[1].turn, w[0].turn + 1);
-            let t = think[&(sid.to_string(), w[1].turn)];
+            let t = think[&(sid.to_string(), w[1].turn)] * scale.unwrap_or(1.0);
             assert!(w[1].sent_ms >= w[0].end_ms + t, "{:?}", w[1]);
             assert!((w[1].scheduled_ms - (w[0].end_ms + t)).abs() < 1e-6);
         }
@@ -832,6 +849,8 @@ fn usage_errors_say_what_is_wrong() {
     assert!(e.contains("--burstiness"), "{e}");
     let e = replay_err(&trace, "127.0.0.1:8000", d, &["--qps", "5"]);
     assert!(e.contains("--endpoint") && e.contains("http://"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--think-scale=-1"]);
+    assert!(e.contains("--think-scale") && e.contains(">= 0"), "{e}");
     // None of these created a run folder.
     assert!(!d.join("results").exists());
 }

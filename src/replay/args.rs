@@ -69,6 +69,11 @@ pub struct ReplayArgs {
     /// History of multi-turn sessions: the trace's recorded replies or the server's live ones.
     #[arg(long, value_enum)]
     pub history: Option<History>,
+    /// Multiply the trace's think times (the pauses between a session's
+    /// turns, e.g. an agent's tool runs) by X; 0 sends each turn as soon as
+    /// the previous reply has ended.
+    #[arg(long, value_name = "X")]
+    pub think_scale: Option<f64>,
     /// Output tokens of every request (default: the trace's, else 128).
     #[arg(long)]
     pub max_tokens: Option<u32>,

@@ -85,6 +85,8 @@ pub struct RunConfig {
     pub warmup: usize,
     pub rounds: u32,
     pub history: History,
+    /// Factor on every `think_ms` (finite, >= 0).
+    pub think_scale: f64,
     pub max_tokens: Option<u32>,
     pub default_max_tokens: u32,
     pub ignore_eos: bool,
@@ -544,6 +546,10 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
             })?
         }
     };
+    let think_scale = args.think_scale.unwrap_or(1.0);
+    if !think_scale.is_finite() || think_scale < 0.0 {
+        bail!("--think-scale must be a number >= 0 (0: no pause between turns), not {think_scale}");
+    }
     let drain_timeout = parse_duration(args.drain_timeout.as_deref().unwrap_or("30s"))
         .context("--drain-timeout")?;
 
@@ -573,6 +579,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         warmup: args.warmup.unwrap_or(0),
         rounds,
         history: args.history.unwrap_or(History::Recorded),
+        think_scale,
         max_tokens: args.max_tokens,
         default_max_tokens: 128,
         ignore_eos: !args.no_ignore_eos,
@@ -639,6 +646,7 @@ impl RunConfig {
             "warmup": self.warmup,
             "rounds": self.rounds,
             "history": self.history,
+            "think_scale": self.think_scale,
             "max_tokens": self.max_tokens,
             "default_max_tokens": self.default_max_tokens,
             "ignore_eos": self.ignore_eos,

@@ -145,6 +145,7 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             block_size: meta.block_size.unwrap_or(16),
         },
         history: cfg.history,
+        think_scale: cfg.think_scale,
         clock,
         tx,
         run_id: run.id.clone(),

@@ -26,6 +26,8 @@ pub struct Shared {
     pub endpoint: Endpoint,
     pub opts: RequestOptions,
     pub history: History,
+    /// Factor on every `think_ms`.
+    pub think_scale: f64,
     /// The run's clock: every `*_ms` column counts from here.
     pub clock: Instant,
     pub tx: std::sync::mpsc::Sender<RequestRecord>,
@@ -399,7 +401,10 @@ async fn run_session(
                 if shared.stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
                     return;
                 }
-                let think = Duration::from_secs_f64(row.think_ms.unwrap_or(0.0).max(0.0) / 1000.0);
+                // At most ~115 days: a wild value in a trace must not overflow the clock.
+                let think_ms =
+                    (row.think_ms.unwrap_or(0.0).max(0.0) * shared.think_scale).min(1e10);
+                let think = Duration::from_secs_f64(think_ms / 1000.0);
                 match (trace_time, row.arrival_ms) {
                     (Some((start, origin, scale)), Some(a)) => {
                         let at = start
