@@ -116,3 +116,107 @@ fn replay_against_llama_cpp() {
         "{runj}"
     );
 }
+
+/// The first steps of the real SWE-agent function-calling trajectory, each
+/// text cut to 1,500 characters (alike in every step, so the prompts still
+/// grow append-only), small enough for the test server's 4,096-token slots.
+fn short_swe_agent_trajectory(dir: &std::path::Path, steps: usize) -> PathBuf {
+    use serde_json::Value;
+    fn cut(v: &mut Value) {
+        match v {
+            Value::String(s) if s.len() > 1500 => {
+                let end = (0..=1500)
+                    .rev()
+                    .find(|&i| s.is_char_boundary(i))
+                    .unwrap_or(0);
+                s.truncate(end);
+            }
+            Value::Array(items) => items.iter_mut().for_each(cut),
+            Value::Object(map) => map.values_mut().for_each(cut),
+            _ => {}
+        }
+    }
+    let path = shared_data("agent_traces/swe-agent_function_calling_marshmallow-1867.traj");
+    let mut v: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    if let Some(t) = v["trajectory"].as_array_mut() {
+        t.truncate(steps);
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("history");
+        o.remove("info");
+    }
+    cut(&mut v);
+    let out = dir.join("marshmallow.traj");
+    std::fs::write(&out, serde_json::to_string(&v).expect("json")).expect("write");
+    out
+}
+
+/// A recorded agent run (assistant tool calls, tool results with their
+/// ids) is accepted by a server we did not write, and its prompts grow so
+/// that the server's prefix cache serves each turn's history.
+#[test]
+fn swe_agent_tool_calls_replay_against_llama_cpp() {
+    if !installed() {
+        eprintln!(
+            "real llama.cpp server not installed (../shared/tools/real-server.sh install): not run"
+        );
+        return;
+    }
+    let port: u16 = 18094;
+    let started = Command::new("bash")
+        .arg(script())
+        .args(["start", &port.to_string()])
+        .env("RIG_NP", "1")
+        .status()
+        .expect("real-server.sh runs");
+    assert!(started.success(), "the real server starts");
+    let _server = Server(port);
+    let dir = tempdir();
+    let traj = short_swe_agent_trajectory(dir.path(), 3);
+    let trace = dir.path().join("swe.parquet");
+    trace_ok([
+        "convert".as_ref(),
+        "swe-agent".as_ref(),
+        traj.as_os_str(),
+        "-o".as_ref(),
+        trace.as_os_str(),
+    ]);
+    let results = dir.path().join("results");
+    trace_ok([
+        "replay".to_string(),
+        trace.display().to_string(),
+        "--endpoint".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--concurrency".into(),
+        "1".into(),
+        "--requests".into(),
+        "1".into(),
+        "--think-scale".into(),
+        "0".into(),
+        "--max-tokens".into(),
+        "8".into(),
+        "--no-metrics".into(),
+        "--results-dir".into(),
+        results.display().to_string(),
+        "--quiet".into(),
+    ]);
+    let run = only_run_dir(&results);
+    let mut rows = read_parts(run.join("requests")).expect("parts");
+    rows.sort_by_key(|r| r.turn);
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        assert_eq!(r.status, Some(Status::Ok), "{:?}", r.error);
+    }
+    for w in rows.windows(2) {
+        let (before, now) = (&w[0], &w[1]);
+        assert!(
+            now.prompt_tokens > before.prompt_tokens,
+            "the context grows: {before:?} {now:?}"
+        );
+        assert!(
+            now.cached_tokens.is_some_and(|c| c > 0),
+            "the history came from the prefix cache: {now:?}"
+        );
+    }
+}
