@@ -114,6 +114,14 @@ fn steps_trajectory_replays_every_prompt_as_the_agent_sent_it() {
         let secs = steps[k - 1]["execution_time"].as_f64().expect("time");
         assert_eq!(r.think_ms, Some(secs * 1000.0), "turn {k}");
     }
+    let inspected: Value = serde_json::from_str(&trace_ok([
+        "inspect".to_string(),
+        trace.display().to_string(),
+        "--json".into(),
+    ]))
+    .expect("inspect --json");
+    assert_eq!(inspected["think_ms"]["count"], steps.len() - 1);
+    assert_eq!(inspected["rows_with_reference_tool_calls"], rows.len());
     // Tool results keep the id of the call they answer.
     let tool = &rows[1].messages[0];
     assert_eq!(tool.role, "tool");

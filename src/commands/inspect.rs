@@ -24,8 +24,8 @@ fn distribution(mut v: Vec<f64>) -> Value {
     };
     let mean = v.iter().sum::<f64>() / n as f64;
     json!({
-        "count": n, "mean": round2(mean), "min": v[0], "p50": round2(q(0.5)),
-        "p90": round2(q(0.9)), "p99": round2(q(0.99)), "max": v[n - 1],
+        "count": n, "mean": round2(mean), "min": round2(v[0]), "p50": round2(q(0.5)),
+        "p90": round2(q(0.9)), "p99": round2(q(0.99)), "max": round2(v[n - 1]),
     })
 }
 
@@ -44,6 +44,8 @@ pub fn inspect(path: &std::path::Path) -> anyhow::Result<Value> {
     let mut output_tokens = Vec::new();
     let mut prompt_tokens = Vec::new();
     let mut arrivals = Vec::new();
+    let mut think = Vec::new();
+    let mut with_tool_calls = 0u64;
     let mut resets = 0u64;
     let mut overflows = 0u64;
     let mut with_reference = 0u64;
@@ -68,6 +70,10 @@ pub fn inspect(path: &std::path::Path) -> anyhow::Result<Value> {
             if let Some(a) = row.arrival_ms {
                 arrivals.push(a);
             }
+            if let Some(t) = row.think_ms.filter(|_| row.turn > 0) {
+                think.push(t);
+            }
+            with_tool_calls += row.reference_tool_calls.is_some() as u64;
             resets += row.reset_context as u64;
             overflows += row.overflow as u64;
             with_reference += row.reference_output.is_some() as u64;
@@ -105,7 +111,9 @@ pub fn inspect(path: &std::path::Path) -> anyhow::Result<Value> {
         "output_tokens": distribution(output_tokens),
         "prompt_tokens": distribution(prompt_tokens),
         "arrival": arrival,
+        "think_ms": distribution(think),
         "rows_with_reference_output": with_reference,
+        "rows_with_reference_tool_calls": with_tool_calls,
         "rows_with_hash_ids": with_hash_ids,
         "reset_context_rows": resets,
         "overflow_rows": overflows,
@@ -146,6 +154,7 @@ fn print_text(v: &Value) {
     dist("input tok", &v["input_tokens"]);
     dist("prompt tok", &v["prompt_tokens"]);
     dist("output tok", &v["output_tokens"]);
+    dist("think ms", &v["think_ms"]);
     if let Some(sources) = v["sources"].as_object() {
         let s: Vec<String> = sources.iter().map(|(k, n)| format!("{k} ({n})")).collect();
         println!("sources      {}", s.join(", "));
@@ -159,6 +168,7 @@ fn print_text(v: &Value) {
     }
     for (label, key) in [
         ("reference", "rows_with_reference_output"),
+        ("tool calls", "rows_with_reference_tool_calls"),
         ("hash_ids", "rows_with_hash_ids"),
         ("compactions", "reset_context_rows"),
         ("overflows", "overflow_rows"),
