@@ -165,11 +165,13 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
             .iter()
             .all(|s| s.get("messages").is_some_and(Value::is_array));
     let outcomes = if steps_have_prompts && !(opts.from_history && history.is_some()) {
+        let session = from_steps(rec, &stem, steps, counts)?;
         counts.steps_layout += 1;
-        vec![from_steps(rec, &stem, steps, counts)?]
+        vec![session]
     } else if let Some(history) = history {
+        let sessions = from_history(rec, &stem, history, steps, counts)?;
         counts.history_layout += 1;
-        from_history(rec, &stem, history, steps, counts)?
+        sessions
     } else if steps.is_empty() {
         return Ok(vec![Outcome::Skipped("no model call".into())]);
     } else {
