@@ -140,6 +140,11 @@ fn steps_trajectory_replays_every_prompt_as_the_agent_sent_it() {
         &results,
         &["--concurrency", "1", "--requests", "1"],
     );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (_, mut replayed) = replay_rows(&out, &results);
     replayed.sort_by_key(|r| r.turn);
     assert_eq!(replayed.len(), rows.len());
@@ -153,6 +158,29 @@ fn steps_trajectory_replays_every_prompt_as_the_agent_sent_it() {
             r.request_id
         );
     }
+
+    // Live history drops the recorded tool calls: the replay says so.
+    let live = dir.path().join("live");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &live,
+        &[
+            "--concurrency",
+            "1",
+            "--requests",
+            "1",
+            "--history",
+            "live",
+            "--think-scale",
+            "0",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("warning") && stderr.contains("--history live"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -104,6 +104,17 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     if sessions.is_empty() {
         bail!("{}: the trace has no rows", cfg.trace.display());
     }
+    let has_tool_calls = sessions
+        .iter()
+        .any(|s| s.turns.iter().any(|t| t.reference_tool_calls.is_some()));
+    if cfg.history == workload::History::Live && has_tool_calls {
+        eprintln!(
+            "warning: {} records tool calls, and under --history live the history holds the \
+             server's replies, which call no tools: the trace's tool results then answer calls \
+             the history lacks, which strict servers reject (--history recorded keeps the calls)",
+            cfg.trace.display()
+        );
+    }
     let sessions: Vec<Arc<workload::Session>> = sessions.into_iter().map(Arc::new).collect();
     let client = build_client(cfg.fresh_connections)?;
     let model = match &cfg.model {
