@@ -237,9 +237,15 @@ fn a_folder_of_trajectories_and_bad_input() {
     let dir = tempdir();
     let folder = dir.path().join("runs");
     std::fs::create_dir(&folder).expect("mkdir");
+    // As SWE-agent lays out a run: a folder per task instance, with the
+    // run's other files (here preds.json, not a trajectory) beside them.
     for name in [HISTORY_ONLY, WITH_STEPS] {
-        std::fs::copy(traj_path(name), folder.join(format!("{name}.traj"))).expect("copy");
+        let instance = folder.join(name);
+        std::fs::create_dir(&instance).expect("mkdir");
+        std::fs::copy(traj_path(name), instance.join(format!("{name}.traj"))).expect("copy");
+        std::fs::write(instance.join(format!("{name}.patch")), "diff").expect("write");
     }
+    std::fs::write(folder.join("preds.json"), r#"{"x": {"model_patch": ""}}"#).expect("write");
     std::fs::write(
         folder.join("empty.traj"),
         r#"{"trajectory": [], "history": []}"#,

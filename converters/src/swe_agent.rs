@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 use traces::{Message, TraceRow};
 
-use crate::input::{self, JsonRecords, RawRecord, expand_inputs};
+use crate::input::{self, JsonRecords, RawRecord, expand_tree};
 use crate::openai::{MessageParser, build_turns};
 use crate::{Outcome, Report, Result, SessionSource, ids};
 
@@ -42,9 +42,11 @@ pub struct Options {
     pub from_history: bool,
 }
 
-/// Opens the inputs (trajectory files, or folders of `.traj`/`.json` files).
+/// Opens the inputs: trajectory files (any name), or folders searched
+/// through their subfolders for `*.traj` files (SWE-agent writes one
+/// folder per task instance, beside other JSON such as `preds.json`).
 pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>> {
-    let files = expand_inputs(inputs, &["traj", "json", "jsonl"])?;
+    let files = expand_tree(inputs, &["traj"])?;
     Ok(Box::new(TrajectorySource {
         files: files.into_iter(),
         current: None,

@@ -80,3 +80,54 @@ pub fn expand_inputs(
     }
     Ok(out)
 }
+
+/// Like [`expand_inputs`], but a folder is searched through its subfolders
+/// too (in sorted order; hidden files and folders skipped), as tools that
+/// write one folder per task lay out their output.
+pub fn expand_tree(
+    inputs: &[std::path::PathBuf],
+    extensions: &[&str],
+) -> Result<Vec<std::path::PathBuf>> {
+    fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+        let io = |source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if !entry.file_name().to_string_lossy().starts_with('.') {
+                entries.push(entry.path());
+            }
+        }
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, extensions, out)?;
+            } else if p.is_file()
+                && p.extension()
+                    .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
+            {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let before = out.len();
+            walk(input, extensions, &mut out)?;
+            if out.len() == before {
+                return Err(Error::Usage(format!(
+                    "{}: folder holds no input files ({}), in it or below",
+                    input.display(),
+                    extensions.join(", ")
+                )));
+            }
+        } else {
+            out.extend(expand_inputs(std::slice::from_ref(input), extensions)?);
+        }
+    }
+    Ok(out)
+}
