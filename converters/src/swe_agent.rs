@@ -3,14 +3,15 @@
 //!
 //! A trajectory is a JSON object. Two of its keys can give the calls:
 //!
-//! - `trajectory`: the steps. In SWE-agent 1.x each step's `messages` is the
-//!   context after the step (its action and observation included), i.e. the
-//!   prompt of the next call, *as sent*: history processors may have cut
-//!   old observations short, so the prompts need not grow append-only. The
-//!   turns are built from these ("steps" layout): a prompt that extends the
-//!   previous prompt and reply adds only its new messages; one that does not
-//!   is written whole with `reset_context`. A step's `execution_time` (the
-//!   action's run time) becomes the next turn's `think_ms`.
+//! - `trajectory`: the steps. SWE-agent 1.x records each step's `query`,
+//!   the prompt of its own call; some earlier versions recorded `messages`,
+//!   the context after the step (the next call's prompt). Either gives the
+//!   prompts *as sent*: history processors may have cut old observations
+//!   short, so the prompts need not grow append-only. The turns are built
+//!   from these ("steps" layout): a prompt that extends the previous prompt
+//!   and reply adds only its new messages; one that does not is written
+//!   whole with `reset_context`. A step's `execution_time` (the action's
+//!   run time) becomes the next turn's `think_ms`.
 //! - `history`: every message as the agent appended it. Older trajectories
 //!   have only this ("history" layout): each assistant message is a model
 //!   call's reply, and the messages before it since the previous reply are
@@ -162,12 +163,17 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| ids::content_id(SOURCE, &rec.bytes));
-    let steps_have_prompts = !steps.is_empty()
-        && steps
-            .iter()
-            .all(|s| s.get("messages").is_some_and(Value::is_array));
-    let outcomes = if steps_have_prompts && !(opts.from_history && history.is_some()) {
-        let session = from_steps(rec, &stem, steps, counts)?;
+    let prompts = if opts.from_history && history.is_some() {
+        None
+    } else if every_step_has(steps, "query") {
+        Some(StepPrompts::Query)
+    } else if every_step_has(steps, "messages") {
+        Some(StepPrompts::Messages)
+    } else {
+        None
+    };
+    let outcomes = if let Some(prompts) = prompts {
+        let session = from_steps(rec, &stem, steps, prompts, history, counts)?;
         counts.steps_layout += 1;
         vec![session]
     } else if let Some(history) = history {
@@ -179,7 +185,8 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
     } else {
         return Err(rec.bad(
             "wrong shape",
-            "the trajectory has neither `history` nor steps with `messages`",
+            "the trajectory has neither `history` nor steps that record their prompts \
+             (`query` or `messages`)",
         ));
     };
     let turns: usize = outcomes
@@ -247,49 +254,102 @@ fn execution_ms(step: &Value) -> Option<f64> {
         .map(|s| s * 1000.0)
 }
 
-/// The steps layout: call k sends the context recorded after step k-1
-/// (for k = 0, the first step's context before its reply), and its reply is
-/// the last assistant message of step k's context.
+/// Which key of the steps records the prompts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StepPrompts {
+    /// `query`: the messages sent for the step's own call (SWE-agent 1.x).
+    Query,
+    /// `messages`: the context after the step, i.e. the next call's prompt.
+    Messages,
+}
+
+/// Whether every step records its prompt under `key`: a non-empty list of
+/// objects with a `role` (SWE-agent writes `[{}]` for a step that made no
+/// call).
+fn every_step_has(steps: &[Value], key: &str) -> bool {
+    !steps.is_empty()
+        && steps.iter().all(|s| {
+            s.get(key).and_then(Value::as_array).is_some_and(|items| {
+                !items.is_empty() && items.iter().all(|m| m.get("role").is_some())
+            })
+        })
+}
+
+/// The steps layouts. The calls' contexts X_0..X_n: X_k is the prompt of
+/// call k and X_n the context after the last call, so the reply of call k
+/// is the last assistant message of X_k+1. With `query`, X_k is step k's
+/// query and X_n the history (else the last step's `response`); with
+/// `messages`, X_0 is step 0's context up to its reply and X_k step k-1's.
 fn from_steps(
     rec: &RawRecord,
     stem: &str,
     steps: &[Value],
+    prompts: StepPrompts,
+    history: Option<&[Value]>,
     counts: &mut Counts,
 ) -> Result<Outcome> {
-    let mut contexts = Vec::with_capacity(steps.len());
+    let key = match prompts {
+        StepPrompts::Query => "query",
+        StepPrompts::Messages => "messages",
+    };
+    let mut contexts: Vec<(Vec<Message>, String)> = Vec::with_capacity(steps.len() + 1);
     for (k, step) in steps.iter().enumerate() {
         let items = step
-            .get("messages")
+            .get(key)
             .and_then(Value::as_array)
             .map_or(&[][..], Vec::as_slice);
         let messages = parse_messages(items, counts, |i, m| {
-            format!("trajectory[{k}].messages[{i}] {m}")
+            format!("trajectory[{k}].{key}[{i}] {m}")
         })
         .map_err(|m| rec.bad("wrong shape", m))?;
-        let Some(reply_at) = messages.iter().rposition(|m| m.role == "assistant") else {
-            return Err(rec.bad(
-                "wrong shape",
-                format!("trajectory[{k}].messages holds no assistant message (the step's action)"),
-            ));
-        };
-        contexts.push((messages, reply_at));
+        contexts.push((messages, format!("trajectory[{k}].{key}")));
     }
-    let mut rows: Vec<TraceRow> = Vec::with_capacity(steps.len());
+    match prompts {
+        StepPrompts::Messages => {
+            let (first, label) = &contexts[0];
+            let Some(reply_at) = first.iter().rposition(|m| m.role == "assistant") else {
+                return Err(rec.bad(
+                    "wrong shape",
+                    format!("{label} holds no assistant message (the step's action)"),
+                ));
+            };
+            let prompt0 = (first[..reply_at].to_vec(), label.clone());
+            contexts.insert(0, prompt0);
+        }
+        StepPrompts::Query => {
+            let after = match history {
+                Some(h) if !h.is_empty() => {
+                    parse_messages(h, counts, |i, m| format!("history[{i}] {m}"))
+                        .map_err(|m| rec.bad("wrong shape", m))?
+                }
+                _ => {
+                    let last = &steps[steps.len() - 1];
+                    let text = last.get("response").and_then(Value::as_str).unwrap_or("");
+                    vec![Message::new("assistant", text)]
+                }
+            };
+            contexts.push((after, "history".into()));
+        }
+    }
+    let calls = contexts.len() - 1;
+    let mut rows: Vec<TraceRow> = Vec::with_capacity(calls);
     // The previous call's prompt followed by its reply: what the session
     // holds when the next turn begins.
     let mut held: Vec<Message> = Vec::new();
-    for k in 0..contexts.len() {
-        let prompt = match k {
-            0 => &contexts[0].0[..contexts[0].1],
-            _ => &contexts[k - 1].0[..],
+    for k in 0..calls {
+        let prompt = &contexts[k].0;
+        let (after, label) = &contexts[k + 1];
+        let Some(reply) = after.iter().rev().find(|m| m.role == "assistant") else {
+            return Err(rec.bad(
+                "wrong shape",
+                format!("{label} holds no assistant message (the reply of call {k})"),
+            ));
         };
-        let (ctx, reply_at) = &contexts[k];
-        let reply = &ctx[*reply_at];
         let extends = k > 0 && prompt.len() > held.len() && prompt.starts_with(&held);
         let (messages, reset) = if k == 0 || extends {
             (prompt[held.len()..].to_vec(), false)
         } else {
-            (prompt.to_vec(), true)
+            (prompt.clone(), true)
         };
         let turn = k as u32;
         rows.push(TraceRow {
@@ -471,6 +531,64 @@ mod tests {
             rows.iter()
                 .all(|r| !r.reset_context && r.source == "swe-agent")
         );
+    }
+
+    /// SWE-agent 1.x: each step's `query` is the prompt of its own call.
+    #[test]
+    fn steps_with_queries_give_the_prompts_as_sent() {
+        let sys = r#"{"role":"system","content":"S"}"#;
+        let user = r#"{"role":"user","content":[{"type":"text","text":"fix it","cache_control":{"type":"ephemeral"}}]}"#;
+        let a = |n: u32| format!(r#"{{"role":"assistant","content":"a{n}","tool_calls":{CALL}}}"#);
+        let o = |n: u32| format!(r#"{{"role":"tool","content":"out{n}","tool_call_ids":["c1"]}}"#);
+        let step = |query: String, response: &str| {
+            format!(r#"{{"query":[{query}],"response":"{response}","execution_time":0.25}}"#)
+        };
+        let steps = [
+            step(format!("{sys},{user}"), "a0"),
+            step(format!("{sys},{user},{},{}", a(0), o(0)), "a1"),
+            step(
+                format!("{sys},{user},{},{},{},{}", a(0), o(0), a(1), o(1)),
+                "a2 raw",
+            ),
+        ]
+        .join(",");
+        let history = format!(
+            "{sys},{user},{},{},{},{},{},{}",
+            a(0),
+            o(0),
+            a(1),
+            o(1),
+            a(2),
+            o(2)
+        );
+        let with_history = format!(r#"{{"trajectory":[{steps}],"history":[{history}]}}"#);
+        let rows = sessions(&with_history, &Options::default()).remove(0);
+        assert_eq!(rows.len(), 3);
+        let contents = |r: &TraceRow| {
+            r.messages
+                .iter()
+                .map(|m| m.content.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(contents(&rows[0]), ["S", "fix it"]);
+        assert_eq!(contents(&rows[1]), ["out0"]);
+        assert_eq!(contents(&rows[2]), ["out1"]);
+        let replies: Vec<_> = rows.iter().map(|r| r.reference_output.as_deref()).collect();
+        assert_eq!(replies, [Some("a0"), Some("a1"), Some("a2")]);
+        assert!(
+            rows.iter()
+                .all(|r| r.reference_tool_calls.is_some() && !r.reset_context)
+        );
+        assert_eq!(rows[2].think_ms, Some(250.0));
+        // Without a history, the last reply is the last step's response.
+        let bare = format!(r#"{{"trajectory":[{steps}]}}"#);
+        let rows = sessions(&bare, &Options::default()).remove(0);
+        assert_eq!(rows[2].reference_output.as_deref(), Some("a2 raw"));
+        assert_eq!(rows[2].reference_tool_calls, None);
+        // A step that made no call (`[{}]`): the history is used instead.
+        let no_call = with_history.replacen(&format!("[{sys},{user}]"), "[{}]", 1);
+        let (_, counts) = convert(&no_call, &Options::default());
+        assert_eq!((counts.history_layout, counts.steps_layout), (1, 0));
     }
 
     #[test]
