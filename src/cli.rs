@@ -100,7 +100,7 @@ pub enum ConvertFormat {
     Conversations(Input<converters::conversations::Options>),
     /// OpenAI messages: JSONL of `{"messages": [...]}` or bare arrays of messages.
     Openai(Input<converters::openai::Options>),
-    /// SWE-agent trajectories (`*.traj`): one session per trajectory, one turn per model call.
+    /// SWE-agent and mini-SWE-agent trajectories (`*.traj`, `*.traj.json`): one session per run, one turn per model call.
     #[command(name = "swe-agent")]
     SweAgent(Input<converters::swe_agent::Options>),
     /// Plain prompt lists: JSONL/JSON of `{"text"}`/`{"prompt"}`, or one prompt per line.

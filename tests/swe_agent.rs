@@ -246,6 +246,19 @@ fn a_folder_of_trajectories_and_bad_input() {
         std::fs::write(instance.join(format!("{name}.patch")), "diff").expect("write");
     }
     std::fs::write(folder.join("preds.json"), r#"{"x": {"model_patch": ""}}"#).expect("write");
+    // A mini-SWE-agent run (its 1.x object, made from the real sample's
+    // messages, which were saved as a bare array before 1.0).
+    let mini_messages: Value = read_json(&shared_data(
+        "openai_messages/mini-swe-agent_github_issue.traj.json",
+    ));
+    let mini = folder.join("mini").join("github-issue");
+    std::fs::create_dir_all(&mini).expect("mkdir");
+    let mini_traj = serde_json::json!({
+        "info": {"exit_status": "Submitted"},
+        "messages": mini_messages,
+        "trajectory_format": "mini-swe-agent-1",
+    });
+    std::fs::write(mini.join("github-issue.traj.json"), mini_traj.to_string()).expect("write");
     std::fs::write(
         folder.join("empty.traj"),
         r#"{"trajectory": [], "history": []}"#,
@@ -261,19 +274,48 @@ fn a_folder_of_trajectories_and_bad_input() {
         "--json".into(),
     ]);
     let report: Value = serde_json::from_str(&report).expect("json report");
-    assert_eq!(report["sessions_written"], 2, "{report}");
+    assert_eq!(report["sessions_written"], 3, "{report}");
     assert_eq!(report["skipped"]["no model call"], 1, "{report}");
     let rows = read_rows(&out);
     let sessions: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.session_id.as_str()).collect();
     assert_eq!(
         sessions.into_iter().collect::<Vec<_>>(),
-        [WITH_STEPS, HISTORY_ONLY]
+        ["github-issue", WITH_STEPS, HISTORY_ONLY]
     );
+
+    // The mini-SWE-agent run has the turns `trace convert openai` makes of
+    // the bare array, but for the last: the final observation after the
+    // agent's last reply was never sent.
+    let openai = dir.path().join("openai.parquet");
+    trace_ok([
+        "convert".to_string(),
+        "openai".into(),
+        shared_data("openai_messages/mini-swe-agent_github_issue.traj.json")
+            .display()
+            .to_string(),
+        "-o".into(),
+        openai.display().to_string(),
+    ]);
+    let as_openai = read_rows(&openai);
+    let as_mini: Vec<&TraceRow> = rows
+        .iter()
+        .filter(|r| r.session_id == "github-issue")
+        .collect();
+    assert!(as_mini.len() > 5);
+    assert_eq!(as_mini.len() + 1, as_openai.len());
+    assert_eq!(
+        as_openai.last().and_then(|r| r.reference_output.clone()),
+        None
+    );
+    for (m, o) in as_mini.iter().zip(&as_openai) {
+        assert_eq!(m.messages, o.messages, "turn {}", m.turn);
+        assert_eq!(m.reference_output, o.reference_output, "turn {}", m.turn);
+    }
 
     // A file that is not a trajectory: an error naming it, and no output.
     let bad = dir.path().join("bad.traj");
-    std::fs::write(&bad, r#"{"messages": []}"#).expect("write");
+    std::fs::write(&bad, r#"{"steps": []}"#).expect("write");
     let bad_out = dir.path().join("bad.parquet");
     let err = trace_err([
         "convert".to_string(),

@@ -1,4 +1,4 @@
-//! `trace convert swe-agent`: SWE-agent trajectories (`*.traj`), one
+//! `trace convert swe-agent`: SWE-agent and mini-SWE-agent trajectories, one
 //! session per trajectory, one turn per model call.
 //!
 //! A trajectory is a JSON object. Two of its keys can give the calls:
@@ -44,10 +44,11 @@ pub struct Options {
 }
 
 /// Opens the inputs: trajectory files (any name), or folders searched
-/// through their subfolders for `*.traj` files (SWE-agent writes one
-/// folder per task instance, beside other JSON such as `preds.json`).
+/// through their subfolders for `*.traj` and `*.traj.json` files (SWE-agent
+/// and mini-SWE-agent write one folder per task instance, beside other JSON
+/// such as `preds.json`).
 pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>> {
-    let files = expand_tree(inputs, &["traj"])?;
+    let files = expand_tree(inputs, &[".traj", ".traj.json"])?;
     Ok(Box::new(TrajectorySource {
         files: files.into_iter(),
         current: None,
@@ -62,6 +63,7 @@ pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>
 struct Counts {
     steps_layout: u64,
     history_layout: u64,
+    mini_layout: u64,
     /// Trajectories whose `info.model_stats.api_calls` differs from their turns.
     calls_differ: u64,
     dropped_parts: u64,
@@ -141,10 +143,25 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
             "a SWE-agent trajectory must be a JSON object with `trajectory` or `history`",
         ));
     };
+    let stem = session_stem(rec);
     if !obj.contains_key("trajectory") && !obj.contains_key("history") {
+        if let Some(Value::Array(messages)) = obj.get("messages") {
+            // mini-SWE-agent: the conversation as appended, one list.
+            let outcomes = from_history(rec, &stem, messages, &[], counts)?;
+            counts.mini_layout += 1;
+            return Ok(check_calls(&obj, outcomes, counts));
+        }
+        if obj.contains_key("role") {
+            return Err(rec.bad(
+                "wrong shape",
+                "not a SWE-agent trajectory but a message: a file that is one array of \
+                 messages (as mini-SWE-agent wrote before 1.0) is read by `trace convert openai`",
+            ));
+        }
         return Err(rec.bad(
             "wrong shape",
-            "not a SWE-agent trajectory: the object has neither `trajectory` nor `history`",
+            "not a SWE-agent trajectory: the object has neither `trajectory` nor `history` \
+             (nor mini-SWE-agent's `messages`)",
         ));
     }
     let steps = match obj.get("trajectory") {
@@ -157,12 +174,6 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
         Some(Value::Array(h)) => Some(h.as_slice()),
         Some(_) => return Err(rec.bad("wrong shape", "`history` must be a list of messages")),
     };
-    let stem = rec
-        .location
-        .file
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| ids::content_id(SOURCE, &rec.bytes));
     let prompts = if opts.from_history && history.is_some() {
         None
     } else if every_step_has(steps, "query") {
@@ -189,6 +200,35 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
              (`query` or `messages`)",
         ));
     };
+    Ok(check_calls(&obj, outcomes, counts))
+}
+
+/// The session id of a trajectory file: its name without `.traj` or
+/// `.traj.json` (SWE-agent names the file after the task instance).
+fn session_stem(rec: &RawRecord) -> String {
+    let name = rec
+        .location
+        .file
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lower = name.to_ascii_lowercase();
+    let cut = [".traj.json", ".traj", ".jsonl", ".json"]
+        .iter()
+        .find(|s| lower.ends_with(*s))
+        .map_or(name.len(), |s| name.len() - s.len());
+    match &name[..cut] {
+        "" => ids::content_id(SOURCE, &rec.bytes),
+        stem => stem.to_string(),
+    }
+}
+
+/// Counts a trajectory whose turns differ from its recorded model calls.
+fn check_calls(
+    obj: &Map<String, Value>,
+    outcomes: Vec<Outcome>,
+    counts: &mut Counts,
+) -> Vec<Outcome> {
     let turns: usize = outcomes
         .iter()
         .map(|o| match o {
@@ -196,10 +236,10 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
             Outcome::Skipped(_) => 0,
         })
         .sum();
-    if api_calls(&obj).is_some_and(|calls| turns as u64 != calls) {
+    if api_calls(obj).is_some_and(|calls| turns as u64 != calls) {
         counts.calls_differ += 1;
     }
-    Ok(outcomes)
+    outcomes
 }
 
 /// `info.model_stats.api_calls`, where recorded and non-zero (a replayed
@@ -652,6 +692,37 @@ mod tests {
     }
 
     #[test]
+    fn mini_swe_agent_messages_are_one_session() {
+        let json = r#"{"info":{"model_stats":{"api_calls":2}},"trajectory_format":"mini-swe-agent-1.1",
+            "messages":[{"role":"system","content":"S"},{"role":"user","content":"task"},
+            {"role":"assistant","content":"ls","extra":{}},{"role":"user","content":"out"},
+            {"role":"assistant","content":"submit"},{"role":"user","content":"done"}]}"#;
+        let (outcomes, counts) = convert(json, &Options::default());
+        let rows = match outcomes.expect("converts").remove(0) {
+            Outcome::Session(rows) => rows,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(rows.len(), 2, "the final observation is never sent");
+        assert_eq!(rows[0].session_id, "run-7");
+        assert_eq!(rows[1].reference_output.as_deref(), Some("submit"));
+        assert_eq!((counts.mini_layout, counts.calls_differ), (1, 0));
+    }
+
+    #[test]
+    fn session_ids_are_file_names_without_their_trajectory_suffix() {
+        let id = |file: &str| {
+            session_stem(&RawRecord {
+                bytes: b"{}".to_vec(),
+                location: Location::file(file),
+            })
+        };
+        assert_eq!(id("a/django__django-1.traj"), "django__django-1");
+        assert_eq!(id("a/x.TRAJ.json"), "x");
+        assert_eq!(id("runs.jsonl"), "runs");
+        assert!(id(".traj").starts_with("swe-agent-"));
+    }
+
+    #[test]
     fn empty_trajectories_are_skipped() {
         for json in [
             r#"{"trajectory":[],"history":[]}"#,
@@ -670,7 +741,8 @@ mod tests {
     fn wrong_shapes_are_errors_naming_the_place() {
         for (json, says) in [
             ("[1]", "JSON object"),
-            (r#"{"messages":[]}"#, "neither"),
+            (r#"{"role":"user","content":"x"}"#, "trace convert openai"),
+            (r#"{"steps":[]}"#, "neither"),
             (r#"{"trajectory":{}}"#, "`trajectory`"),
             (r#"{"history":"x"}"#, "`history`"),
             (

@@ -82,13 +82,15 @@ pub fn expand_inputs(
 }
 
 /// Like [`expand_inputs`], but a folder is searched through its subfolders
-/// too (in sorted order; hidden files and folders skipped), as tools that
-/// write one folder per task lay out their output.
+/// too (in sorted order; hidden files and folders skipped) for files whose
+/// names end in one of `suffixes` (ASCII case ignored), as tools that write
+/// one folder per task lay out their output. Files named on the command
+/// line are taken whatever their names.
 pub fn expand_tree(
     inputs: &[std::path::PathBuf],
-    extensions: &[&str],
+    suffixes: &[&str],
 ) -> Result<Vec<std::path::PathBuf>> {
-    fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    fn walk(dir: &Path, suffixes: &[&str], out: &mut Vec<std::path::PathBuf>) -> Result<()> {
         let io = |source| Error::Io {
             path: dir.to_path_buf(),
             source,
@@ -96,18 +98,16 @@ pub fn expand_tree(
         let mut entries = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
             let entry = entry.map_err(io)?;
-            if !entry.file_name().to_string_lossy().starts_with('.') {
-                entries.push(entry.path());
+            let name = entry.file_name().to_string_lossy().to_ascii_lowercase();
+            if !name.starts_with('.') {
+                entries.push((entry.path(), name));
             }
         }
         entries.sort();
-        for p in entries {
+        for (p, name) in entries {
             if p.is_dir() {
-                walk(&p, extensions, out)?;
-            } else if p.is_file()
-                && p.extension()
-                    .is_some_and(|e| extensions.iter().any(|x| e.eq_ignore_ascii_case(x)))
-            {
+                walk(&p, suffixes, out)?;
+            } else if p.is_file() && suffixes.iter().any(|s| name.ends_with(s)) {
                 out.push(p);
             }
         }
@@ -117,16 +117,16 @@ pub fn expand_tree(
     for input in inputs {
         if input.is_dir() {
             let before = out.len();
-            walk(input, extensions, &mut out)?;
+            walk(input, suffixes, &mut out)?;
             if out.len() == before {
                 return Err(Error::Usage(format!(
-                    "{}: folder holds no input files ({}), in it or below",
+                    "{}: folder holds no input files (*{}), in it or below",
                     input.display(),
-                    extensions.join(", ")
+                    suffixes.join(", *")
                 )));
             }
         } else {
-            out.extend(expand_inputs(std::slice::from_ref(input), extensions)?);
+            out.extend(expand_inputs(std::slice::from_ref(input), &[])?);
         }
     }
     Ok(out)
