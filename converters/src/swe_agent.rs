@@ -17,6 +17,9 @@
 //!   call's reply, and the messages before it since the previous reply are
 //!   the call's new input, as for `trace convert openai`.
 //!
+//! A mini-SWE-agent trajectory has neither, only `messages`, the
+//! conversation as appended: it is read as a history.
+//!
 //! See `docs/formats/swe-agent.md`.
 
 use std::collections::VecDeque;
