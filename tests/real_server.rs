@@ -39,22 +39,31 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn replay_against_llama_cpp() {
+/// Starts llama-server on `port` with the script's `env` settings, or
+/// returns `None` (and says why) when it is not installed here.
+fn start_server(port: u16, env: &[(&str, &str)]) -> Option<Server> {
     if !installed() {
         eprintln!(
             "real llama.cpp server not installed (../shared/tools/real-server.sh install): not run"
         );
-        return;
+        return None;
     }
-    let port: u16 = 18093;
     let started = Command::new("bash")
         .arg(script())
         .args(["start", &port.to_string()])
+        .envs(env.iter().copied())
         .status()
         .expect("real-server.sh runs");
     assert!(started.success(), "the real server starts");
-    let _server = Server(port);
+    Some(Server(port))
+}
+
+#[test]
+fn replay_against_llama_cpp() {
+    let port: u16 = 18093;
+    let Some(_server) = start_server(port, &[]) else {
+        return;
+    };
     let dir = tempdir();
     let trace = dir.path().join("t.parquet");
     let input = shared_data("sharegpt/fastchat_dummy_conversation.json");
@@ -157,21 +166,10 @@ fn short_swe_agent_trajectory(dir: &std::path::Path, steps: usize) -> PathBuf {
 /// that the server's prefix cache serves each turn's history.
 #[test]
 fn swe_agent_tool_calls_replay_against_llama_cpp() {
-    if !installed() {
-        eprintln!(
-            "real llama.cpp server not installed (../shared/tools/real-server.sh install): not run"
-        );
-        return;
-    }
     let port: u16 = 18094;
-    let started = Command::new("bash")
-        .arg(script())
-        .args(["start", &port.to_string()])
-        .env("RIG_NP", "1")
-        .status()
-        .expect("real-server.sh runs");
-    assert!(started.success(), "the real server starts");
-    let _server = Server(port);
+    let Some(_server) = start_server(port, &[("RIG_NP", "1")]) else {
+        return;
+    };
     let dir = tempdir();
     let traj = short_swe_agent_trajectory(dir.path(), 3);
     let trace = dir.path().join("swe.parquet");

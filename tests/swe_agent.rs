@@ -276,6 +276,19 @@ fn a_folder_of_trajectories_and_bad_input() {
     let report: Value = serde_json::from_str(&report).expect("json report");
     assert_eq!(report["sessions_written"], 3, "{report}");
     assert_eq!(report["skipped"]["no model call"], 1, "{report}");
+    // Which layout each trajectory was read from reaches the summary.
+    assert_eq!(
+        report["notes"]["trajectories read from their steps' prompts as sent"], 1,
+        "{report}"
+    );
+    assert_eq!(
+        report["notes"]["trajectories read from their appended history"], 1,
+        "{report}"
+    );
+    assert_eq!(
+        report["notes"]["mini-SWE-agent trajectories (one `messages` list)"], 1,
+        "{report}"
+    );
     let rows = read_rows(&out);
     let sessions: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.session_id.as_str()).collect();

@@ -23,14 +23,12 @@
 //! See `docs/formats/swe-agent.md`.
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 use traces::{Message, TraceRow};
 
-use crate::input::{self, JsonRecords, RawRecord, expand_tree};
+use crate::input::{JsonSource, RawRecord, RecordConverter, expand_tree};
 use crate::openai::{MessageParser, build_turns};
 use crate::{Outcome, Report, Result, SessionSource, ids};
 
@@ -52,13 +50,13 @@ pub struct Options {
 /// such as `preds.json`).
 pub fn open(inputs: &[PathBuf], opts: &Options) -> Result<Box<dyn SessionSource>> {
     let files = expand_tree(inputs, &[".traj", ".traj.json"])?;
-    Ok(Box::new(TrajectorySource {
-        files: files.into_iter(),
-        current: None,
-        queued: VecDeque::new(),
-        opts: opts.clone(),
-        counts: Counts::default(),
-    }))
+    Ok(Box::new(JsonSource::new(
+        files,
+        Trajectories {
+            opts: opts.clone(),
+            counts: Counts::default(),
+        },
+    )))
 }
 
 /// What the source noticed, for the report.
@@ -72,40 +70,16 @@ struct Counts {
     dropped_parts: u64,
 }
 
-struct TrajectorySource {
-    files: std::vec::IntoIter<PathBuf>,
-    current: Option<JsonRecords<BufReader<File>>>,
-    /// Sessions of a trajectory not handed out yet (one per agent).
-    queued: VecDeque<Outcome>,
+/// Converts each trajectory file's object, counting what it saw.
+struct Trajectories {
     opts: Options,
     counts: Counts,
 }
 
-impl SessionSource for TrajectorySource {
-    fn next_outcome(&mut self) -> Option<Result<Outcome>> {
-        loop {
-            if let Some(outcome) = self.queued.pop_front() {
-                return Some(Ok(outcome));
-            }
-            if let Some(records) = self.current.as_mut() {
-                match records.next() {
-                    Some(Ok(rec)) => match convert_record(&rec, &self.opts, &mut self.counts) {
-                        Ok(outcomes) => {
-                            self.queued.extend(outcomes);
-                            continue;
-                        }
-                        Err(e) => return Some(Err(e)),
-                    },
-                    Some(Err(e)) => return Some(Err(e)),
-                    None => self.current = None,
-                }
-            }
-            let path = self.files.next()?;
-            match input::open(&path) {
-                Ok(reader) => self.current = Some(JsonRecords::new(&path, reader)),
-                Err(e) => return Some(Err(e)),
-            }
-        }
+impl RecordConverter for Trajectories {
+    fn convert(&mut self, rec: RawRecord, out: &mut VecDeque<Outcome>) -> Result<()> {
+        out.extend(convert_record(&rec, &self.opts, &mut self.counts)?);
+        Ok(())
     }
 
     fn finish(&mut self, report: &mut Report) {
@@ -118,6 +92,10 @@ impl SessionSource for TrajectorySource {
             (
                 "trajectories read from their appended history",
                 c.history_layout,
+            ),
+            (
+                "mini-SWE-agent trajectories (one `messages` list)",
+                c.mini_layout,
             ),
             (
                 "trajectories whose model calls (info.model_stats.api_calls) differ from their turns",
@@ -192,7 +170,9 @@ fn convert_record(rec: &RawRecord, opts: &Options, counts: &mut Counts) -> Resul
         vec![session]
     } else if let Some(history) = history {
         let sessions = from_history(rec, &stem, history, steps, counts)?;
-        counts.history_layout += 1;
+        if sessions.iter().any(|s| matches!(s, Outcome::Session(_))) {
+            counts.history_layout += 1;
+        }
         sessions
     } else if steps.is_empty() {
         return Ok(vec![Outcome::Skipped("no model call".into())]);

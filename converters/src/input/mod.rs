@@ -10,7 +10,7 @@ pub use json::{JsonLayout, JsonRecords, RawRecord};
 pub use lines::TextLines;
 pub use parallel::{ParallelJsonSource, ParallelOptions};
 pub use scan::Scan;
-pub use source::JsonSource;
+pub use source::{JsonSource, RecordConverter};
 
 use std::fs::File;
 use std::io::BufReader;
