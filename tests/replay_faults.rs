@@ -611,3 +611,113 @@ fn second_ctrl_c_exits_at_once_with_the_parts_intact() {
     assert_unique_requests(&rows);
     assert!(rows.iter().all(|r| r.status == Some(Status::Ok)));
 }
+
+/// Two agent users whose second turn is due ~115 days after their first
+/// (a wild `think_ms`, capped by the replayer).
+fn agent_trace_with_endless_think(dir: &Path) -> PathBuf {
+    let trace = dir.join("agent.parquet");
+    trace_ok([
+        "synth",
+        "agent",
+        "--users",
+        "2",
+        "--turns",
+        "2",
+        "--system-prefix-tokens",
+        "20",
+        "--user-prefix-tokens",
+        "5",
+        "--turn-input-tokens",
+        "5",
+        "--turn-output-tokens",
+        "3",
+        "--think-ms",
+        "1e300",
+        "-o",
+        trace.to_str().expect("utf8"),
+    ]);
+    trace
+}
+
+#[test]
+fn ctrl_c_ends_a_think_time_at_once() {
+    let dir = tempdir();
+    let trace = agent_trace_with_endless_think(dir.path());
+    let log = dir.path().join("server.jsonl");
+    let mock = MockProcess::start(&[
+        "--ttft-ms",
+        "2",
+        "--itl-ms",
+        "1",
+        "--log-requests",
+        log.to_str().expect("utf8"),
+    ]);
+    let mut replay = Running::start(
+        &trace,
+        &mock.url,
+        dir.path(),
+        // A drain far longer than the test waits: only the think times are
+        // pending when the interrupt comes, and they must not be waited out.
+        &["--users", "2", "--drain-timeout", "10m", "--no-metrics"],
+    );
+    let limit = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&log).map_or(0, |s| s.lines().count()) < 2 {
+        assert!(Instant::now() < limit, "the first turns were not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Both users are now between their turns.
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = std::fs::read_to_string(&replay.stderr).unwrap_or_default();
+    assert!(
+        stderr.contains("warning: session") && stderr.contains("--think-scale 0"),
+        "the endless pause was announced: {stderr}"
+    );
+    replay.signal("INT");
+    let status = replay.wait(Duration::from_secs(60));
+    let stderr = std::fs::read_to_string(&replay.stderr).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let run = std::fs::read_dir(dir.path().join("results"))
+        .expect("results")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .expect("a run folder");
+    let rows = read_parts(run.join("requests")).expect("parts read");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.turn == 0 && r.status == Some(Status::Ok))
+    );
+    assert_eq!(read_json(&run.join("run.json"))["interrupted"], true);
+    assert_eq!(read_json(&run.join("summary.json"))["levels"][0]["ok"], 2);
+}
+
+#[test]
+fn duration_ends_a_level_whose_next_turns_are_due_later() {
+    let dir = tempdir();
+    let trace = agent_trace_with_endless_think(dir.path());
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let mut replay = Running::start(
+        &trace,
+        &mock.url,
+        dir.path(),
+        &["--users", "2", "--duration", "1s", "--no-metrics"],
+    );
+    let status = replay.wait(Duration::from_secs(60));
+    let stderr = std::fs::read_to_string(&replay.stderr).unwrap_or_default();
+    assert!(status.success(), "{stderr}");
+    // With --duration the run ends in time: no warning about the pauses.
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let run = std::fs::read_dir(dir.path().join("results"))
+        .expect("results")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .expect("a run folder");
+    let rows = read_parts(run.join("requests")).expect("parts read");
+    assert_eq!(rows.len(), 2, "only the first turns: {rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.turn == 0 && r.status == Some(Status::Ok))
+    );
+}

@@ -97,6 +97,23 @@ async fn discover_model(client: &reqwest::Client, cfg: &RunConfig) -> anyhow::Re
         .with_context(|| format!("{url} lists no model; give --model"))
 }
 
+/// The session that pauses longest between its turns, and its pauses in
+/// all (ms), as the replayer would wait them (capped like the replayer).
+fn longest_thinking(sessions: &[workload::Session], scale: f64) -> Option<(&str, f64)> {
+    sessions
+        .iter()
+        .map(|s| {
+            let ms: f64 = s
+                .turns
+                .iter()
+                .skip(1)
+                .map(|t| (t.think_ms.unwrap_or(0.0).max(0.0) * scale).min(runner::MAX_THINK_MS))
+                .sum();
+            (s.id.as_str(), ms)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
 /// Runs a whole replay: every level and round, then the summaries.
 pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let (sessions, meta) = workload::load_sessions(&cfg.trace)
@@ -115,6 +132,19 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             cfg.trace.display()
         );
     }
+    if cfg.duration.is_none()
+        && let Some((id, ms)) = longest_thinking(&sessions, cfg.think_scale)
+        && ms > 3_600_000.0
+    {
+        eprintln!(
+            "warning: session {id} of {} pauses {:.1} h in all between its turns (think_ms x \
+             --think-scale {}), and the run waits for it; --think-scale 0 replays without \
+             pauses, --duration ends the run in time",
+            cfg.trace.display(),
+            ms / 3_600_000.0,
+            cfg.think_scale
+        );
+    }
     let sessions: Vec<Arc<workload::Session>> = sessions.into_iter().map(Arc::new).collect();
     let client = build_client(cfg.fresh_connections)?;
     let model = match &cfg.model {
@@ -126,11 +156,13 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let wall_start = std::time::SystemTime::now();
     let (tx, recorder) = recorder::spawn(run.path.join("requests"))?;
     let stop = Arc::new(AtomicBool::new(false));
+    let (stopping_tx, stopping_rx) = watch::channel(false);
     let (hard_tx, hard_rx) = watch::channel(false);
     let hard_tx = Arc::new(hard_tx);
     let interrupted = Arc::new(AtomicBool::new(false));
     let signals = spawn_signal_handler(
         stop.clone(),
+        stopping_tx,
         hard_tx.clone(),
         interrupted.clone(),
         cfg.drain_timeout,
@@ -161,6 +193,7 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         tx,
         run_id: run.id.clone(),
         stop: stop.clone(),
+        stopping: stopping_rx,
         hard: hard_rx,
         done: Default::default(),
         failed: Default::default(),
@@ -378,6 +411,7 @@ fn spawn_progress(shared: Arc<Shared>, label: String) -> tokio::task::JoinHandle
 /// already written stays intact).
 fn spawn_signal_handler(
     stop: Arc<AtomicBool>,
+    stopping: watch::Sender<bool>,
     hard: Arc<watch::Sender<bool>>,
     interrupted: Arc<AtomicBool>,
     grace: std::time::Duration,
@@ -388,6 +422,7 @@ fn spawn_signal_handler(
         }
         interrupted.store(true, Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
+        let _ = stopping.send(true);
         eprintln!(
             "\ninterrupted: no new requests; waiting up to {:.0} s for those in flight (Ctrl-C again to quit now)",
             grace.as_secs_f64()

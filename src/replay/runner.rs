@@ -20,6 +20,10 @@ use super::workload::{
     Conversation, History, RequestOptions, Session, max_tokens_for, request_body,
 };
 
+/// The longest pause between two turns (~115 days): a wild `think_ms` in a
+/// trace must not overflow the clock.
+pub const MAX_THINK_MS: f64 = 1e10;
+
 /// What every request task of a run shares.
 pub struct Shared {
     pub client: reqwest::Client,
@@ -34,6 +38,8 @@ pub struct Shared {
     pub run_id: String,
     /// Set on the first Ctrl-C: no new arrivals, no new turns.
     pub stop: Arc<AtomicBool>,
+    /// Turns `true` with `stop`, for tasks waiting out a think time.
+    pub stopping: watch::Receiver<bool>,
     /// Set when in-flight requests must end now.
     pub hard: watch::Receiver<bool>,
     /// Requests recorded so far, and those that were not ok (for progress lines).
@@ -311,8 +317,10 @@ pub async fn run_level(
                     let sem = sem.clone();
                     let trace_time = trace_scale.map(|s| (level_start, trace_origin, s));
                     let jh = handle.spawn(async move {
-                        run_session(&shared, work, first, due, &labels, sem, trace_time, None)
-                            .await;
+                        run_session(
+                            &shared, work, first, due, &labels, sem, trace_time, deadline,
+                        )
+                        .await;
                     });
                     sent += 1;
                     if jh_tx.send(jh).is_err() {
@@ -401,9 +409,8 @@ async fn run_session(
                 if shared.stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
                     return;
                 }
-                // At most ~115 days: a wild value in a trace must not overflow the clock.
                 let think_ms =
-                    (row.think_ms.unwrap_or(0.0).max(0.0) * shared.think_scale).min(1e10);
+                    (row.think_ms.unwrap_or(0.0).max(0.0) * shared.think_scale).min(MAX_THINK_MS);
                 let think = Duration::from_secs_f64(think_ms / 1000.0);
                 match (trace_time, row.arrival_ms) {
                     (Some((start, origin, scale)), Some(a)) => {
@@ -423,7 +430,16 @@ async fn run_session(
             None => prepare_turn(shared, &mut ctx, row),
         };
         if k > 0 {
-            tokio::time::sleep_until(send_at).await;
+            // No turn after the level's end; a stop ends the wait at once
+            // (a think time can be minutes long), and nothing is in flight.
+            if deadline.is_some_and(|d| send_at >= d) {
+                return;
+            }
+            let mut stopping = shared.stopping.clone();
+            tokio::select! {
+                () = tokio::time::sleep_until(send_at) => {}
+                () = wait_true(&mut stopping) => return,
+            }
             if shared.stopped() {
                 return;
             }
