@@ -37,6 +37,8 @@ fn inspect_reports_counts_and_metadata() {
     assert_eq!(v["sessions"], 500);
     assert_eq!(v["sources"]["sharegpt"], rows.len());
     assert_eq!(v["source"]["format"], "sharegpt");
+    // The format's options as JSON fields, for scripts to read.
+    assert_eq!(v["source"]["format_options"]["first_turn_only"], false);
     assert_eq!(v["stats"]["records"], 500);
     let max_turns = v["turns_per_session"]["max"].as_f64().expect("max");
     assert!((1.0..=3.0).contains(&max_turns), "{max_turns}");

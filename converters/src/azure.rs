@@ -18,7 +18,7 @@ use crate::timestamp::{
 use crate::{Result, SessionSource, ids};
 
 /// Options of `trace convert azure`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {}
 
 /// Opens the inputs as a source of sessions, in arrival order.

@@ -22,7 +22,7 @@ use crate::{Error, Location, Outcome, Result, SessionSource, ids};
 pub const BLOCK_SIZE: u32 = 16;
 
 /// Options of `trace convert bailian`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Keep records whose `hash_ids` do not hold exactly
     /// ceil(input_length / 16) ids, instead of treating them as bad records.

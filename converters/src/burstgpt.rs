@@ -21,7 +21,7 @@ use crate::{Error, Outcome, Result, SessionSource, ids};
 pub const FAILED: &str = "failed request (0 response tokens)";
 
 /// Options of `trace convert burstgpt`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Keep failed requests (0 response tokens) that have a prompt, asking
     /// for 0 output tokens, instead of skipping them.

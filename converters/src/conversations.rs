@@ -20,7 +20,7 @@ use crate::{Outcome, Result, SessionSource, ids};
 const SOURCE: &str = "conversations";
 
 /// Options of `trace convert conversations`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Make each sample a multi-turn session (each user message opens a
     /// turn, the assistant message after it is the turn's reference) instead

@@ -24,7 +24,7 @@ use crate::{Outcome, Report, Result, SessionSource, ids};
 const SOURCE: &str = "openai";
 
 /// Options of `trace convert openai`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Keep only each conversation's first turn (the single-turn view of
     /// `vllm bench serve` and most other tools).

@@ -18,7 +18,7 @@ use crate::{Error, Outcome, Result, SessionSource, ids};
 const SOURCE: &str = "prompts";
 
 /// Options of `trace convert prompts`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {}
 
 /// Opens the inputs (files, or folders of `.txt`/`.json`/`.jsonl` files) as a source of sessions.

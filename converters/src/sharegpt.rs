@@ -17,7 +17,7 @@ use crate::input::{ParallelJsonSource, ParallelOptions, RawRecord, expand_inputs
 use crate::{Outcome, Result, SessionSource, ids};
 
 /// Options of `trace convert sharegpt`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Keep only each conversation's first turn (the single-turn view of
     /// `vllm bench serve` and most other tools).

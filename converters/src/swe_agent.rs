@@ -35,7 +35,7 @@ use crate::{Outcome, Report, Result, SessionSource, ids};
 const SOURCE: &str = "swe-agent";
 
 /// Options of `trace convert swe-agent`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Build the turns from `history` (every message as the agent appended
     /// it, nothing cut short) even where the steps record the prompts as

@@ -17,7 +17,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
                 source.as_mut(),
                 $name,
                 &input,
-                format!("{:?}", input.format),
+                serde_json::to_value(&input.format)?,
             )
         }};
     }
@@ -59,7 +59,7 @@ fn finish<O: clap::Args>(
     source: &mut dyn SessionSource,
     format: &str,
     input: &Input<O>,
-    format_options: String,
+    format_options: serde_json::Value,
 ) -> anyhow::Result<()> {
     let out = &input.output;
     let producer = serde_json::json!({

@@ -12,14 +12,14 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             s.output,
             s.json,
             s.write,
-            serde_json::json!({"command": "synth", "generator": "random", "options": format!("{:?}", s.generator)}),
+            serde_json::json!({"command": "synth", "generator": "random", "options": serde_json::to_value(&s.generator)?}),
         ),
         SynthKind::Agent(s) => (
             converters::synth::agent::generate(&s.generator)?,
             s.output,
             s.json,
             s.write,
-            serde_json::json!({"command": "synth", "generator": "agent", "options": format!("{:?}", s.generator)}),
+            serde_json::json!({"command": "synth", "generator": "agent", "options": serde_json::to_value(&s.generator)?}),
         ),
     };
     let opts = CommonOptions {

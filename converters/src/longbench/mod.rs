@@ -24,7 +24,7 @@ use crate::{Error, Outcome, Report, Result, SessionSource, ids};
 use templates::{GENERIC, Task, V2_MAX_NEW_TOKENS, V2Question};
 
 /// Options of `trace convert longbench`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Download from the Hugging Face hub instead of reading files. With no
     /// TASK: the 21 LongBench v1 tasks. A TASK is a v1 task name (qasper,

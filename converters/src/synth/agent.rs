@@ -29,7 +29,7 @@ pub const SOURCE: &str = "synthetic/agent";
 pub const DEFAULT_SYSTEM_PREFIX_TOKENS: u32 = 2000;
 
 /// Options of `trace synth agent`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Number of users (one session each, `agent-user-<k>`).
     #[arg(long, value_name = "N", default_value_t = 10)]

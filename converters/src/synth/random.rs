@@ -14,7 +14,7 @@ use crate::{Error, Outcome, Result, SessionSource, ids};
 pub const SOURCE: &str = "synthetic/random";
 
 /// Options of `trace synth random`.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub struct Options {
     /// Number of requests (one single-turn session each).
     #[arg(long, value_name = "N", default_value_t = 1000)]
