@@ -676,12 +676,7 @@ fn ctrl_c_ends_a_think_time_at_once() {
     let status = replay.wait(Duration::from_secs(60));
     let stderr = std::fs::read_to_string(&replay.stderr).unwrap_or_default();
     assert_eq!(status.code(), Some(130), "{stderr}");
-    let run = std::fs::read_dir(dir.path().join("results"))
-        .expect("results")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .next()
-        .expect("a run folder");
+    let run = only_run_dir(&dir.path().join("results"));
     let rows = read_parts(run.join("requests")).expect("parts read");
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(
@@ -708,12 +703,7 @@ fn duration_ends_a_level_whose_next_turns_are_due_later() {
     assert!(status.success(), "{stderr}");
     // With --duration the run ends in time: no warning about the pauses.
     assert!(!stderr.contains("warning"), "{stderr}");
-    let run = std::fs::read_dir(dir.path().join("results"))
-        .expect("results")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .next()
-        .expect("a run folder");
+    let run = only_run_dir(&dir.path().join("results"));
     let rows = read_parts(run.join("requests")).expect("parts read");
     assert_eq!(rows.len(), 2, "only the first turns: {rows:?}");
     assert!(
