@@ -255,7 +255,10 @@ pub struct UserStats {
     pub ttft_p99_ms: Option<f64>,
     pub tpot_p50_ms: Option<f64>,
     pub tpot_p99_ms: Option<f64>,
-    /// Completion tokens over the user's own span (first send to last byte).
+    /// The user's own span, first send to last byte, in seconds: for an
+    /// agent user, the time its session took to run under this load.
+    pub span_s: Option<f64>,
+    /// Completion tokens over the user's own span.
     pub output_tokens_per_s: Option<f64>,
 }
 

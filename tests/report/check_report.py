@@ -262,13 +262,14 @@ def check_users(con, users):
         """SELECT run_id, load_mode, load_value, round, user_id, count(*),
                count(*) FILTER (WHERE status <> 'ok'),
                quantile_cont(ttft_ms, 0.99) FILTER (WHERE status = 'ok'),
-               quantile_cont(tpot_ms, 0.5) FILTER (WHERE status = 'ok')
+               quantile_cont(tpot_ms, 0.5) FILTER (WHERE status = 'ok'),
+               (max(end_ms) - min(sent_ms)) / 1000.0
            FROM r WHERE user_id IS NOT NULL GROUP BY ALL"""
     ).fetchall()
     got = {(u["run_id"], u["load_mode"], float(u["load_value"]), u["round"], u["user_id"]): u
            for u in users}
     expect("number of users", len(got), len(rows))
-    for run, mode, value, rnd, uid, n, errs, t99, tp50 in rows:
+    for run, mode, value, rnd, uid, n, errs, t99, tp50, span in rows:
         u = got.get((run, mode, float(value), int(rnd), uid))
         if u is None:
             failures.append(f"user {uid} missing")
@@ -277,6 +278,7 @@ def check_users(con, users):
         expect(f"user {uid} errors", u["errors"], errs)
         expect(f"user {uid} ttft p99", u["ttft_p99_ms"], t99)
         expect(f"user {uid} tpot p50", u["tpot_p50_ms"], tp50)
+        expect(f"user {uid} span", u["span_s"], span)
 
 
 def check_by(con, by):

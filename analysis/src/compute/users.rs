@@ -52,6 +52,7 @@ pub fn per_user(acc: GroupedAcc, levels: &Levels, store: &Store) -> Result<Vec<U
             ttft_p99_ms: g.dist("ttft", i).p99,
             tpot_p50_ms: g.dist("tpot", i).p50,
             tpot_p99_ms: g.dist("tpot", i).p99,
+            span_s,
             output_tokens_per_s: span_s
                 .map(|s| f.f64("out_tokens", i).ok().flatten().unwrap_or(0.0) / s),
         });

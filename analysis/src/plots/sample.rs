@@ -202,6 +202,7 @@ pub fn report() -> Report {
             ttft_p99_ms: (u != 24).then(|| 90.0 + f64::from(u) * 3.0),
             tpot_p50_ms: Some(12.0),
             tpot_p99_ms: Some(20.0),
+            span_s: Some(40.0),
             output_tokens_per_s: Some(30.0),
         })
         .collect();

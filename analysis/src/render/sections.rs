@@ -373,6 +373,7 @@ fn users_table(r: &Report, many: bool) -> Table {
                 "ttft p99",
                 "tpot p50",
                 "tpot p99",
+                "span s",
                 "out tok/s",
             ],
         ),
@@ -394,13 +395,14 @@ fn users_table(r: &Report, many: bool) -> Table {
             num(u.ttft_p99_ms),
             num(u.tpot_p50_ms),
             num(u.tpot_p99_ms),
+            num(u.span_s),
             num(u.output_tokens_per_s),
         ]);
         t.rows.push(row);
     }
     if users.len() > USERS_SHOWN {
         t.footer = Some(format!(
-            "{} more users in --format json, csv or xlsx",
+            "{} more users in --format json or xlsx",
             users.len() - USERS_SHOWN
         ));
     }

@@ -495,6 +495,7 @@ pub fn users(report: &Report, limit: Option<usize>) -> (TypedTable, usize) {
                 "TTFT p99 ms",
                 "TPOT p50 ms",
                 "TPOT p99 ms",
+                "span s",
                 "output tokens/s",
             ],
         ]),
@@ -516,6 +517,7 @@ pub fn users(report: &Report, limit: Option<usize>) -> (TypedTable, usize) {
             Cell::Num(u.ttft_p99_ms),
             Cell::Num(u.tpot_p50_ms),
             Cell::Num(u.tpot_p99_ms),
+            Cell::Num(u.span_s),
             Cell::Num(u.output_tokens_per_s),
         ]);
         t.rows.push(row);
