@@ -180,41 +180,47 @@ fn swe_agent_tool_calls_replay_against_llama_cpp() {
         "-o".as_ref(),
         trace.as_os_str(),
     ]);
-    let results = dir.path().join("results");
-    trace_ok([
-        "replay".to_string(),
-        trace.display().to_string(),
-        "--endpoint".into(),
-        format!("http://127.0.0.1:{port}"),
-        "--concurrency".into(),
-        "1".into(),
-        "--requests".into(),
-        "1".into(),
-        "--think-scale".into(),
-        "0".into(),
-        "--max-tokens".into(),
-        "8".into(),
-        "--no-metrics".into(),
-        "--results-dir".into(),
-        results.display().to_string(),
-        "--quiet".into(),
-    ]);
-    let run = only_run_dir(&results);
-    let mut rows = read_parts(run.join("requests")).expect("parts");
-    rows.sort_by_key(|r| r.turn);
-    assert_eq!(rows.len(), 3);
-    for r in &rows {
-        assert_eq!(r.status, Some(Status::Ok), "{:?}", r.error);
-    }
-    for w in rows.windows(2) {
-        let (before, now) = (&w[0], &w[1]);
-        assert!(
-            now.prompt_tokens > before.prompt_tokens,
-            "the context grows: {before:?} {now:?}"
-        );
-        assert!(
-            now.cached_tokens.is_some_and(|c| c > 0),
-            "the history came from the prefix cache: {now:?}"
-        );
+    // Under live history the server's own text replaces each reply and the
+    // recorded tool calls stay on it, so the tool results still answer them.
+    for history in ["recorded", "live"] {
+        let results = dir.path().join(format!("results-{history}"));
+        trace_ok([
+            "replay".to_string(),
+            trace.display().to_string(),
+            "--endpoint".into(),
+            format!("http://127.0.0.1:{port}"),
+            "--concurrency".into(),
+            "1".into(),
+            "--requests".into(),
+            "1".into(),
+            "--history".into(),
+            history.into(),
+            "--think-scale".into(),
+            "0".into(),
+            "--max-tokens".into(),
+            "8".into(),
+            "--no-metrics".into(),
+            "--results-dir".into(),
+            results.display().to_string(),
+            "--quiet".into(),
+        ]);
+        let run = only_run_dir(&results);
+        let mut rows = read_parts(run.join("requests")).expect("parts");
+        rows.sort_by_key(|r| r.turn);
+        assert_eq!(rows.len(), 3, "{history}");
+        for r in &rows {
+            assert_eq!(r.status, Some(Status::Ok), "{history}: {:?}", r.error);
+        }
+        for w in rows.windows(2) {
+            let (before, now) = (&w[0], &w[1]);
+            assert!(
+                now.prompt_tokens > before.prompt_tokens,
+                "{history}: the context grows: {before:?} {now:?}"
+            );
+            assert!(
+                now.cached_tokens.is_some_and(|c| c > 0),
+                "{history}: the history came from the prefix cache: {now:?}"
+            );
+        }
     }
 }

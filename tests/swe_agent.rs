@@ -159,7 +159,9 @@ fn steps_trajectory_replays_every_prompt_as_the_agent_sent_it() {
         );
     }
 
-    // Live history drops the recorded tool calls: the replay says so.
+    // Live history: the server's text with the recorded tool calls, so
+    // every turn's tool results answer calls in its history (the mock, like
+    // OpenAI's API, answers 400 to a tool result whose call is missing).
     let live = dir.path().join("live");
     let out = run_replay(
         &trace,
@@ -178,9 +180,14 @@ fn steps_trajectory_replays_every_prompt_as_the_agent_sent_it() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && stderr.contains("warning") && stderr.contains("--history live"),
+        out.status.success() && !stderr.contains("warning"),
         "{stderr}"
     );
+    let (_, replayed) = replay_rows(&out, &live);
+    assert_eq!(replayed.len(), rows.len());
+    for r in &replayed {
+        assert_eq!(r.status, Some(Status::Ok), "{:?}", r.error);
+    }
 }
 
 #[test]

@@ -47,7 +47,13 @@ struct RawRequest {
 #[derive(Debug, Deserialize)]
 struct RawMessage {
     #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
     content: Option<Value>,
+    #[serde(default)]
+    tool_calls: Option<Value>,
+    #[serde(default)]
+    tool_call_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,9 +116,24 @@ fn chat_prompt(messages: Option<Vec<RawMessage>>) -> Result<Prompt, String> {
         return Err("`messages` must not be empty".into());
     }
     let mut text = String::new();
+    // Tool call ids of the assistant messages so far: a tool result must
+    // answer one of them, as strict servers (OpenAI's API) require.
+    let mut calls: Vec<&str> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         if i > 0 {
             text.push('\n');
+        }
+        if let Some(Value::Array(list)) = &m.tool_calls {
+            calls.extend(list.iter().filter_map(|c| c.get("id")?.as_str()));
+        }
+        if m.role.as_deref() == Some("tool")
+            && let Some(id) = &m.tool_call_id
+            && !calls.contains(&id.as_str())
+        {
+            return Err(format!(
+                "messages[{i}]: a `tool` message must answer a tool call of an earlier \
+                 assistant message; no call has the id {id:?}"
+            ));
         }
         match &m.content {
             None | Some(Value::Null) => {}
@@ -349,6 +370,24 @@ mod tests {
         assert!(parse(Endpoint::Chat, "{").is_err());
         assert!(parse(Endpoint::Chat, r#"{"model":"m"}"#).is_err());
         assert!(parse(Endpoint::Chat, r#"{"messages":[]}"#).is_err());
+        // A tool result must answer an earlier call (by its id), when it names one.
+        let call = r#"{"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"ls","arguments":"{}"}}]}"#;
+        let answer = |id: &str| format!(r#"{{"role":"tool","tool_call_id":"{id}","content":"a"}}"#);
+        let ok = format!(r#"{{"messages":[{call},{}]}}"#, answer("c1"));
+        assert!(parse(Endpoint::Chat, &ok).is_ok());
+        let unanswered = format!(r#"{{"messages":[{call},{}]}}"#, answer("c2"));
+        let e = parse(Endpoint::Chat, &unanswered).expect_err("unknown id");
+        assert!(e.contains("messages[1]") && e.contains("\"c2\""), "{e}");
+        let before = format!(r#"{{"messages":[{},{call}]}}"#, answer("c1"));
+        assert!(parse(Endpoint::Chat, &before).is_err());
+        // Without an id (ShareGPT observations) it is taken as it is.
+        assert!(
+            parse(
+                Endpoint::Chat,
+                r#"{"messages":[{"role":"tool","content":"a"}]}"#
+            )
+            .is_ok()
+        );
         assert!(parse(Endpoint::Chat, r#"{"messages":[{"content":5}]}"#).is_err());
         assert!(
             parse(

@@ -121,17 +121,6 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     if sessions.is_empty() {
         bail!("{}: the trace has no rows", cfg.trace.display());
     }
-    let has_tool_calls = sessions
-        .iter()
-        .any(|s| s.turns.iter().any(|t| t.reference_tool_calls.is_some()));
-    if cfg.history == workload::History::Live && has_tool_calls {
-        eprintln!(
-            "warning: {} records tool calls, and under --history live the history holds the \
-             server's replies, which call no tools: the trace's tool results then answer calls \
-             the history lacks, which strict servers reject (--history recorded keeps the calls)",
-            cfg.trace.display()
-        );
-    }
     if cfg.duration.is_none()
         && let Some((id, ms)) = longest_thinking(&sessions, cfg.think_scale)
         && ms > 3_600_000.0

@@ -99,7 +99,10 @@ impl Conversation {
         }
     }
 
-    /// Records the turn's reply as history.
+    /// Records the turn's reply as history. A live reply keeps the
+    /// recorded tool calls: the trace's next messages are the results of
+    /// those calls, and a history without them would answer calls nobody
+    /// made (which strict servers reject).
     pub fn end_turn(&mut self, row: &TraceRow, history: History, live_reply: &str) {
         if row.messages.is_empty() {
             // Token-only rows carry their whole prompt: no history to keep.
@@ -111,9 +114,7 @@ impl Conversation {
             History::Live => live_reply.to_string(),
         };
         let mut m = Message::new("assistant", reply);
-        if history == History::Recorded {
-            m.tool_calls = row.reference_tool_calls.clone();
-        }
+        m.tool_calls = row.reference_tool_calls.clone();
         self.messages.push(m);
     }
 }
@@ -293,6 +294,23 @@ mod tests {
         assert_eq!(
             ctx.messages.last().map(|m| m.content.as_str()),
             Some("live1")
+        );
+        // A live reply to a turn that recorded tool calls keeps those calls,
+        // which the trace's tool results answer.
+        let calls = r#"[{"id":"c1","type":"function","function":{"name":"ls","arguments":"{}"}}]"#;
+        let t2 = TraceRow {
+            turn: 2,
+            messages: vec![Message::new("user", "q2")],
+            reference_output: Some(String::new()),
+            reference_tool_calls: Some(calls.into()),
+            ..Default::default()
+        };
+        ctx.begin_turn(&t2, opts_block);
+        ctx.end_turn(&t2, History::Live, "live2");
+        let last = ctx.messages.last().expect("reply");
+        assert_eq!(
+            (last.content.as_str(), last.tool_calls.as_deref()),
+            ("live2", Some(calls))
         );
         t0.reset_context = true;
         ctx.begin_turn(&t0, opts_block);
