@@ -47,10 +47,15 @@ impl MockProcess {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    pub fn terminate(mut self) {
+    pub fn terminate(self) {
+        self.stop_with("TERM");
+    }
+
+    /// Sends the signal (`TERM`, `INT`) and waits for a clean exit.
+    pub fn stop_with(mut self, signal: &str) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([format!("-{signal}"), pid])
             .status()
             .expect("kill runs");
         assert!(status.success());
@@ -916,4 +921,38 @@ fn bad_options_fail_with_a_message() {
         "/nonexistent/dir/log.jsonl",
     ]);
     assert!(err.contains("/nonexistent/dir/log.jsonl"), "{err}");
+}
+
+/// Ctrl-C stops the mock as SIGTERM does: open requests end, and a Parquet
+/// request log is closed whole (a cut Parquet file would be unreadable).
+#[tokio::test]
+async fn ctrl_c_closes_the_parquet_log() {
+    let dir = tempdir();
+    let log = dir.path().join("log.parquet");
+    let mock = MockProcess::start(&[
+        "--ttft-ms",
+        "0",
+        "--itl-ms",
+        "0",
+        "--log-requests",
+        log.to_str().expect("utf8"),
+    ]);
+    for i in 0..3 {
+        let r = client()
+            .post(mock.endpoint("/v1/chat/completions"))
+            .header("x-request-id", format!("int-{i}"))
+            .json(&chat("hello", 4, false))
+            .send()
+            .await
+            .expect("sent");
+        assert!(r.status().is_success());
+    }
+    mock.stop_with("INT");
+    let file = std::fs::File::open(&log).expect("log written on Ctrl-C");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a whole Parquet file")
+        .build()
+        .expect("reader");
+    let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
+    assert_eq!(rows, 3);
 }
