@@ -36,6 +36,8 @@ pub struct Report {
     pub prompt_buckets: Vec<GroupStats>,
     /// Per-user aggregates, for `--users` runs.
     pub users: Vec<UserStats>,
+    /// Per level of a `--users` run, the spread of its users' spans.
+    pub user_spans: Vec<UserSpans>,
     /// `--by` groups.
     pub by: Option<ByTable>,
     /// Things the reader should know (partial runs, missing files, ...).
@@ -241,6 +243,17 @@ pub struct GroupStats {
     pub ttft_ms: Dist,
     pub tpot_ms: Dist,
     pub e2e_ms: Dist,
+}
+
+/// How long a level's users took, first send to last byte (for agent
+/// users: their sessions' run time under that load).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserSpans {
+    #[serde(flatten)]
+    pub key: LevelKey,
+    /// Users with a span (at least one request that ended after it was sent).
+    pub users: u64,
+    pub span_s: Dist,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -61,6 +61,7 @@ def main():
     check_rounds(con, report["rounds"])
     check_groups(con, report["turns"], "turn")
     check_users(con, report["users"])
+    check_user_spans(con, report["user_spans"])
     if report.get("by"):
         check_by(con, report["by"])
     print(f"checked {checked} figures against DuckDB and Polars")
@@ -279,6 +280,30 @@ def check_users(con, users):
         expect(f"user {uid} ttft p99", u["ttft_p99_ms"], t99)
         expect(f"user {uid} tpot p50", u["tpot_p50_ms"], tp50)
         expect(f"user {uid} span", u["span_s"], span)
+
+
+def check_user_spans(con, spans):
+    rows = con.execute(
+        """WITH u AS (
+               SELECT run_id, load_mode, load_value, round, user_id,
+                      (max(end_ms) - min(sent_ms)) / 1000.0 AS span
+               FROM r WHERE user_id IS NOT NULL GROUP BY ALL
+               HAVING max(end_ms) > min(sent_ms))
+           SELECT run_id, load_mode, load_value, round, count(*),
+                  quantile_cont(span, 0.5), quantile_cont(span, 0.9), max(span)
+           FROM u GROUP BY ALL"""
+    ).fetchall()
+    got = {level_key(s): s for s in spans}
+    expect("levels with user spans", len(got), len(rows))
+    for run, mode, value, rnd, n, p50, p90, mx in rows:
+        s = got.get((run, mode, float(value), int(rnd)))
+        if s is None:
+            failures.append(f"user spans of {mode} {value} missing")
+            continue
+        expect(f"{mode} {value} users with a span", s["users"], n)
+        expect(f"{mode} {value} user span p50", s["span_s"]["p50"], p50)
+        expect(f"{mode} {value} user span p90", s["span_s"]["p90"], p90)
+        expect(f"{mode} {value} user span max", s["span_s"]["max"], mx)
 
 
 def check_by(con, by):

@@ -16,6 +16,8 @@ pub mod stats;
 mod store;
 mod users;
 
+pub use users::spans as user_spans;
+
 use crate::error::{PolarsContext, Result};
 use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo};
 use crate::run::RunFiles;
@@ -161,6 +163,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let saturation = saturation::assess(&levels, &slo, opts);
     let (turns, prompt_buckets) = sessions.finish(&level_ids, &store)?;
     let users = users::per_user(users, &level_ids, &store)?;
+    let user_spans = users::spans(&users);
     let by = by.map(|b| b.finish(&level_ids, &store)).transpose()?;
     lap.done("sessions, users, --by");
     let rounds = rounds.finish(&level_ids);
@@ -176,6 +179,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         turns,
         prompt_buckets,
         users,
+        user_spans,
         by,
         notes,
     })

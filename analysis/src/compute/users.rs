@@ -6,10 +6,10 @@ use polars::prelude::*;
 use super::frames::{LEVEL, Levels};
 use super::grouped::{Agg, GroupedAcc};
 use super::groups::latency_metrics;
-use super::stats::{is_ok, measured, only};
+use super::stats::{dist_of, is_ok, measured, only};
 use super::store::Store;
 use crate::error::Result;
-use crate::model::UserStats;
+use crate::model::{UserSpans, UserStats};
 
 /// The users' requests, grouped per level and user.
 pub fn per_user_acc() -> GroupedAcc {
@@ -65,4 +65,19 @@ pub fn per_user(acc: GroupedAcc, levels: &Levels, store: &Store) -> Result<Vec<U
             .then(a.user_id.cmp(&b.user_id))
     });
     Ok(out)
+}
+
+/// The spread of the users' spans per level, from [`per_user`]'s rows
+/// (sorted by level).
+pub fn spans(users: &[UserStats]) -> Vec<UserSpans> {
+    let mut out: Vec<UserSpans> = Vec::new();
+    for group in users.chunk_by(|a, b| a.key == b.key) {
+        let spans: Vec<f64> = group.iter().filter_map(|u| u.span_s).collect();
+        out.push(UserSpans {
+            key: group[0].key.clone(),
+            users: spans.len() as u64,
+            span_s: dist_of(spans),
+        });
+    }
+    out
 }

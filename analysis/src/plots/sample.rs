@@ -190,7 +190,7 @@ pub fn report() -> Report {
             prompt_buckets.push(group(&k, format!("{lo}-{hi}"), f64::from(lo), mid));
         }
     }
-    let users = (0..USERS as u32)
+    let users: Vec<UserStats> = (0..USERS as u32)
         .map(|u| UserStats {
             key: key("run-a", 4.0, 1),
             user_id: u,
@@ -224,6 +224,7 @@ pub fn report() -> Report {
         rounds,
         turns,
         prompt_buckets,
+        user_spans: crate::compute::user_spans(&users),
         users,
         by: Some(ByTable {
             columns: vec!["source".to_string()],

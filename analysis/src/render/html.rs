@@ -60,7 +60,7 @@ pub fn render(report: &Report) -> crate::Result<String> {
         (typed::rounds(report), None),
         (typed::turns(report, false), None),
         (typed::prompt_buckets(report, false), None),
-        (users, users_note(report.users.len(), hidden_users)),
+        (users, users_note(report, hidden_users)),
         (typed::by(report, false), None),
         (typed::runs(report), None),
     ];
@@ -178,13 +178,16 @@ fn attr<'a>(svg: &'a str, name: &str) -> Option<&'a str> {
     Some(&tag[start..start + len])
 }
 
-fn users_note(total: usize, hidden: usize) -> Option<String> {
-    (hidden > 0).then(|| {
-        format!(
-            "The {} slowest of {total} users by TTFT p99; {hidden} more are in the JSON, CSV and spreadsheet reports.",
+fn users_note(report: &Report, hidden: usize) -> Option<String> {
+    let total = report.users.len();
+    let mut lines = super::sections::spans_lines(report);
+    if hidden > 0 {
+        lines.push(format!(
+            "The {} slowest of {total} users by TTFT p99; {hidden} more are in the JSON and spreadsheet reports.",
             total - hidden
-        )
-    })
+        ));
+    }
+    (!lines.is_empty()).then(|| lines.join(". "))
 }
 
 fn table(page: &mut String, t: &TypedTable, note: Option<&str>) {

@@ -135,7 +135,9 @@ pub fn markdown(title: &str, tables: &[Table]) -> String {
             out.push('\n');
         }
         if let Some(f) = &t.footer {
-            let _ = writeln!(out, "{}\n", md_cell(f));
+            for line in f.lines() {
+                let _ = writeln!(out, "{}\n", md_cell(line.trim()));
+            }
         }
     }
     out

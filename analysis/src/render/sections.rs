@@ -400,13 +400,38 @@ fn users_table(r: &Report, many: bool) -> Table {
         ]);
         t.rows.push(row);
     }
+    let mut footer = spans_lines(r);
     if users.len() > USERS_SHOWN {
-        t.footer = Some(format!(
+        footer.push(format!(
             "{} more users in --format json or xlsx",
             users.len() - USERS_SHOWN
         ));
     }
+    t.footer = (!footer.is_empty()).then(|| footer.join("\n  "));
     t
+}
+
+/// One line per level: how long its users took, first send to last byte.
+pub fn spans_lines(r: &Report) -> Vec<String> {
+    let many = r.runs.len() > 1;
+    r.user_spans
+        .iter()
+        .filter(|s| s.users > 0)
+        .map(|s| {
+            let level = if many {
+                format!("{} {}", s.key.run_id, s.key.label())
+            } else {
+                s.key.label()
+            };
+            format!(
+                "{level}: the {} users' spans (first send to last byte) p50 {} s, p90 {} s, max {} s",
+                s.users,
+                num(s.span_s.p50),
+                num(s.span_s.p90),
+                num(s.span_s.max)
+            )
+        })
+        .collect()
 }
 
 /// `--format csv`: one row per level with every figure.
