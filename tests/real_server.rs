@@ -6,7 +6,7 @@
 //! a ~20 minute source build); on a machine without it, it says so and
 //! passes without checking anything.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use traces::results::{Status, read_parts};
@@ -58,6 +58,30 @@ fn start_server(port: u16, env: &[(&str, &str)]) -> Option<Server> {
     Some(Server(port))
 }
 
+/// Replays `trace` against the server on `port` with `args`, into
+/// `results`; returns the run's folder and its requests.
+fn replay(
+    trace: &Path,
+    port: u16,
+    results: &Path,
+    args: &[&str],
+) -> (PathBuf, Vec<traces::results::RequestRecord>) {
+    let mut all = vec![
+        "replay".to_string(),
+        trace.display().to_string(),
+        "--endpoint".into(),
+        format!("http://127.0.0.1:{port}"),
+        "--results-dir".into(),
+        results.display().to_string(),
+        "--quiet".into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    trace_ok(all);
+    let run = only_run_dir(results);
+    let rows = read_parts(run.join("requests")).expect("parts");
+    (run, rows)
+}
+
 #[test]
 fn replay_against_llama_cpp() {
     let port: u16 = 18093;
@@ -77,26 +101,21 @@ fn replay_against_llama_cpp() {
         "-o".as_ref(),
         trace.as_os_str(),
     ]);
-    let results = dir.path().join("results");
-    trace_ok([
-        "replay".to_string(),
-        trace.display().to_string(),
-        "--endpoint".into(),
-        format!("http://127.0.0.1:{port}"),
-        "--concurrency".into(),
-        "2".into(),
-        "--max-tokens".into(),
-        "12".into(),
-        "--backend".into(),
-        "llamacpp".into(),
-        "--metrics-interval".into(),
-        "200ms".into(),
-        "--results-dir".into(),
-        results.display().to_string(),
-        "--quiet".into(),
-    ]);
-    let run = only_run_dir(&results);
-    let rows = read_parts(run.join("requests")).expect("parts");
+    let (run, rows) = replay(
+        &trace,
+        port,
+        &dir.path().join("results"),
+        &[
+            "--concurrency",
+            "2",
+            "--max-tokens",
+            "12",
+            "--backend",
+            "llamacpp",
+            "--metrics-interval",
+            "200ms",
+        ],
+    );
     assert_eq!(rows.len(), 6);
     for r in &rows {
         assert_eq!(r.status, Some(Status::Ok), "{:?}", r.error);
@@ -183,29 +202,24 @@ fn swe_agent_tool_calls_replay_against_llama_cpp() {
     // Under live history the server's own text replaces each reply and the
     // recorded tool calls stay on it, so the tool results still answer them.
     for history in ["recorded", "live"] {
-        let results = dir.path().join(format!("results-{history}"));
-        trace_ok([
-            "replay".to_string(),
-            trace.display().to_string(),
-            "--endpoint".into(),
-            format!("http://127.0.0.1:{port}"),
-            "--concurrency".into(),
-            "1".into(),
-            "--requests".into(),
-            "1".into(),
-            "--history".into(),
-            history.into(),
-            "--think-scale".into(),
-            "0".into(),
-            "--max-tokens".into(),
-            "8".into(),
-            "--no-metrics".into(),
-            "--results-dir".into(),
-            results.display().to_string(),
-            "--quiet".into(),
-        ]);
-        let run = only_run_dir(&results);
-        let mut rows = read_parts(run.join("requests")).expect("parts");
+        let (_, mut rows) = replay(
+            &trace,
+            port,
+            &dir.path().join(format!("results-{history}")),
+            &[
+                "--concurrency",
+                "1",
+                "--requests",
+                "1",
+                "--history",
+                history,
+                "--think-scale",
+                "0",
+                "--max-tokens",
+                "8",
+                "--no-metrics",
+            ],
+        );
         rows.sort_by_key(|r| r.turn);
         assert_eq!(rows.len(), 3, "{history}");
         for r in &rows {
