@@ -629,6 +629,70 @@ fn users_run_their_turns_after_their_think_times(scale: Option<f64>) {
     assert_eq!(users, (0..4).collect::<HashSet<u32>>());
 }
 
+/// Under --duration each user starts another session when one ends, one
+/// at a time, and nothing is sent after the level's end.
+#[test]
+fn users_run_sessions_one_after_another_for_the_duration() {
+    let dir = tempdir();
+    let trace = dir.path().join("agent.parquet");
+    trace_ok([
+        "synth",
+        "agent",
+        "--users",
+        "2",
+        "--turns",
+        "2",
+        "--system-prefix-tokens",
+        "20",
+        "--user-prefix-tokens",
+        "5",
+        "--turn-input-tokens",
+        "5",
+        "--turn-output-tokens",
+        "3",
+        "--think-ms",
+        "20",
+        "-o",
+        trace.to_str().expect("utf8"),
+    ]);
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--users", "2", "--duration", "1s", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    let end = level_start_ms(&run, 0) + 1000.0;
+    assert!(
+        rows.iter().all(|r| r.sent_ms <= end),
+        "a request after the end"
+    );
+    // Far more than the trace's two sessions ran, each user's in turn.
+    let sessions = sessions_of(&rows);
+    assert!(sessions.len() > 6, "{} sessions", sessions.len());
+    for user in [0, 1] {
+        let mut spans: Vec<(f64, f64)> = sessions
+            .values()
+            .filter(|turns| turns[0].user_id == Some(user))
+            .map(|turns| {
+                assert!(turns.iter().all(|r| r.user_id == Some(user)));
+                let first = turns.iter().map(|r| r.sent_ms).fold(f64::MAX, f64::min);
+                let last = turns.iter().map(|r| r.end_ms).fold(f64::MIN, f64::max);
+                (first, last)
+            })
+            .collect();
+        assert!(spans.len() > 3, "user {user}: {} sessions", spans.len());
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in spans.windows(2) {
+            assert!(w[1].0 >= w[0].1, "user {user} ran two sessions at once");
+        }
+    }
+}
+
 #[test]
 fn completions_api_is_replayed_on_the_completions_endpoint() {
     let dir = tempdir();

@@ -46,7 +46,8 @@ pub struct ReplayArgs {
     /// With `--trace-time`: speed-up factor (2 = twice as fast).
     #[arg(long, value_name = "X")]
     pub time_scale: Option<f64>,
-    /// Session traces: N users, each running one session's turns in order.
+    /// Session traces: N users, each running one session's turns in order
+    /// (under --duration, another session whenever one ends, until the level's end).
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub users: Option<Vec<usize>>,
     /// How users arrive: burst, steady:SECONDS, poisson:RATE.

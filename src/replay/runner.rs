@@ -287,9 +287,15 @@ pub async fn run_level(
         let handle = tokio::runtime::Handle::current();
         let std_start = level_start.into_std();
         let shared_d = shared.clone();
-        let sessions_d: Vec<Arc<Session>> = sessions.to_vec();
-        let plan_d = plan.clone();
+        let sessions_d: Arc<Vec<Arc<Session>>> = Arc::new(sessions.to_vec());
+        let plan_d = Arc::new(plan.clone());
         let labels_d = labels.clone();
+        // Under --duration a user starts another session whenever one
+        // ends, until the level's end: these are the sessions' numbers.
+        let more_sessions = match (plan.mode, deadline) {
+            (LoadMode::Users { n, .. }, Some(_)) => Some(Arc::new(AtomicUsize::new(n))),
+            _ => None,
+        };
         let dispatcher = std::thread::Builder::new()
             .name("trace-dispatch".into())
             .spawn(move || {
@@ -316,11 +322,42 @@ pub async fn run_level(
                     let labels = labels_d.clone();
                     let sem = sem.clone();
                     let trace_time = trace_scale.map(|s| (level_start, trace_origin, s));
+                    let more = more_sessions.clone();
+                    let sessions = sessions_d.clone();
+                    let plan = plan_d.clone();
                     let jh = handle.spawn(async move {
+                        let user = work.user_id;
                         run_session(
-                            &shared, work, first, due, &labels, sem, trace_time, deadline,
+                            &shared,
+                            work,
+                            first,
+                            due,
+                            &labels,
+                            sem.clone(),
+                            trace_time,
+                            deadline,
                         )
                         .await;
+                        let (Some(more), Some(end)) = (more, deadline) else {
+                            return;
+                        };
+                        while !shared.stopped() && Instant::now() < end {
+                            let i = more.fetch_add(1, Ordering::Relaxed);
+                            let mut work = work_item(&sessions, i, &plan);
+                            work.user_id = user;
+                            let first = prepare_first(&shared, &work);
+                            run_session(
+                                &shared,
+                                work,
+                                first,
+                                Instant::now(),
+                                &labels,
+                                sem.clone(),
+                                None,
+                                deadline,
+                            )
+                            .await;
+                        }
                     });
                     sent += 1;
                     if jh_tx.send(jh).is_err() {
@@ -432,10 +469,16 @@ async fn run_session(
         if k > 0 {
             // No turn after the level's end; a stop ends the wait at once
             // (a think time can be minutes long), and nothing is in flight.
-            if deadline.is_some_and(|d| send_at >= d) {
+            let mut stopping = shared.stopping.clone();
+            if let Some(end) = deadline.filter(|&d| send_at >= d) {
+                // The session's time is up: it waits out the level (so that
+                // a --users user does not start another session early).
+                tokio::select! {
+                    () = tokio::time::sleep_until(end) => {}
+                    () = wait_true(&mut stopping) => {}
+                }
                 return;
             }
-            let mut stopping = shared.stopping.clone();
             tokio::select! {
                 () = tokio::time::sleep_until(send_at) => {}
                 () = wait_true(&mut stopping) => return,
