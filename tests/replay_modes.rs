@@ -674,6 +674,10 @@ fn users_run_sessions_one_after_another_for_the_duration() {
     // Far more than the trace's two sessions ran, each user's in turn.
     let sessions = sessions_of(&rows);
     assert!(sessions.len() > 6, "{} sessions", sessions.len());
+    assert_eq!(
+        read_json(&run.join("run.json"))["levels"][0]["sessions_started"],
+        sessions.len()
+    );
     for user in [0, 1] {
         let mut spans: Vec<(f64, f64)> = sessions
             .values()

@@ -296,6 +296,7 @@ pub async fn run_level(
             (LoadMode::Users { n, .. }, Some(_)) => Some(Arc::new(AtomicUsize::new(n))),
             _ => None,
         };
+        let started_more = more_sessions.clone();
         let dispatcher = std::thread::Builder::new()
             .name("trace-dispatch".into())
             .spawn(move || {
@@ -374,6 +375,10 @@ pub async fn run_level(
             .ok()
             .and_then(|r| r.ok())
             .unwrap_or(arrivals);
+        if let (Some(more), LoadMode::Users { n, .. }) = (started_more, plan.mode) {
+            // The sessions users started after their first (each took a number).
+            arrivals += more.load(Ordering::Relaxed).saturating_sub(n);
+        }
     }
     Ok(LevelTimes {
         start_ms,
