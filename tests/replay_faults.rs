@@ -615,28 +615,7 @@ fn second_ctrl_c_exits_at_once_with_the_parts_intact() {
 /// Two agent users whose second turn is due ~115 days after their first
 /// (a wild `think_ms`, capped by the replayer).
 fn agent_trace_with_endless_think(dir: &Path) -> PathBuf {
-    let trace = dir.join("agent.parquet");
-    trace_ok([
-        "synth",
-        "agent",
-        "--users",
-        "2",
-        "--turns",
-        "2",
-        "--system-prefix-tokens",
-        "20",
-        "--user-prefix-tokens",
-        "5",
-        "--turn-input-tokens",
-        "5",
-        "--turn-output-tokens",
-        "3",
-        "--think-ms",
-        "1e300",
-        "-o",
-        trace.to_str().expect("utf8"),
-    ]);
-    trace
+    synth_agent_trace(&dir.join("agent.parquet"), 2, 2, "1e300")
 }
 
 #[test]

@@ -634,27 +634,7 @@ fn users_run_their_turns_after_their_think_times(scale: Option<f64>) {
 #[test]
 fn users_run_sessions_one_after_another_for_the_duration() {
     let dir = tempdir();
-    let trace = dir.path().join("agent.parquet");
-    trace_ok([
-        "synth",
-        "agent",
-        "--users",
-        "2",
-        "--turns",
-        "2",
-        "--system-prefix-tokens",
-        "20",
-        "--user-prefix-tokens",
-        "5",
-        "--turn-input-tokens",
-        "5",
-        "--turn-output-tokens",
-        "3",
-        "--think-ms",
-        "20",
-        "-o",
-        trace.to_str().expect("utf8"),
-    ]);
+    let trace = synth_agent_trace(&dir.path().join("agent.parquet"), 2, 2, "20");
     let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
     let results = dir.path().join("results");
     let out = run_replay(

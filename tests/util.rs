@@ -173,6 +173,33 @@ pub fn synth_random_trace(
     path.to_path_buf()
 }
 
+/// A small `trace synth agent` trace written to `path`: `users` sessions
+/// of `turns` turns (20-token system prefix, 5-token user prefix and
+/// inputs, 3-token outputs) with `think_ms` between turns.
+pub fn synth_agent_trace(path: &Path, users: u32, turns: u32, think_ms: &str) -> PathBuf {
+    trace_ok([
+        "synth".to_string(),
+        "agent".into(),
+        "--users".into(),
+        users.to_string(),
+        "--turns".into(),
+        turns.to_string(),
+        "--system-prefix-tokens".into(),
+        "20".into(),
+        "--user-prefix-tokens".into(),
+        "5".into(),
+        "--turn-input-tokens".into(),
+        "5".into(),
+        "--turn-output-tokens".into(),
+        "3".into(),
+        "--think-ms".into(),
+        think_ms.into(),
+        "-o".into(),
+        path.display().to_string(),
+    ]);
+    path.to_path_buf()
+}
+
 /// Runs `trace replay TRACE --endpoint URL --results-dir RESULTS --quiet EXTRA...`.
 pub fn run_replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> Output {
     let mut args: Vec<String> = vec![

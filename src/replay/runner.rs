@@ -94,6 +94,55 @@ fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
     }
 }
 
+/// Sessions run one after another (by a concurrency worker, or by a user
+/// under `--duration`), each taking the next number.
+struct SessionQueue {
+    sessions: Vec<Arc<Session>>,
+    plan: LevelPlan,
+    next: Arc<AtomicUsize>,
+    limit: Option<usize>,
+    deadline: Option<Instant>,
+}
+
+impl SessionQueue {
+    /// Runs sessions until a stop, the level's end or the limit; `user`
+    /// labels them as one user's.
+    async fn run(
+        &self,
+        shared: &Shared,
+        labels: &Labels,
+        user: Option<u32>,
+        sem: Option<Arc<Semaphore>>,
+    ) {
+        loop {
+            if shared.stopped() || self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return;
+            }
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            if self.limit.is_some_and(|l| i >= l) {
+                return;
+            }
+            let mut work = work_item(&self.sessions, i, &self.plan);
+            if user.is_some() {
+                work.user_id = user;
+            }
+            let first = prepare_first(shared, &work);
+            let at = Instant::now();
+            run_session(
+                shared,
+                work,
+                first,
+                at,
+                labels,
+                sem.clone(),
+                None,
+                self.deadline,
+            )
+            .await;
+        }
+    }
+}
+
 /// Intended start offsets (ms from the level start) of the open-loop modes.
 fn open_loop_offsets(plan: &LevelPlan, sessions: &[Arc<Session>]) -> anyhow::Result<Vec<f64>> {
     let mut rng = StdRng::seed_from_u64(plan.seed);
@@ -234,36 +283,20 @@ pub async fn run_level(
         } else {
             Some(sessions.len())
         });
+        let queue = Arc::new(SessionQueue {
+            sessions: sessions.to_vec(),
+            plan: plan.clone(),
+            next: next.clone(),
+            limit,
+            deadline,
+        });
         let mut workers = Vec::new();
         for _ in 0..n {
             let shared = shared.clone();
-            let sessions: Vec<Arc<Session>> = sessions.to_vec();
-            let next = next.clone();
+            let queue = queue.clone();
             let labels = labels.clone();
-            let plan = plan.clone();
             workers.push(tokio::spawn(async move {
-                loop {
-                    if shared.stopped() || deadline.is_some_and(|d| Instant::now() >= d) {
-                        break;
-                    }
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if limit.is_some_and(|l| i >= l) {
-                        break;
-                    }
-                    let work = work_item(&sessions, i, &plan);
-                    let first = prepare_first(&shared, &work);
-                    run_session(
-                        &shared,
-                        work,
-                        first,
-                        Instant::now(),
-                        &labels,
-                        None,
-                        None,
-                        deadline,
-                    )
-                    .await;
-                }
+                queue.run(&shared, &labels, None, None).await;
             }));
         }
         for w in workers {
@@ -287,16 +320,22 @@ pub async fn run_level(
         let handle = tokio::runtime::Handle::current();
         let std_start = level_start.into_std();
         let shared_d = shared.clone();
-        let sessions_d: Arc<Vec<Arc<Session>>> = Arc::new(sessions.to_vec());
-        let plan_d = Arc::new(plan.clone());
+        let sessions_d: Vec<Arc<Session>> = sessions.to_vec();
+        let plan_d = plan.clone();
         let labels_d = labels.clone();
         // Under --duration a user starts another session whenever one
-        // ends, until the level's end: these are the sessions' numbers.
+        // ends, until the level's end: the sessions after the first N.
         let more_sessions = match (plan.mode, deadline) {
-            (LoadMode::Users { n, .. }, Some(_)) => Some(Arc::new(AtomicUsize::new(n))),
+            (LoadMode::Users { n, .. }, Some(_)) => Some(Arc::new(SessionQueue {
+                sessions: sessions.to_vec(),
+                plan: plan.clone(),
+                next: Arc::new(AtomicUsize::new(n)),
+                limit: None,
+                deadline,
+            })),
             _ => None,
         };
-        let started_more = more_sessions.clone();
+        let started_more = more_sessions.as_ref().map(|q| q.next.clone());
         let dispatcher = std::thread::Builder::new()
             .name("trace-dispatch".into())
             .spawn(move || {
@@ -324,8 +363,6 @@ pub async fn run_level(
                     let sem = sem.clone();
                     let trace_time = trace_scale.map(|s| (level_start, trace_origin, s));
                     let more = more_sessions.clone();
-                    let sessions = sessions_d.clone();
-                    let plan = plan_d.clone();
                     let jh = handle.spawn(async move {
                         let user = work.user_id;
                         run_session(
@@ -339,25 +376,8 @@ pub async fn run_level(
                             deadline,
                         )
                         .await;
-                        let (Some(more), Some(end)) = (more, deadline) else {
-                            return;
-                        };
-                        while !shared.stopped() && Instant::now() < end {
-                            let i = more.fetch_add(1, Ordering::Relaxed);
-                            let mut work = work_item(&sessions, i, &plan);
-                            work.user_id = user;
-                            let first = prepare_first(&shared, &work);
-                            run_session(
-                                &shared,
-                                work,
-                                first,
-                                Instant::now(),
-                                &labels,
-                                sem.clone(),
-                                None,
-                                deadline,
-                            )
-                            .await;
+                        if let Some(more) = more {
+                            more.run(&shared, &labels, user, sem).await;
                         }
                     });
                     sent += 1;
