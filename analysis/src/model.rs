@@ -246,7 +246,7 @@ pub struct GroupStats {
 }
 
 /// How long a level's users took, first send to last byte (for agent
-/// users: their sessions' run time under that load).
+/// users that each ran one session: its run time under that load).
 #[derive(Debug, Clone, Serialize)]
 pub struct UserSpans {
     #[serde(flatten)]
@@ -269,7 +269,7 @@ pub struct UserStats {
     pub tpot_p50_ms: Option<f64>,
     pub tpot_p99_ms: Option<f64>,
     /// The user's own span, first send to last byte, in seconds: for an
-    /// agent user, the time its session took to run under this load.
+    /// agent user that ran one session (no `--duration`), its run time.
     pub span_s: Option<f64>,
     /// Completion tokens over the user's own span.
     pub output_tokens_per_s: Option<f64>,
