@@ -259,6 +259,137 @@ fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
 }
 
 #[test]
+fn sweep_probes_the_server_then_runs_rates_between() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 30, 64, 8, &[]);
+    // About 55 ms a request: one at a time is far slower than all at once.
+    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "5"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--sweep", "4", "--arrival", "constant", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 120, "four levels of the whole trace");
+    assert_all_ok(&rows);
+    assert_unique_requests(&rows);
+    let runj = read_json(&run.join("run.json"));
+    let cfg = &runj["config"];
+    assert_eq!(cfg["sweep"]["levels"], 4);
+    let probed = &cfg["sweep"]["probed"];
+    // Each probe's rate is its ok requests over its level's time (run.json).
+    let rate_of = |i: usize| {
+        let l = &runj["levels"][i];
+        let secs =
+            (l["end_ms"].as_f64().expect("end") - l["start_ms"].as_f64().expect("start")) / 1000.0;
+        let (mode, value) = (
+            l["load_mode"].as_str().expect("mode"),
+            l["load_value"].clone(),
+        );
+        let ok = rows
+            .iter()
+            .filter(|r| r.load_mode == mode && serde_json::json!(r.load_value) == value)
+            .count();
+        ok as f64 / secs
+    };
+    let sync = probed["sync_rate"].as_f64().expect("sync_rate");
+    let max = probed["max_rate"].as_f64().expect("max_rate");
+    assert!(
+        (sync - rate_of(0)).abs() < 1e-6 * sync,
+        "{sync} {}",
+        rate_of(0)
+    );
+    assert!(
+        (max - rate_of(1)).abs() < 1e-6 * max,
+        "{max} {}",
+        rate_of(1)
+    );
+    assert!(
+        max > 2.0 * sync,
+        "all at once {max}/s against one at a time {sync}/s"
+    );
+    // The rates between: evenly spaced, three significant digits.
+    let rates: Vec<f64> = probed["rates"]
+        .as_array()
+        .expect("rates")
+        .iter()
+        .map(|r| r.as_f64().expect("rate"))
+        .collect();
+    assert_eq!(rates.len(), 2);
+    for (i, r) in rates.iter().enumerate() {
+        let exact = sync + (max - sync) * (i + 1) as f64 / 3.0;
+        assert!((r - exact).abs() <= exact * 0.005, "{r} against {exact}");
+        assert!(*r > sync && *r < max);
+    }
+    let levels: Vec<(String, String)> = cfg["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .map(|l| {
+            let v = l.get("rate").or(l.get("concurrency")).expect("value");
+            (
+                l["load_mode"].as_str().expect("mode").to_string(),
+                v.to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("concurrency", "1".to_string()),
+        ("qps", "\"inf\"".to_string()),
+        ("qps", serde_json::json!(rates[0]).to_string()),
+        ("qps", serde_json::json!(rates[1]).to_string()),
+    ]
+    .into_iter()
+    .map(|(m, v)| (m.to_string(), v))
+    .collect();
+    assert_eq!(levels, expected);
+    for r in &rates {
+        assert_eq!(level(&rows, *r, 1).len(), 30, "level {r}");
+    }
+    assert_eq!(max_in_flight(level(&rows, 1.0, 1)), 1);
+    // The report knows the probes: no saturation line for concurrency 1.
+    let report = trace_ok(["report", &run.display().to_string(), "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+    assert_eq!(report["runs"][0]["sweep"]["levels"], 4);
+    assert_eq!(report["runs"][0]["sweep"]["sync_rate"], probed["sync_rate"]);
+    let modes: Vec<&str> = report["saturation"]
+        .as_array()
+        .expect("saturation")
+        .iter()
+        .map(|s| s["load_mode"].as_str().expect("mode"))
+        .collect();
+    assert_eq!(modes, ["qps"]);
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("is a sweep of 4 levels")
+    );
+}
+
+#[test]
+fn sweep_needs_three_levels_and_no_other_load_mode() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 3, 8, 2, &[]);
+    let t = trace.display().to_string();
+    let url = "http://127.0.0.1:9";
+    let err = trace_err(["replay", &t, "--endpoint", url, "--sweep", "2"]);
+    assert!(err.contains("--sweep: 2 levels are too few"), "{err}");
+    let err = trace_err([
+        "replay",
+        &t,
+        "--endpoint",
+        url,
+        "--sweep",
+        "5",
+        "--qps",
+        "1",
+    ]);
+    assert!(err.contains("choose one load mode"), "{err}");
+}
+
+#[test]
 fn warmup_rows_are_flagged_and_left_out_of_the_summary() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 4, &[]);

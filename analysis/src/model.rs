@@ -58,6 +58,20 @@ pub struct RunInfo {
     pub model: Option<String>,
     pub trace: Option<String>,
     pub rows: u64,
+    /// The run was a `trace replay --sweep`.
+    pub sweep: Option<SweepInfo>,
+}
+
+/// A `--sweep N` run: its first two levels (concurrency 1 and `qps inf`)
+/// are probes, and its other `qps` levels were chosen between the session
+/// rates they sustained.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SweepInfo {
+    pub levels: u64,
+    /// Sessions per second at concurrency 1 (missing if the probes did not finish).
+    pub sync_rate: Option<f64>,
+    /// Sessions per second with every session sent at once.
+    pub max_rate: Option<f64>,
 }
 
 /// Distribution of one metric: sample standard deviation (n - 1), and the
@@ -100,6 +114,16 @@ impl LevelKey {
             && self.load_value.to_bits() == other.load_value.to_bits()
             && self.round == other.round
     }
+}
+
+/// `x` rounded to `digits` significant digits (a measured rate as a person
+/// would write it, e.g. 10.354 to 10.4 with 3).
+pub fn round_sig(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(digits - 1 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
 }
 
 pub fn fmt_value(v: f64) -> String {

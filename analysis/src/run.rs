@@ -10,7 +10,7 @@ use serde_json::Value;
 use traces::results::{KEY_RESULTS_VERSION, RESULTS_SCHEMA_VERSION};
 
 use crate::error::{Error, Result};
-use crate::model::{RunInfo, Slo};
+use crate::model::{RunInfo, Slo, SweepInfo};
 
 /// One run folder, as found on disk.
 #[derive(Debug, Clone)]
@@ -39,6 +39,7 @@ pub struct RunJson {
     pub windows: Vec<LevelWindow>,
     /// `(load_mode, load_value)` of levels run with `--max-concurrency`.
     pub capped_levels: Vec<(String, f64)>,
+    pub sweep: Option<SweepInfo>,
 }
 
 /// A level's start and end on the run clock.
@@ -115,6 +116,7 @@ impl RunFiles {
             model: j.model,
             trace: j.trace,
             rows,
+            sweep: j.sweep,
         }
     }
 }
@@ -259,6 +261,15 @@ fn parse_run_json(v: &Value) -> RunJson {
                 .collect()
         })
         .unwrap_or_default();
+    let sweep = v.get("config").and_then(|c| c.get("sweep")).and_then(|s| {
+        let probed = s.get("probed");
+        let rate = |k: &str| probed.and_then(|p| p.get(k)).and_then(Value::as_f64);
+        Some(SweepInfo {
+            levels: s.get("levels")?.as_u64()?,
+            sync_rate: rate("sync_rate"),
+            max_rate: rate("max_rate"),
+        })
+    });
     RunJson {
         started_at: string_at(v, "started_at"),
         endpoint: string_at(v, "endpoint"),
@@ -275,6 +286,7 @@ fn parse_run_json(v: &Value) -> RunJson {
         },
         windows,
         capped_levels,
+        sweep,
     }
 }
 

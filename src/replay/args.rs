@@ -53,6 +53,11 @@ pub struct ReplayArgs {
     /// How users arrive: burst, steady:SECONDS, poisson:RATE.
     #[arg(long, value_name = "SPEC")]
     pub user_arrival: Option<String>,
+    /// Find the rates: a level at concurrency 1, one with every session at
+    /// once (`--qps inf`), then N-2 `--qps` levels spread evenly between
+    /// the session rates those two sustained (N >= 3).
+    #[arg(long, value_name = "N")]
+    pub sweep: Option<usize>,
 
     /// Length of each level, e.g. 60s, 5m.
     #[arg(long, value_name = "DURATION")]

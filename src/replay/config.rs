@@ -22,7 +22,7 @@ pub enum UserArrival {
     Poisson { rate: f64 },
 }
 
-/// One load level of a sweep.
+/// One load level of a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadMode {
     Qps {
@@ -80,6 +80,11 @@ pub struct RunConfig {
     pub model: Option<String>,
     pub api: Api,
     pub levels: Vec<LoadMode>,
+    /// `--sweep N`: the levels in all; `levels` holds the two probes until
+    /// they have run, then the rates chosen after them.
+    pub sweep: Option<usize>,
+    /// What a sweep's probes measured, once they have run.
+    pub probed: Option<super::sweep::Probed>,
     pub duration: Option<Duration>,
     pub requests: Option<usize>,
     pub warmup: usize,
@@ -292,7 +297,7 @@ pub fn merge_run_file(cli: ReplayArgs) -> anyhow::Result<ReplayArgs> {
     }
     let cli_value = serde_json::to_value(&cli)?;
     // A load mode on the command line replaces the file's, whichever it was.
-    const MODES: [&str; 4] = ["qps", "concurrency", "trace_time", "users"];
+    const MODES: [&str; 5] = ["qps", "concurrency", "trace_time", "users", "sweep"];
     let given = |v: &Value| match v {
         Value::Null | Value::Bool(false) => false,
         Value::Array(a) => !a.is_empty(),
@@ -484,11 +489,21 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
             levels.push(LoadMode::Users { n, arrival });
         }
     }
+    if let Some(n) = args.sweep {
+        modes += 1;
+        if n < super::sweep::MIN_LEVELS {
+            bail!(
+                "--sweep: {n} levels are too few; a sweep has at least {} (two probes and one rate between them)",
+                super::sweep::MIN_LEVELS
+            );
+        }
+        levels.extend(super::sweep::probes(arrival, args.max_concurrency));
+    }
     if modes == 0 {
-        bail!("choose a load: --qps RATES, --concurrency N, --trace-time or --users N");
+        bail!("choose a load: --qps RATES, --concurrency N, --trace-time, --users N or --sweep N");
     }
     if modes > 1 {
-        bail!("choose one load mode: --qps, --concurrency, --trace-time or --users");
+        bail!("choose one load mode: --qps, --concurrency, --trace-time, --users or --sweep");
     }
     if args.max_concurrency == Some(0) {
         bail!("--max-concurrency must be at least 1");
@@ -574,6 +589,8 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         model: args.model.clone(),
         api,
         levels,
+        sweep: args.sweep,
+        probed: None,
         duration,
         requests: args.requests,
         warmup: args.warmup.unwrap_or(0),
@@ -641,6 +658,7 @@ impl RunConfig {
             "api": self.api,
             "model": self.model,
             "levels": levels,
+            "sweep": self.sweep.map(|n| serde_json::json!({"levels": n, "probed": self.probed})),
             "duration_s": self.duration.map(|d| d.as_secs_f64()),
             "requests": self.requests,
             "warmup": self.warmup,

@@ -6,6 +6,7 @@
 //! - `client` + `sse`: one request and its stream; `workload`: request bodies.
 //! - `recorder`: the one writer of the results; `summary`: per-level statistics.
 //! - `output`: the run folder, `run.json`, `summary.*`.
+//! - `sweep`: `--sweep N`, levels chosen from two probe levels.
 
 mod args;
 pub mod client;
@@ -17,11 +18,13 @@ mod runner;
 pub mod schedule;
 mod sse;
 pub mod summary;
+pub mod sweep;
 pub mod workload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use analysis::model::round_sig;
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -115,7 +118,7 @@ fn longest_thinking(sessions: &[workload::Session], scale: f64) -> Option<(&str,
 }
 
 /// Runs a whole replay: every level and round, then the summaries.
-pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
+pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let (sessions, meta) = workload::load_sessions(&cfg.trace)
         .with_context(|| format!("cannot load the trace {}", cfg.trace.display()))?;
     if sessions.is_empty() {
@@ -215,8 +218,15 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     } else {
         None
     };
+    let turns_per_session =
+        sessions.iter().map(|s| s.turns.len()).sum::<usize>() as f64 / sessions.len() as f64;
+    let mut probe_rates = Vec::new();
     let mut level_times = Vec::new();
-    'levels: for (li, mode) in cfg.levels.iter().enumerate() {
+    let mut li = 0;
+    'levels: while li < cfg.levels.len() {
+        let mode = &cfg.levels[li].clone();
+        let ok_before = shared.ok_requests();
+        let first_time = level_times.len();
         for round in 1..=cfg.rounds {
             if stop.load(Ordering::Relaxed) {
                 break 'levels;
@@ -270,6 +280,64 @@ pub async fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 );
             }
             level_times.push((*mode, round, times));
+        }
+        li += 1;
+        if let Some(n) = cfg.sweep
+            && cfg.probed.is_none()
+            && !stop.load(Ordering::Relaxed)
+        {
+            let ok = shared.ok_requests() - ok_before;
+            let secs: f64 = level_times[first_time..]
+                .iter()
+                .map(|(_, _, t)| (t.end_ms - t.start_ms) / 1000.0)
+                .sum();
+            match sweep::probe_rate(ok, secs, turns_per_session) {
+                Some(rate) => probe_rates.push(rate),
+                None => {
+                    eprintln!(
+                        "the sweep stops: its {} {} probe completed no request",
+                        mode.name(),
+                        summary::fmt_value(mode.value())
+                    );
+                    break 'levels;
+                }
+            }
+            if let [sync_rate, max_rate] = probe_rates[..] {
+                let rates = sweep::rates_between(sync_rate, max_rate, n);
+                if !cfg.quiet {
+                    let shown: Vec<String> = rates.iter().map(|r| summary::fmt_value(*r)).collect();
+                    eprintln!(
+                        "sweep: {} sessions/s one at a time, {} all at once; next --qps {}",
+                        summary::fmt_value(round_sig(sync_rate, 3)),
+                        summary::fmt_value(round_sig(max_rate, 3)),
+                        shown.join(",")
+                    );
+                }
+                if max_rate < sync_rate * 1.1 {
+                    eprintln!(
+                        "warning: the server completed about as many sessions at full load as one at a time \
+                         ({} against {} per second): the sweep's rates lie close together",
+                        summary::fmt_value(round_sig(max_rate, 3)),
+                        summary::fmt_value(round_sig(sync_rate, 3))
+                    );
+                }
+                let arrival_and_cap = match cfg.levels.get(1) {
+                    Some(config::LoadMode::Qps {
+                        arrival,
+                        max_concurrency,
+                        ..
+                    }) => Some((*arrival, *max_concurrency)),
+                    _ => None,
+                };
+                if let Some((arrival, cap)) = arrival_and_cap {
+                    cfg.levels.extend(sweep::levels(&rates, arrival, cap));
+                }
+                cfg.probed = Some(sweep::Probed {
+                    sync_rate,
+                    max_rate,
+                    rates,
+                });
+            }
         }
     }
     drop(shared);

@@ -45,6 +45,9 @@ pub fn utc_stamp(t: SystemTime, iso: bool) -> String {
 }
 
 fn default_name(cfg: &RunConfig) -> String {
+    if let Some(n) = cfg.sweep {
+        return format!("sweep-{n}");
+    }
     let mode = cfg.levels.first().map_or("run", |m| m.name());
     let values: Vec<String> = cfg
         .levels

@@ -55,9 +55,15 @@ impl Shared {
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
+
+    /// Requests finished ok so far in the run.
+    pub fn ok_requests(&self) -> u64 {
+        let failed = self.failed.load(Ordering::Relaxed);
+        self.done.load(Ordering::Relaxed).saturating_sub(failed)
+    }
 }
 
-/// One level of the sweep, as the runner needs it.
+/// One level of the run, as the runner needs it.
 #[derive(Debug, Clone)]
 pub struct LevelPlan {
     pub mode: LoadMode,

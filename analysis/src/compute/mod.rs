@@ -19,7 +19,7 @@ mod users;
 pub use users::spans as user_spans;
 
 use crate::error::{PolarsContext, Result};
-use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo};
+use crate::model::{PERCENTILE_DEFINITION, REPORT_VERSION, Report, Slo, fmt_value, round_sig};
 use crate::run::RunFiles;
 
 pub use frames::requests;
@@ -160,7 +160,29 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
             ));
         }
     }
-    let saturation = saturation::assess(&levels, &slo, opts);
+    for info in &infos {
+        if let Some(sw) = &info.sweep {
+            let rates = match (sw.sync_rate, sw.max_rate) {
+                (Some(a), Some(b)) => format!(
+                    ": {} sessions/s one at a time, {} all at once",
+                    fmt_value(round_sig(a, 3)),
+                    fmt_value(round_sig(b, 3))
+                ),
+                _ => " whose probes did not finish".to_string(),
+            };
+            notes.push(format!(
+                "{} is a sweep of {} levels{rates}; its concurrency 1 and qps inf levels are the probes the qps rates were chosen from, and the saturation line covers its qps levels",
+                info.run_id, sw.levels
+            ));
+        }
+    }
+    // A sweep's concurrency-1 level is a probe, not a series to assess.
+    let probes: Vec<(String, String)> = infos
+        .iter()
+        .filter(|i| i.sweep.is_some())
+        .map(|i| (i.run_id.clone(), "concurrency".to_string()))
+        .collect();
+    let saturation = saturation::assess(&levels, &slo, opts, &probes);
     let (turns, prompt_buckets) = sessions.finish(&level_ids, &store)?;
     let users = users::per_user(users, &level_ids, &store)?;
     let user_spans = users::spans(&users);

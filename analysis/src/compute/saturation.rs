@@ -15,11 +15,17 @@ use crate::model::{LevelStats, LevelVerdict, Saturation, Slo, fmt_value};
 
 use super::Options;
 
-pub fn assess(levels: &[LevelStats], slo: &Slo, opts: &Options) -> Vec<Saturation> {
+/// `skip`: `(run_id, load_mode)` groups left out (a sweep's probe).
+pub fn assess(
+    levels: &[LevelStats],
+    slo: &Slo,
+    opts: &Options,
+    skip: &[(String, String)],
+) -> Vec<Saturation> {
     let mut groups: Vec<(String, String)> = Vec::new();
     for l in levels {
         let g = (l.key.run_id.clone(), l.key.load_mode.clone());
-        if l.key.round == 1 && !groups.contains(&g) {
+        if l.key.round == 1 && !groups.contains(&g) && !skip.contains(&g) {
             groups.push(g);
         }
     }
@@ -259,7 +265,7 @@ mod tests {
             level(2.0, 100.0, 150.0, 2.0),
             level(4.0, 100.0, 450.0, 4.0),
         ];
-        let s = assess(&levels, &Slo::default(), &Options::default());
+        let s = assess(&levels, &Slo::default(), &Options::default(), &[]);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].highest_passing, Some(2.0));
         assert_eq!(s[0].first_failing, Some(4.0));
@@ -282,7 +288,7 @@ mod tests {
             ttft_ms: Some(200.0),
             ..Slo::default()
         };
-        let s = assess(&[a, b], &slo, &Options::default());
+        let s = assess(&[a, b], &slo, &Options::default(), &[]);
         assert_eq!(s[0].criterion, "slo");
         assert_eq!(s[0].highest_passing, Some(1.0));
         assert!(s[0].levels[1].reasons[0].contains("SLO met by 90.0%"));
@@ -293,7 +299,7 @@ mod tests {
         let mut few = level(10.0, 100.0, 100.0, 8.0);
         few.arrivals = 20; // 3/sqrt(20) = 67 %: 8 of 10 is noise
         let many = level(20.0, 100.0, 100.0, 15.0); // 1000 arrivals: 25 % short is real
-        let s = assess(&[few, many], &Slo::default(), &Options::default());
+        let s = assess(&[few, many], &Slo::default(), &Options::default(), &[]);
         assert!(s[0].levels[0].passed, "{:?}", s[0].levels[0]);
         assert!(!s[0].levels[1].passed);
         assert!(s[0].levels[1].reasons[0].contains("achieved 15.00 of 20"));
@@ -302,13 +308,13 @@ mod tests {
     #[test]
     fn all_passing_and_all_failing_are_said_plainly() {
         let ok = vec![level(1.0, 100.0, 100.0, 1.0), level(2.0, 100.0, 110.0, 2.0)];
-        let s = assess(&ok, &Slo::default(), &Options::default());
+        let s = assess(&ok, &Slo::default(), &Options::default(), &[]);
         assert!(
             s[0].statement
                 .contains("no saturation within the tested levels")
         );
         let bad = vec![level(1.0, 50.0, 100.0, 1.0)];
-        let s = assess(&bad, &Slo::default(), &Options::default());
+        let s = assess(&bad, &Slo::default(), &Options::default(), &[]);
         assert_eq!(s[0].highest_passing, None);
         assert!(s[0].statement.contains("even the lowest level"));
     }

@@ -120,6 +120,7 @@ fn run(id: &str, interrupted: bool) -> RunInfo {
         model: Some("Qwen/Qwen3-8B".to_string()),
         trace: Some("agents.parquet".to_string()),
         rows: 1800,
+        sweep: None,
     }
 }
 
