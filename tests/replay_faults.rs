@@ -216,6 +216,78 @@ fn reset_before_the_first_byte_is_not_a_connect_error() {
     }
 }
 
+#[test]
+fn a_connection_closed_unanswered_is_sent_again_once() {
+    let n = 30;
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), n, 64, OUT, &[]);
+    let log = dir.path().join("server.jsonl");
+    let mock = MockProcess::start(&[
+        "--ttft-ms",
+        "5",
+        "--itl-ms",
+        "1",
+        "--faults",
+        "close=0.4",
+        "--fault-seed",
+        "3",
+        "--log-requests",
+        log.to_str().expect("utf8"),
+    ]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "1", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    stop_mock(mock);
+    // Every attempt the server received, in order, by request id.
+    let mut attempts: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    let text = std::fs::read_to_string(&log).expect("the mock's request log");
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+        let id = v["client_request_id"].as_str().expect("id").to_string();
+        attempts
+            .entry(id)
+            .or_default()
+            .push(v["fault"].as_str().map(str::to_string));
+    }
+    assert_eq!(rows.len(), n as usize);
+    assert_eq!(attempts.len(), n as usize);
+    let close = Some("close".to_string());
+    let (mut resent, mut saved, mut lost) = (0, 0, 0);
+    for r in &rows {
+        let a = &attempts[&r.request_id];
+        if a[0] != close {
+            assert_eq!(a.len(), 1, "{}: answered, so sent once", r.request_id);
+            assert_eq!(r.status, Some(Status::Ok), "{r:?}");
+            continue;
+        }
+        assert_eq!(a.len(), 2, "{}: sent again once, not more", r.request_id);
+        resent += 1;
+        if a[1] == close {
+            lost += 1;
+            assert_eq!(r.status, Some(Status::StreamError), "{r:?}");
+            let err = r.error.as_deref().expect("error");
+            assert!(err.contains("when sent again too"), "{err}");
+        } else {
+            saved += 1;
+            assert_eq!(r.status, Some(Status::Ok), "{r:?}");
+            assert_eq!(r.completion_tokens, Some(OUT));
+        }
+    }
+    // The seed gives both outcomes of a second send.
+    assert!(saved > 0 && lost > 0, "saved {saved}, lost {lost}");
+    let runj = read_json(&run.join("run.json"));
+    assert_eq!(runj["levels"][0]["requests_resent"], resent);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("{resent} requests were sent a second time"))
+    );
+}
+
 /// What a request must have ended in, given the fault the server logged.
 fn expected_status(fault: Option<&str>) -> (Status, Option<u16>) {
     match fault {

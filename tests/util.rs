@@ -257,13 +257,8 @@ pub fn assert_unique_requests(rows: &[traces::results::RequestRecord]) {
     }
 }
 
-/// Stops a mock with SIGTERM (by its PID) so that it closes its request
-/// log, then reads the JSON-lines log keyed by the client's request id,
-/// asserting that no id was logged twice (so: single-round runs only).
-pub fn stop_mock_and_read_log(
-    mut mock: MockProcess,
-    log: &Path,
-) -> std::collections::HashMap<String, serde_json::Value> {
+/// Stops a mock with SIGTERM (by its PID), so that it closes its request log.
+pub fn stop_mock(mut mock: MockProcess) {
     let pid = mock.child.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -271,6 +266,16 @@ pub fn stop_mock_and_read_log(
         .expect("kill runs");
     assert!(status.success(), "kill -TERM {pid} failed");
     let _ = mock.child.wait();
+}
+
+/// Stops a mock with SIGTERM (by its PID) so that it closes its request
+/// log, then reads the JSON-lines log keyed by the client's request id,
+/// asserting that no id was logged twice (so: single-round runs only).
+pub fn stop_mock_and_read_log(
+    mock: MockProcess,
+    log: &Path,
+) -> std::collections::HashMap<String, serde_json::Value> {
+    stop_mock(mock);
     let text = std::fs::read_to_string(log).expect("the mock's request log");
     let mut by_id = std::collections::HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {

@@ -82,7 +82,7 @@ pub struct MockArgs {
     /// Metric names of /metrics.
     #[arg(long, value_enum, default_value_t = MetricsFlavor::Vllm)]
     pub metrics_flavor: MetricsFlavor,
-    /// Fault rates, e.g. `429=0.05,500=0.01,503=0.01,reset=0.01,stall=0.01,malformed=0.01,no-done=0.01,usage-missing=0.01,usage-wrong=0.01`.
+    /// Fault rates, e.g. `429=0.05,500=0.01,503=0.01,reset=0.01,stall=0.01,malformed=0.01,no-done=0.01,usage-missing=0.01,usage-wrong=0.01,close=0.01`.
     #[arg(long, value_name = "KIND=RATE,...")]
     pub faults: Option<String>,
     /// Seed of the fault draws.

@@ -23,10 +23,13 @@ pub enum Fault {
     UsageMissing,
     /// A usage report whose completion_tokens is one more than was sent.
     UsageWrong,
+    /// The connection is closed (FIN) without an answer, as a server does
+    /// that closes a kept-alive connection just as the client reuses it.
+    Close,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 9] = [
+    pub const ALL: [Fault; 10] = [
         Fault::Http429,
         Fault::Http500,
         Fault::Http503,
@@ -36,6 +39,7 @@ impl Fault {
         Fault::NoDone,
         Fault::UsageMissing,
         Fault::UsageWrong,
+        Fault::Close,
     ];
 
     /// The name used in `--faults`, the `x-mock-fault` header and the request log.
@@ -50,6 +54,7 @@ impl Fault {
             Fault::NoDone => "no-done",
             Fault::UsageMissing => "usage-missing",
             Fault::UsageWrong => "usage-wrong",
+            Fault::Close => "close",
         }
     }
 

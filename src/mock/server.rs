@@ -161,14 +161,19 @@ async fn accept_loop(
 
 async fn serve_connection(stream: TcpStream, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
     let reset = Arc::new(AtomicBool::new(false));
+    let close = Arc::new(AtomicBool::new(false));
     let io = TokioIo::new(ConnIo {
         inner: stream,
         reset: reset.clone(),
+        close: close.clone(),
     });
     let service = service_fn(move |req| {
         let engine = engine.clone();
-        let reset = reset.clone();
-        async move { Ok::<_, Infallible>(route(engine, reset, req).await) }
+        let flags = ConnFlags {
+            reset: reset.clone(),
+            close: close.clone(),
+        };
+        async move { Ok::<_, Infallible>(route(engine, flags, req).await) }
     });
     let conn = http1::Builder::new()
         .keep_alive(true)
@@ -185,10 +190,18 @@ async fn serve_connection(stream: TcpStream, engine: Arc<Engine>, mut stop: watc
 
 /// The TCP stream of one connection. When a fault sets `reset`, the stream
 /// refuses further writes and is closed with SO_LINGER 0, so the peer gets
-/// an RST rather than an orderly end.
+/// an RST rather than an orderly end; when one sets `close`, it refuses
+/// further writes and ends in order (FIN), nothing more sent.
 struct ConnIo {
     inner: TcpStream,
     reset: Arc<AtomicBool>,
+    close: Arc<AtomicBool>,
+}
+
+/// What faults can do to the connection a request came on.
+struct ConnFlags {
+    reset: Arc<AtomicBool>,
+    close: Arc<AtomicBool>,
 }
 
 impl ConnIo {
@@ -199,6 +212,9 @@ impl ConnIo {
                 io::ErrorKind::ConnectionReset,
                 "fault: reset",
             ));
+        }
+        if self.close.load(Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "fault: close"));
         }
         Ok(())
     }
@@ -279,7 +295,7 @@ fn error(status: StatusCode, message: &str) -> Response<MockBody> {
 
 async fn route(
     engine: Arc<Engine>,
-    reset: Arc<AtomicBool>,
+    flags: ConnFlags,
     req: Request<Incoming>,
 ) -> Response<MockBody> {
     let path = req.uri().path().to_string();
@@ -298,10 +314,10 @@ async fn route(
     let method = req.method().clone();
     match (path.as_str(), method) {
         ("/v1/chat/completions", Method::POST) => {
-            completion(engine, reset, Endpoint::Chat, req).await
+            completion(engine, flags, Endpoint::Chat, req).await
         }
         ("/v1/completions", Method::POST) => {
-            completion(engine, reset, Endpoint::Completions, req).await
+            completion(engine, flags, Endpoint::Completions, req).await
         }
         ("/v1/models", Method::GET) => models(&engine),
         ("/health", Method::GET) => Response::new(MockBody::Full(None)),
@@ -349,7 +365,7 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
 
 async fn completion(
     engine: Arc<Engine>,
-    reset: Arc<AtomicBool>,
+    flags: ConnFlags,
     endpoint: Endpoint,
     req: Request<Incoming>,
 ) -> Response<MockBody> {
@@ -458,6 +474,23 @@ async fn completion(
         created,
         cfg.model_name(),
     );
+    if fault == Some(Fault::Close) {
+        log_http_fault(
+            &engine,
+            &writer,
+            endpoint,
+            request.stream,
+            0,
+            fault,
+            arrival,
+            info.tokens,
+            client_request_id,
+        );
+        // Nothing of this response is written: the connection ends here.
+        flags.close.store(true, Relaxed);
+        return Response::new(MockBody::Full(None));
+    }
+    let reset = flags.reset;
     if let Some(status) = fault.and_then(Fault::http_status) {
         log_http_fault(
             &engine,

@@ -55,6 +55,9 @@ pub struct Exchange {
     /// The generated text (content only), for live history.
     pub text: String,
     pub done_seen: bool,
+    /// Sent a second time: the first send met a connection the server had
+    /// closed, and got no answer.
+    pub resent: bool,
 }
 
 impl Exchange {
@@ -76,6 +79,7 @@ impl Exchange {
             error: None,
             text: String::new(),
             done_seen: false,
+            resent: false,
         }
     }
 
@@ -100,6 +104,19 @@ impl Exchange {
             self.error = Some(e);
         }
     }
+}
+
+/// The connection closed before any byte of an answer came back (hyper's
+/// "connection closed before message completed").
+fn closed_before_answer(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            return h.is_incomplete_message();
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Builds the one HTTP client of a run: pooled keep-alive connections.
@@ -127,29 +144,43 @@ pub async fn exchange(
     let sent = Instant::now();
     let deadline = sent + endpoint.timeout;
     let mut ex = Exchange::new(sent);
-    let mut req = client
-        .post(&endpoint.url)
-        .header("content-type", "application/json")
-        .header("accept", "text/event-stream")
-        .header("x-request-id", request_id)
-        .body(body);
-    if let Some(key) = &endpoint.api_key {
-        req = req.bearer_auth(key);
-    }
-    for (k, v) in &endpoint.headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
-    let response = tokio::select! {
-        r = req.send() => r,
-        _ = tokio::time::sleep_until(deadline) => {
-            ex.end = Instant::now();
-            ex.fail(Status::Timeout, format!("no response within {:?}", endpoint.timeout));
-            return ex;
+    let response = loop {
+        let mut req = client
+            .post(&endpoint.url)
+            .header("content-type", "application/json")
+            .header("accept", "text/event-stream")
+            .header("x-request-id", request_id)
+            .body(body.clone());
+        if let Some(key) = &endpoint.api_key {
+            req = req.bearer_auth(key);
         }
-        _ = cancelled(&mut cancel) => {
-            ex.end = Instant::now();
-            ex.fail(Status::Cancelled, "cancelled before the response");
-            return ex;
+        for (k, v) in &endpoint.headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let response = tokio::select! {
+            r = req.send() => r,
+            _ = tokio::time::sleep_until(deadline) => {
+                ex.end = Instant::now();
+                ex.fail(Status::Timeout, format!("no response within {:?}", endpoint.timeout));
+                return ex;
+            }
+            _ = cancelled(&mut cancel) => {
+                ex.end = Instant::now();
+                ex.fail(Status::Cancelled, "cancelled before the response");
+                return ex;
+            }
+        };
+        // A server may close a kept-alive connection just as it is reused
+        // (llama.cpp's closes it after every stream while it announces
+        // keep-alive): the request then meets a closed connection and gets
+        // no answer at all. It is sent once more, on another connection,
+        // and timed from that send; the time lost shows as lateness.
+        match response {
+            Err(e) if !ex.resent && closed_before_answer(&e) => {
+                ex.resent = true;
+                ex.sent = Instant::now();
+            }
+            r => break r,
         }
     };
     let mut response = match response {
@@ -165,7 +196,15 @@ pub async fn exchange(
             } else {
                 Status::StreamError
             };
-            ex.fail(status, error_chain(&e));
+            let chain = error_chain(&e);
+            if ex.resent && closed_before_answer(&e) {
+                ex.fail(
+                    status,
+                    format!("the connection closed unanswered, when sent again too: {chain}"),
+                );
+            } else {
+                ex.fail(status, chain);
+            }
             return ex;
         }
     };

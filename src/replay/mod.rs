@@ -188,6 +188,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         stopping: stopping_rx,
         hard: hard_rx,
         done: Default::default(),
+        resent: Default::default(),
         failed: Default::default(),
     });
     if !cfg.quiet {
@@ -401,6 +402,18 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             for (kind, n) in &l.errors_detail {
                 println!("    {n} × {kind}");
             }
+        }
+        let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
+        if resent > 0 {
+            let (what, their) = if resent == 1 {
+                ("1 request was", "its")
+            } else {
+                (&*format!("{resent} requests were"), "their")
+            };
+            println!(
+                "\n{what} sent a second time: the server closed {their} kept-alive connection \
+                 without answering (requests_resent per level in run.json)"
+            );
         }
         println!(
             "\n{} requests recorded in {}",

@@ -105,6 +105,7 @@ impl RunDir {
                 json!({
                     "load_mode": m.name(), "load_value": m.value(), "round": round,
                     "start_ms": t.start_ms, "end_ms": t.end_ms, "sessions_started": t.arrivals,
+                    "requests_resent": t.resent,
                 })
             })
             .collect();

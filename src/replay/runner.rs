@@ -45,6 +45,8 @@ pub struct Shared {
     /// Requests recorded so far, and those that were not ok (for progress lines).
     pub done: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
+    /// Requests sent a second time after their connection closed unanswered.
+    pub resent: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -215,6 +217,8 @@ pub struct LevelTimes {
     pub start_ms: f64,
     pub end_ms: f64,
     pub arrivals: usize,
+    /// Requests sent again after the server closed their connection unanswered.
+    pub resent: u64,
 }
 
 /// Opens `n` pooled connections before a level starts, so connection
@@ -268,6 +272,7 @@ pub async fn run_level(
         value: plan.mode.value(),
         round: plan.round,
     });
+    let resent_before = shared.resent.load(Ordering::Relaxed);
     let lead = Duration::from_millis(20);
     let level_start = Instant::now() + lead;
     let start_ms = shared.ms(level_start);
@@ -410,6 +415,7 @@ pub async fn run_level(
         start_ms,
         end_ms: shared.ms(Instant::now()),
         arrivals,
+        resent: shared.resent.load(Ordering::Relaxed) - resent_before,
     })
 }
 
@@ -638,6 +644,9 @@ fn record(
         error: ex.error.clone(),
         compaction: row.reset_context,
     };
+    if ex.resent {
+        shared.resent.fetch_add(1, Ordering::Relaxed);
+    }
     shared.done.fetch_add(1, Ordering::Relaxed);
     if !ok {
         shared.failed.fetch_add(1, Ordering::Relaxed);
