@@ -238,3 +238,57 @@ fn swe_agent_tool_calls_replay_against_llama_cpp() {
         }
     }
 }
+
+/// `--sweep` against a server we did not write: the probes, the rate
+/// chosen between them, and every request answered although llama.cpp
+/// closes its connection after each stream while it announces keep-alive
+/// (a request that meets such a closed connection is sent once more).
+#[test]
+fn sweep_against_llama_cpp() {
+    let port: u16 = 18094;
+    let Some(_server) = start_server(port, &[]) else {
+        return;
+    };
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 12, 32, 4, &[]);
+    let (run, rows) = replay(
+        &trace,
+        port,
+        &dir.path().join("results"),
+        &["--sweep", "3", "--no-metrics"],
+    );
+    assert_eq!(rows.len(), 36, "three levels of 12 requests");
+    for r in &rows {
+        assert_eq!(r.status, Some(Status::Ok), "{:?}", r.error);
+        assert_eq!(r.completion_tokens, Some(4));
+    }
+    let runj = read_json(&run.join("run.json"));
+    let probed = &runj["config"]["sweep"]["probed"];
+    let sync = probed["sync_rate"].as_f64().expect("sync_rate");
+    let max = probed["max_rate"].as_f64().expect("max_rate");
+    let rate = probed["rates"][0].as_f64().expect("one rate between");
+    assert!(sync > 0.0 && max > 0.0, "{probed}");
+    assert!(
+        rate >= sync.min(max) && rate <= sync.max(max),
+        "{rate} between {sync} and {max}"
+    );
+    let modes: Vec<(String, f64)> = runj["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .map(|l| {
+            (
+                l["load_mode"].as_str().expect("mode").to_string(),
+                match &l["load_value"] {
+                    serde_json::Value::String(s) if s == "inf" => f64::INFINITY,
+                    v => v.as_f64().expect("a number or \"inf\""),
+                },
+            )
+        })
+        .collect();
+    assert_eq!(modes[0], ("concurrency".to_string(), 1.0));
+    assert_eq!(modes[1].0, "qps");
+    assert!(modes[1].1.is_infinite(), "{modes:?}");
+    assert_eq!(modes[2], ("qps".to_string(), rate));
+    assert!(runj["levels"][0]["requests_resent"].is_u64());
+}

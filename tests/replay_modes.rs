@@ -284,13 +284,15 @@ fn sweep_probes_the_server_then_runs_rates_between() {
         let l = &runj["levels"][i];
         let secs =
             (l["end_ms"].as_f64().expect("end") - l["start_ms"].as_f64().expect("start")) / 1000.0;
-        let (mode, value) = (
-            l["load_mode"].as_str().expect("mode"),
-            l["load_value"].clone(),
-        );
+        let mode = l["load_mode"].as_str().expect("mode");
+        // JSON has no infinity: run.json writes an unbounded rate as "inf".
+        let value = match &l["load_value"] {
+            serde_json::Value::String(s) if s == "inf" => f64::INFINITY,
+            v => v.as_f64().expect("a number or \"inf\""),
+        };
         let ok = rows
             .iter()
-            .filter(|r| r.load_mode == mode && serde_json::json!(r.load_value) == value)
+            .filter(|r| r.load_mode == mode && r.load_value == value)
             .count();
         ok as f64 / secs
     };
@@ -353,6 +355,15 @@ fn sweep_probes_the_server_then_runs_rates_between() {
     let report = trace_ok(["report", &run.display().to_string(), "--format", "json"]);
     let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
     assert_eq!(report["runs"][0]["sweep"]["levels"], 4);
+    // JSON has no infinity: the all-at-once level is "inf", not null.
+    let values: Vec<&serde_json::Value> = report["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .map(|l| &l["load_value"])
+        .collect();
+    assert!(values.contains(&&serde_json::json!("inf")), "{values:?}");
+    assert!(values.iter().all(|v| !v.is_null()), "{values:?}");
     assert_eq!(report["runs"][0]["sweep"]["sync_rate"], probed["sync_rate"]);
     let modes: Vec<&str> = report["saturation"]
         .as_array()

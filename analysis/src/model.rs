@@ -89,11 +89,22 @@ pub struct Dist {
     pub max: Option<f64>,
 }
 
+/// Serializes a level's value, with an unbounded rate (`--qps inf`) as
+/// the string `"inf"`: JSON has no infinity, and serde would write null.
+pub fn ser_load_value<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_infinite() {
+        s.serialize_str("inf")
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
 /// The identity of a load level within a run.
 #[derive(Debug, Clone, Serialize, PartialEq, PartialOrd)]
 pub struct LevelKey {
     pub run_id: String,
     pub load_mode: String,
+    #[serde(serialize_with = "ser_load_value")]
     pub load_value: f64,
     pub round: u32,
 }
@@ -227,6 +238,7 @@ pub struct Saturation {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelVerdict {
+    #[serde(serialize_with = "ser_load_value")]
     pub load_value: f64,
     pub passed: bool,
     pub reasons: Vec<String>,
@@ -236,6 +248,7 @@ pub struct LevelVerdict {
 pub struct RoundDelta {
     pub run_id: String,
     pub load_mode: String,
+    #[serde(serialize_with = "ser_load_value")]
     pub load_value: f64,
     pub round: u32,
     /// Requests ok in both round 1 and this round.
@@ -320,6 +333,7 @@ pub struct Comparison {
 #[derive(Debug, Clone, Serialize)]
 pub struct ComparedLevel {
     pub load_mode: String,
+    #[serde(serialize_with = "ser_load_value")]
     pub load_value: f64,
     pub round: u32,
     pub metrics: Vec<ComparedMetric>,

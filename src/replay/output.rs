@@ -44,6 +44,16 @@ pub fn utc_stamp(t: SystemTime, iso: bool) -> String {
     }
 }
 
+/// A number for JSON, with an unbounded rate as `"inf"` (JSON has no
+/// infinity: serde would write null).
+fn json_number(v: f64) -> serde_json::Value {
+    if v.is_infinite() {
+        json!("inf")
+    } else {
+        json!(v)
+    }
+}
+
 fn default_name(cfg: &RunConfig) -> String {
     if let Some(n) = cfg.sweep {
         return format!("sweep-{n}");
@@ -103,7 +113,7 @@ impl RunDir {
             .iter()
             .map(|(m, round, t)| {
                 json!({
-                    "load_mode": m.name(), "load_value": m.value(), "round": round,
+                    "load_mode": m.name(), "load_value": json_number(m.value()), "round": round,
                     "start_ms": t.start_ms, "end_ms": t.end_ms, "sessions_started": t.arrivals,
                     "requests_resent": t.resent,
                 })

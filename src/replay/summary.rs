@@ -57,6 +57,7 @@ fn dist(mut v: Vec<f64>, ps: &[f64]) -> Dist {
 #[derive(Debug, Clone, Serialize)]
 pub struct LevelSummary {
     pub load_mode: String,
+    #[serde(serialize_with = "analysis::model::ser_load_value")]
     pub load_value: f64,
     pub round: u32,
     pub requests: usize,
