@@ -347,6 +347,9 @@ fn sweep_probes_the_server_then_runs_rates_between() {
     .map(|(m, v)| (m.to_string(), v))
     .collect();
     assert_eq!(levels, expected);
+    // The all-at-once probe is capped by default; the chosen levels are not.
+    assert_eq!(cfg["levels"][1]["max_concurrency"], 256);
+    assert!(cfg["levels"][2]["max_concurrency"].is_null());
     for r in &rates {
         assert_eq!(level(&rows, *r, 1).len(), 30, "level {r}");
     }

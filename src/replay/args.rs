@@ -54,8 +54,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "SPEC")]
     pub user_arrival: Option<String>,
     /// Find the rates: a level at concurrency 1, one with every session at
-    /// once (`--qps inf`), then N-2 `--qps` levels spread evenly between
-    /// the session rates those two sustained (N >= 3).
+    /// once (`--qps inf`, at most `--max-concurrency` or 256 in flight),
+    /// then N-2 `--qps` levels spread evenly between the session rates
+    /// those two sustained (N >= 3).
     #[arg(long, value_name = "N")]
     pub sweep: Option<usize>,
 

@@ -85,6 +85,8 @@ pub struct RunConfig {
     pub sweep: Option<usize>,
     /// What a sweep's probes measured, once they have run.
     pub probed: Option<super::sweep::Probed>,
+    /// `--max-concurrency` as given (a sweep's chosen levels take it).
+    pub max_concurrency: Option<usize>,
     pub duration: Option<Duration>,
     pub requests: Option<usize>,
     pub warmup: usize,
@@ -591,6 +593,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         levels,
         sweep: args.sweep,
         probed: None,
+        max_concurrency: args.max_concurrency,
         duration,
         requests: args.requests,
         warmup: args.warmup.unwrap_or(0),

@@ -322,16 +322,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                         summary::fmt_value(round_sig(sync_rate, 3))
                     );
                 }
-                let arrival_and_cap = match cfg.levels.get(1) {
-                    Some(config::LoadMode::Qps {
-                        arrival,
-                        max_concurrency,
-                        ..
-                    }) => Some((*arrival, *max_concurrency)),
-                    _ => None,
-                };
-                if let Some((arrival, cap)) = arrival_and_cap {
-                    cfg.levels.extend(sweep::levels(&rates, arrival, cap));
+                if let Some(config::LoadMode::Qps { arrival, .. }) = cfg.levels.get(1) {
+                    let more = sweep::levels(&rates, *arrival, cfg.max_concurrency);
+                    cfg.levels.extend(more);
                 }
                 cfg.probed = Some(sweep::Probed {
                     sync_rate,

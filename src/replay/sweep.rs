@@ -24,6 +24,12 @@ pub struct Probed {
     pub rates: Vec<f64>,
 }
 
+/// Requests in flight at most in the all-at-once probe without
+/// `--max-concurrency`: every session of a large trace at once would open
+/// as many connections (thousands) and measure the client's limits, not
+/// the server's; 256 is more than a single server batches at a time.
+pub const PROBE_MAX_CONCURRENCY: usize = 256;
+
 /// The two probe levels every sweep starts with.
 pub fn probes(arrival: Arrival, max_concurrency: Option<usize>) -> Vec<LoadMode> {
     vec![
@@ -31,7 +37,7 @@ pub fn probes(arrival: Arrival, max_concurrency: Option<usize>) -> Vec<LoadMode>
         LoadMode::Qps {
             rate: Rate::Infinite,
             arrival,
-            max_concurrency,
+            max_concurrency: Some(max_concurrency.unwrap_or(PROBE_MAX_CONCURRENCY)),
         },
     ]
 }
