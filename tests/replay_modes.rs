@@ -380,6 +380,10 @@ fn sweep_probes_the_server_then_runs_rates_between() {
             .to_string()
             .contains("is a sweep of 4 levels")
     );
+    // A single-turn trace: run.json says so, and no session spans.
+    assert_eq!(runj["trace"]["sessions"], 30);
+    assert_eq!(runj["trace"]["turns"], 30);
+    assert_eq!(report["session_spans"], serde_json::json!([]));
 }
 
 #[test]

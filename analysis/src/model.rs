@@ -32,6 +32,8 @@ pub struct Report {
     pub rounds: Vec<RoundDelta>,
     /// Latency by turn, for multi-turn runs.
     pub turns: Vec<GroupStats>,
+    /// Per level of a multi-turn run, the spread of its sessions' spans and turns.
+    pub session_spans: Vec<SessionSpans>,
     /// Latency by prompt-token bucket (`prompt_tokens`, else the target length).
     pub prompt_buckets: Vec<GroupStats>,
     /// Per-user aggregates, for `--users` runs.
@@ -290,6 +292,19 @@ pub struct UserSpans {
     pub key: LevelKey,
     /// Users with a span (at least one request that ended after it was sent).
     pub users: u64,
+    pub span_s: Dist,
+}
+
+/// The sessions of a multi-turn level: each one's span (first send to
+/// last byte, think times included) and turns run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSpans {
+    #[serde(flatten)]
+    pub key: LevelKey,
+    pub sessions: u64,
+    /// Sessions with a turn that was not ok (a failed turn ends its session).
+    pub failed: u64,
+    pub turns: Dist,
     pub span_s: Dist,
 }
 

@@ -40,6 +40,9 @@ pub struct RunJson {
     /// `(load_mode, load_value)` of levels run with `--max-concurrency`.
     pub capped_levels: Vec<(String, f64)>,
     pub sweep: Option<SweepInfo>,
+    /// The replayed trace had more turns than sessions (`trace.turns` >
+    /// `trace.sessions`); `None` when run.json does not say.
+    pub multi_turn: Option<bool>,
 }
 
 /// A level's start and end on the run clock.
@@ -270,6 +273,15 @@ fn parse_run_json(v: &Value) -> RunJson {
             max_rate: rate("max_rate"),
         })
     });
+    let count = |k: &str| {
+        v.get("trace")
+            .and_then(|t| t.get(k))
+            .and_then(Value::as_u64)
+    };
+    let multi_turn = match (count("sessions"), count("turns")) {
+        (Some(s), Some(t)) => Some(t > s),
+        _ => None,
+    };
     RunJson {
         started_at: string_at(v, "started_at"),
         endpoint: string_at(v, "endpoint"),
@@ -287,6 +299,7 @@ fn parse_run_json(v: &Value) -> RunJson {
         windows,
         capped_levels,
         sweep,
+        multi_turn,
     }
 }
 

@@ -219,8 +219,11 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     } else {
         None
     };
-    let turns_per_session =
-        sessions.iter().map(|s| s.turns.len()).sum::<usize>() as f64 / sessions.len() as f64;
+    let shape = output::TraceShape {
+        sessions: sessions.len(),
+        turns: sessions.iter().map(|s| s.turns.len()).sum(),
+    };
+    let turns_per_session = shape.turns as f64 / shape.sessions as f64;
     let mut probe_rates = Vec::new();
     let mut level_times = Vec::new();
     let mut li = 0;
@@ -386,6 +389,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         was_interrupted,
         collected.rows,
         scrape_stats,
+        shape,
     )?;
     let mut message = String::new();
     {

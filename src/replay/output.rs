@@ -54,6 +54,13 @@ fn json_number(v: f64) -> serde_json::Value {
     }
 }
 
+/// How many sessions and turns (requests) the replayed trace holds.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceShape {
+    pub sessions: usize,
+    pub turns: usize,
+}
+
 fn default_name(cfg: &RunConfig) -> String {
     if let Some(n) = cfg.sweep {
         return format!("sweep-{n}");
@@ -108,6 +115,7 @@ impl RunDir {
         interrupted: bool,
         rows: u64,
         metrics: Option<super::metrics::ScrapeStats>,
+        shape: TraceShape,
     ) -> anyhow::Result<()> {
         let levels_json: Vec<_> = level_times
             .iter()
@@ -127,6 +135,8 @@ impl RunDir {
             "trace": {
                 "path": cfg.trace.display().to_string(),
                 "sha256": sha256_file(&cfg.trace).ok(),
+                "sessions": shape.sessions,
+                "turns": shape.turns,
             },
             "endpoint": cfg.url,
             "model": model,

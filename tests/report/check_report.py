@@ -4,7 +4,7 @@ Usage: check_report.py REPORT.json RUN_DIR [RUN_DIR...]
 
 Every figure the report states for a level (counts, rates, throughput,
 latency distributions, lateness, cached ratio, goodput, errors), and the
-rounds, turns, users and --by sections, is computed here independently
+rounds, turns, sessions, users and --by sections, is computed here independently
 from the same Parquet parts, once with DuckDB and once with Polars, and
 must agree to 1e-9 (relative). Prints what it checked; exits 1 on the
 first mismatches.
@@ -62,6 +62,7 @@ def main():
     check_groups(con, report["turns"], "turn")
     check_users(con, report["users"])
     check_user_spans(con, report["user_spans"])
+    check_session_spans(con, report["session_spans"])
     if report.get("by"):
         check_by(con, report["by"])
     print(f"checked {checked} figures against DuckDB and Polars")
@@ -304,6 +305,36 @@ def check_user_spans(con, spans):
         expect(f"{mode} {value} user span p50", s["span_s"]["p50"], p50)
         expect(f"{mode} {value} user span p90", s["span_s"]["p90"], p90)
         expect(f"{mode} {value} user span max", s["span_s"]["max"], mx)
+
+
+def check_session_spans(con, spans):
+    rows = con.execute(
+        """WITH s AS (
+               SELECT run_id, load_mode, load_value, round, session_id, count(*) AS turns,
+                      bool_or(status IS DISTINCT FROM 'ok') AS failed,
+                      (max(end_ms) - min(sent_ms)) / 1000.0 AS span
+               FROM r GROUP BY ALL)
+           SELECT run_id, load_mode, load_value, round, count(*), sum(failed::INT),
+                  quantile_cont(turns, 0.5), max(turns),
+                  quantile_cont(span, 0.5), quantile_cont(span, 0.9), max(span)
+           FROM s GROUP BY ALL HAVING max(turns) > 1"""
+    ).fetchall()
+    if not rows:
+        failures.append("no multi-turn level to check the session spans against")
+    got = {level_key(s): s for s in spans}
+    expect("levels with session spans", len(got), len(rows))
+    for run, mode, value, rnd, n, failed, t50, tmax, p50, p90, mx in rows:
+        s = got.get((run, mode, float(value), int(rnd)))
+        if s is None:
+            failures.append(f"session spans of {mode} {value} missing")
+            continue
+        expect(f"{mode} {value} sessions", s["sessions"], n)
+        expect(f"{mode} {value} sessions failed", s["failed"], failed)
+        expect(f"{mode} {value} session turns p50", s["turns"]["p50"], t50)
+        expect(f"{mode} {value} session turns max", s["turns"]["max"], tmax)
+        expect(f"{mode} {value} session span p50", s["span_s"]["p50"], p50)
+        expect(f"{mode} {value} session span p90", s["span_s"]["p90"], p90)
+        expect(f"{mode} {value} session span max", s["span_s"]["max"], mx)
 
 
 def check_by(con, by):

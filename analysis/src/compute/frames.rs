@@ -85,6 +85,15 @@ pub fn may_have_rounds(run: &RunFiles) -> bool {
         .is_none_or(|j| j.windows.is_empty() || j.windows.iter().any(|w| w.round > 1))
 }
 
+/// Whether a run may hold sessions of more than one turn: its run.json
+/// says its trace has more turns than sessions, or has no such figures
+/// (a killed run, or one from before they were written).
+pub fn may_have_sessions(run: &RunFiles) -> bool {
+    run.run_json
+        .as_ref()
+        .is_none_or(|j| j.multi_turn != Some(false))
+}
+
 /// The column `for_each_batch` adds to every batch: the row's level
 /// (`run_id`, `load_mode`, `load_value`, `round`) as an index into its
 /// [`Levels`]. The sections group by it instead of the four key columns
@@ -224,7 +233,8 @@ impl Levels {
 /// Read every run's requests a batch of parts at a time, with the columns
 /// the report uses and `extra` (the `--by` columns), and hand each batch
 /// to `f` with a [`LEVEL`] column numbering its levels in `levels`; with
-/// `request_ids`, `request_id` too for the runs that may have rounds. The
+/// `request_ids`, `request_id` too for the runs that may have rounds, and
+/// `session_id` for those that may have multi-turn sessions. The
 /// sections accumulate what they need, so the requests are read once and
 /// never held whole. The next batch is read while `f` takes this one.
 pub fn for_each_batch(
@@ -243,8 +253,14 @@ pub fn for_each_batch(
         })
         .collect();
     let read = |run: &RunFiles, parts: &[PathBuf]| {
-        let ids = (request_ids && may_have_rounds(run)).then_some("request_id");
-        read_batch(run, parts, extra, ids)
+        let mut ids = Vec::new();
+        if request_ids && may_have_rounds(run) {
+            ids.push("request_id");
+        }
+        if may_have_sessions(run) {
+            ids.push("session_id");
+        }
+        read_batch(run, parts, extra, &ids)
     };
     let mut jobs = jobs.into_iter();
     let mut read_next = || {
@@ -271,7 +287,7 @@ fn read_batch(
     run: &RunFiles,
     parts: &[PathBuf],
     extra: &[String],
-    ids: Option<&str>,
+    ids: &[&str],
 ) -> Result<DataFrame> {
     let what = format!("{}/requests", run.path.display());
     let lf = run_scan(run, parts)?;
@@ -284,7 +300,7 @@ fn read_batch(
         .iter()
         .copied()
         .chain(extra.iter().map(String::as_str))
-        .chain(ids)
+        .chain(ids.iter().copied())
     {
         if schema.get(name).is_some() && !names.contains(&name) {
             names.push(name);

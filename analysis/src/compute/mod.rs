@@ -12,6 +12,7 @@ mod levels;
 mod rounds;
 mod saturation;
 mod server;
+mod session_spans;
 pub mod stats;
 mod store;
 mod users;
@@ -99,6 +100,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let mut users = users::per_user_acc();
     let mut by = (!opts.by.is_empty()).then(|| groups::ByAcc::new(&opts.by));
     let mut rounds = rounds::RoundsAcc::default();
+    let mut spans = session_spans::SessionSpansAcc::default();
     let mut level_ids = frames::Levels::default();
     let mut store = store::Store::default();
     frames::for_each_batch(runs, &opts.by, true, &mut level_ids, |batch| {
@@ -114,6 +116,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
                     || {
                         users.add(batch)?;
                         rounds.add(batch)?;
+                        spans.add(batch)?;
                         match by.as_mut() {
                             Some(by) => by.add(batch),
                             None => Ok(()),
@@ -190,6 +193,8 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     lap.done("sessions, users, --by");
     let rounds = rounds.finish(&level_ids);
     lap.done("rounds");
+    let session_spans = spans.finish(&level_ids);
+    lap.done("session spans");
     Ok(Report {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),
@@ -199,6 +204,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         saturation,
         rounds,
         turns,
+        session_spans,
         prompt_buckets,
         users,
         user_spans,

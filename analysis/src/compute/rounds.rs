@@ -178,7 +178,7 @@ impl RoundsAcc {
 /// Hashes request-id hashes: they are uniform already, so their first
 /// word is the hash.
 #[derive(Default)]
-struct IdHasher(u64);
+pub(super) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -197,7 +197,10 @@ impl Hasher for IdHasher {
     fn write_usize(&mut self, _: usize) {}
 }
 
-type IdMap = HashMap<[u64; 2], u32, BuildHasherDefault<IdHasher>>;
+/// A map keyed by 128-bit id hashes.
+pub(super) type HashedIds<V> = HashMap<[u64; 2], V, BuildHasherDefault<IdHasher>>;
+
+type IdMap = HashedIds<u32>;
 
 /// A level's requests, round by round.
 type Rounds = Vec<(u32, Vec<Row>)>;

@@ -224,6 +224,13 @@ pub fn report() -> Report {
         ],
         rounds,
         turns,
+        session_spans: vec![crate::model::SessionSpans {
+            key: k.clone(),
+            sessions: 20,
+            failed: 1,
+            turns: crate::compute::stats::dist_of(vec![3.0, 4.0, 4.0, 5.0]),
+            span_s: crate::compute::stats::dist_of(vec![30.0, 41.5, 44.0, 52.0]),
+        }],
         prompt_buckets,
         user_spans: crate::compute::user_spans(&users),
         users,

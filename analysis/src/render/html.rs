@@ -58,7 +58,7 @@ pub fn render(report: &Report) -> crate::Result<String> {
         (typed::saturation(report), None),
         (typed::verdicts(report), None),
         (typed::rounds(report), None),
-        (typed::turns(report, false), None),
+        (typed::turns(report, false), sessions_note(report)),
         (typed::prompt_buckets(report, false), None),
         (users, users_note(report, hidden_users)),
         (typed::by(report, false), None),
@@ -176,6 +176,11 @@ fn attr<'a>(svg: &'a str, name: &str) -> Option<&'a str> {
     let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
     let len = tag[start..].find('"')?;
     Some(&tag[start..start + len])
+}
+
+fn sessions_note(report: &Report) -> Option<String> {
+    let lines = super::sections::session_lines(report);
+    (!lines.is_empty()).then(|| lines.join(". "))
 }
 
 fn users_note(report: &Report, hidden: usize) -> Option<String> {

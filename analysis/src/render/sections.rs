@@ -142,7 +142,10 @@ pub fn report_tables(r: &Report) -> Vec<Table> {
         tables.push(t);
     }
     if !r.turns.is_empty() {
-        tables.push(group_table("Latency by turn", "turn", &r.turns, many));
+        let mut t = group_table("Latency by turn", "turn", &r.turns, many);
+        let lines = session_lines(r);
+        t.footer = (!lines.is_empty()).then(|| lines.join("\n  "));
+        tables.push(t);
     }
     if !r.prompt_buckets.is_empty() {
         tables.push(group_table(
@@ -409,6 +412,32 @@ fn users_table(r: &Report, many: bool) -> Table {
     }
     t.footer = (!footer.is_empty()).then(|| footer.join("\n  "));
     t
+}
+
+/// One line per multi-turn level: its sessions, how many a failed turn
+/// ended, their turns and how long they took, first send to last byte.
+pub fn session_lines(r: &Report) -> Vec<String> {
+    let many = r.runs.len() > 1;
+    r.session_spans
+        .iter()
+        .map(|s| {
+            let level = if many {
+                format!("{} {}", s.key.run_id, s.key.label())
+            } else {
+                s.key.label()
+            };
+            format!(
+                "{level}: {} sessions ({} ended by a failed turn), turns p50 {}, max {}; span (first send to last byte) p50 {} s, p90 {} s, max {} s",
+                s.sessions,
+                s.failed,
+                s.turns.p50.map_or("-".into(), |t| fmt_value((t * 100.0).round() / 100.0)),
+                s.turns.max.map_or("-".into(), fmt_value),
+                num(s.span_s.p50),
+                num(s.span_s.p90),
+                num(s.span_s.max)
+            )
+        })
+        .collect()
 }
 
 /// One line per level: how long its users took, first send to last byte.
