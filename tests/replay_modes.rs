@@ -65,15 +65,12 @@ fn stderr(out: &Output) -> String {
 fn concurrency_levels_never_exceed_their_limit() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 24, 64, 8, &[]);
-    let mock = MockProcess::start(&["--ttft-ms", "5", "--itl-ms", "2"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "5", "--itl-ms", "2"],
         &["--concurrency", "1,3", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 48);
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
@@ -107,12 +104,10 @@ fn qps_with_max_concurrency_waits_for_a_slot_and_records_the_wait() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 8, &[]);
     // About 55 ms per request, arrivals every 10 ms: the cap of 2 queues them.
-    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "5"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "20", "--itl-ms", "5"],
         &[
             "--qps",
             "100",
@@ -123,7 +118,6 @@ fn qps_with_max_concurrency_waits_for_a_slot_and_records_the_wait() {
             "--no-metrics",
         ],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 20);
     assert_all_ok(&rows);
     assert!(max_in_flight(&rows) <= 2, "more than 2 in flight");
@@ -155,15 +149,12 @@ fn qps_with_max_concurrency_waits_for_a_slot_and_records_the_wait() {
 fn constant_arrivals_are_evenly_spaced() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 4, &[]);
-    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "2", "--itl-ms", "1"],
         &["--qps", "50", "--arrival", "constant", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 20);
     assert_all_ok(&rows);
     let sorted = by_schedule(&rows);
@@ -180,12 +171,10 @@ fn constant_arrivals_are_evenly_spaced() {
 fn gamma_arrivals_with_low_burstiness_are_burstier_than_poisson() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 80, 64, 2, &[]);
-    let mock = MockProcess::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "1", "--itl-ms", "1"],
         &[
             "--qps",
             "200",
@@ -198,7 +187,6 @@ fn gamma_arrivals_with_low_burstiness_are_burstier_than_poisson() {
             "--no-metrics",
         ],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 80);
     assert_all_ok(&rows);
     let sorted = by_schedule(&rows);
@@ -222,12 +210,10 @@ fn gamma_arrivals_with_low_burstiness_are_burstier_than_poisson() {
 fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 64, 4, &[]);
-    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "2", "--itl-ms", "1"],
         &[
             "--qps",
             "40",
@@ -238,7 +224,6 @@ fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
             "--no-metrics",
         ],
     );
-    let (run, rows) = replay_rows(&out, &results);
     // Arrivals at 0, 25, ..., 975 ms: 40 of them, the 10-request trace 4 times.
     assert_eq!(rows.len(), 40);
     assert_all_ok(&rows);
@@ -263,15 +248,12 @@ fn sweep_probes_the_server_then_runs_rates_between() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 30, 64, 8, &[]);
     // About 55 ms a request: one at a time is far slower than all at once.
-    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "5"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "20", "--itl-ms", "5"],
         &["--sweep", "4", "--arrival", "constant", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 120, "four levels of the whole trace");
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
@@ -411,12 +393,10 @@ fn sweep_needs_three_levels_and_no_other_load_mode() {
 fn warmup_rows_are_flagged_and_left_out_of_the_summary() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 20, 64, 4, &[]);
-    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "2", "--itl-ms", "1"],
         &[
             "--qps",
             "100",
@@ -427,7 +407,6 @@ fn warmup_rows_are_flagged_and_left_out_of_the_summary() {
             "--no-metrics",
         ],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 20);
     assert_all_ok(&rows);
     let sorted = by_schedule(&rows);
@@ -453,15 +432,12 @@ fn second_round_repeats_every_request_and_hits_the_prefix_cache() {
         4,
         &["--prefix-len", "128", "--num-prefixes", "2"],
     );
-    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "2", "--itl-ms", "1"],
         &["--concurrency", "2", "--rounds", "2", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), 24);
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
@@ -584,15 +560,12 @@ fn multi_turn_turns_follow_their_previous_response_with_recorded_history() {
     let dir = tempdir();
     let trace = sharegpt_sessions(dir.path());
     let trace_rows = read_rows(&trace);
-    let mock = MockProcess::start(&["--ttft-ms", "3", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (_, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "3", "--itl-ms", "1"],
         &["--concurrency", "4", "--max-tokens", "6", "--no-metrics"],
     );
-    let (_, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), trace_rows.len(), "every turn of every session");
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
@@ -604,12 +577,10 @@ fn history_live_sends_the_servers_own_replies() {
     let dir = tempdir();
     let trace = sharegpt_sessions(dir.path());
     let trace_rows = read_rows(&trace);
-    let mock = MockProcess::start(&["--ttft-ms", "3", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (_, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "3", "--itl-ms", "1"],
         &[
             "--qps",
             "50",
@@ -620,7 +591,6 @@ fn history_live_sends_the_servers_own_replies() {
             "--no-metrics",
         ],
     );
-    let (_, rows) = replay_rows(&out, &results);
     assert_eq!(rows.len(), trace_rows.len());
     assert_all_ok(&rows);
     assert!(rows.iter().all(|r| r.output_chars > 0));
@@ -784,15 +754,12 @@ fn users_run_their_turns_after_their_think_times(scale: Option<f64>) {
 fn users_run_sessions_one_after_another_for_the_duration() {
     let dir = tempdir();
     let trace = synth_agent_trace(&dir.path().join("agent.parquet"), 2, 2, "20");
-    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let (run, rows) = replay_on_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "2", "--itl-ms", "1"],
         &["--users", "2", "--duration", "1s", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
     let end = level_start_ms(&run, 0) + 1000.0;

@@ -215,6 +215,22 @@ pub fn run_replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> Ou
     run_trace(args)
 }
 
+/// Starts `trace mock MOCK_ARGS`, replays `trace` against it into
+/// `dir/results` with `replay_args` (see [`run_replay`]) and asserts that
+/// the replay succeeded; returns the run folder and its request rows. The
+/// mock is stopped on return.
+pub fn replay_on_mock(
+    trace: &Path,
+    dir: &Path,
+    mock_args: &[&str],
+    replay_args: &[&str],
+) -> (PathBuf, Vec<traces::results::RequestRecord>) {
+    let mock = MockProcess::start(mock_args);
+    let results = dir.join("results");
+    let out = run_replay(trace, &mock.url, &results, replay_args);
+    replay_rows(&out, &results)
+}
+
 /// Asserts that a replay succeeded; returns its run folder and request rows.
 pub fn replay_rows(out: &Output, results: &Path) -> (PathBuf, Vec<traces::results::RequestRecord>) {
     assert!(
