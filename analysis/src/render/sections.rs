@@ -414,6 +414,16 @@ fn users_table(r: &Report, many: bool) -> Table {
     t
 }
 
+/// A level as the lines under a table name it: with the run when the
+/// report covers several.
+fn level_name(key: &LevelKey, many: bool) -> String {
+    if many {
+        format!("{} {}", key.run_id, key.label())
+    } else {
+        key.label()
+    }
+}
+
 /// One line per multi-turn level: its sessions, how many a failed turn
 /// ended, their turns and how long they took, first send to last byte.
 pub fn session_lines(r: &Report) -> Vec<String> {
@@ -421,11 +431,7 @@ pub fn session_lines(r: &Report) -> Vec<String> {
     r.session_spans
         .iter()
         .map(|s| {
-            let level = if many {
-                format!("{} {}", s.key.run_id, s.key.label())
-            } else {
-                s.key.label()
-            };
+            let level = level_name(&s.key, many);
             format!(
                 "{level}: {} sessions ({} ended by a failed turn), turns p50 {}, max {}; span (first send to last byte) p50 {} s, p90 {} s, max {} s",
                 s.sessions,
@@ -447,11 +453,7 @@ pub fn spans_lines(r: &Report) -> Vec<String> {
         .iter()
         .filter(|s| s.users > 0)
         .map(|s| {
-            let level = if many {
-                format!("{} {}", s.key.run_id, s.key.label())
-            } else {
-                s.key.label()
-            };
+            let level = level_name(&s.key, many);
             format!(
                 "{level}: the {} users' spans (first send to last byte) p50 {} s, p90 {} s, max {} s",
                 s.users,
