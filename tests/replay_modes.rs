@@ -366,10 +366,45 @@ fn sweep_probes_the_server_then_runs_rates_between() {
     assert_eq!(runj["trace"]["sessions"], 30);
     assert_eq!(runj["trace"]["turns"], 30);
     assert_eq!(report["session_spans"], serde_json::json!([]));
+
+    // Another run at the same levels: compare matches all of them.
+    let mock = MockProcess::start(&["--ttft-ms", "10", "--itl-ms", "5"]);
+    let again = dir.path().join("again");
+    let run_arg = run.display().to_string();
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &again,
+        &["--levels-from", &run_arg, "--no-metrics"],
+    );
+    let (run2, rows2) = replay_rows(&out, &again);
+    assert_eq!(rows2.len(), 120);
+    let runj2 = read_json(&run2.join("run.json"));
+    assert_eq!(runj2["config"]["levels"], cfg["levels"]);
+    assert!(runj2["config"]["sweep"].is_null());
+    let cmp = trace_ok([
+        "compare",
+        &run_arg,
+        &run2.display().to_string(),
+        "--format",
+        "json",
+    ]);
+    let cmp: serde_json::Value = serde_json::from_str(&cmp).expect("compare json");
+    let compared = cmp["levels"].as_array().expect("compared levels");
+    assert_eq!(compared.len(), 4, "{cmp}");
+    for l in compared {
+        let ok = l["metrics"]
+            .as_array()
+            .expect("metrics")
+            .iter()
+            .find(|m| m["metric"] == "success_pct")
+            .expect("success_pct");
+        assert_eq!(ok["values"], serde_json::json!([100.0, 100.0]), "{l}");
+    }
 }
 
 #[test]
-fn sweep_needs_three_levels_and_no_other_load_mode() {
+fn sweep_and_levels_from_refuse_bad_input() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 3, 8, 2, &[]);
     let t = trace.display().to_string();
@@ -387,6 +422,11 @@ fn sweep_needs_three_levels_and_no_other_load_mode() {
         "1",
     ]);
     assert!(err.contains("choose one load mode"), "{err}");
+    // --levels-from needs a run folder with levels.
+    let not_a_run = dir.path().display().to_string();
+    let err = trace_err(["replay", &t, "--endpoint", url, "--levels-from", &not_a_run]);
+    assert!(err.contains("--levels-from: cannot read"), "{err}");
+    assert!(err.contains("run.json"), "{err}");
 }
 
 #[test]

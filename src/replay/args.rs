@@ -59,6 +59,11 @@ pub struct ReplayArgs {
     /// those two sustained (N >= 3).
     #[arg(long, value_name = "N")]
     pub sweep: Option<usize>,
+    /// Replay at the levels an earlier run used (its run.json: mode, rates
+    /// or counts, arrivals, caps; a sweep's probes and chosen rates), so
+    /// that `trace compare` matches every level of the two runs.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub levels_from: Option<PathBuf>,
 
     /// Length of each level, e.g. 60s, 5m.
     #[arg(long, value_name = "DURATION")]

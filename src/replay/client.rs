@@ -136,6 +136,7 @@ pub fn build_client(fresh_connections: bool) -> anyhow::Result<reqwest::Client> 
 /// or cancellation.
 pub async fn exchange(
     client: &reqwest::Client,
+    fresh_client: &reqwest::Client,
     endpoint: &Endpoint,
     body: Bytes,
     request_id: &str,
@@ -145,6 +146,7 @@ pub async fn exchange(
     let deadline = sent + endpoint.timeout;
     let mut ex = Exchange::new(sent);
     let response = loop {
+        let client = if ex.resent { fresh_client } else { client };
         let mut req = client
             .post(&endpoint.url)
             .header("content-type", "application/json")
@@ -173,8 +175,10 @@ pub async fn exchange(
         // A server may close a kept-alive connection just as it is reused
         // (llama.cpp's closes it after every stream while it announces
         // keep-alive): the request then meets a closed connection and gets
-        // no answer at all. It is sent once more, on another connection,
-        // and timed from that send; the time lost shows as lateness.
+        // no answer at all. It is sent once more, on a new connection (a
+        // pooled one may be as stale), and timed from that send, so the
+        // connection's setup counts in its TTFT; the time lost shows as
+        // lateness.
         match response {
             Err(e) if !ex.resent && closed_before_answer(&e) => {
                 ex.resent = true;

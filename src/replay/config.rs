@@ -299,7 +299,14 @@ pub fn merge_run_file(cli: ReplayArgs) -> anyhow::Result<ReplayArgs> {
     }
     let cli_value = serde_json::to_value(&cli)?;
     // A load mode on the command line replaces the file's, whichever it was.
-    const MODES: [&str; 5] = ["qps", "concurrency", "trace_time", "users", "sweep"];
+    const MODES: [&str; 6] = [
+        "qps",
+        "concurrency",
+        "trace_time",
+        "users",
+        "sweep",
+        "levels_from",
+    ];
     let given = |v: &Value| match v {
         Value::Null | Value::Bool(false) => false,
         Value::Array(a) => !a.is_empty(),
@@ -338,6 +345,101 @@ fn parse_rate(s: &str) -> anyhow::Result<Rate> {
         bail!("--qps: `{s}` must be a positive rate");
     }
     Ok(Rate::PerSecond(r))
+}
+
+/// The levels an earlier run used, from its run.json (`config.levels`, as
+/// [`RunConfig::describe`] writes them).
+fn levels_of_run(run: &Path) -> anyhow::Result<Vec<LoadMode>> {
+    let path = if run.is_dir() {
+        run.join("run.json")
+    } else {
+        run.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "--levels-from: cannot read {} (give a run folder of `trace replay`)",
+            path.display()
+        )
+    })?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("--levels-from: {} is not JSON", path.display()))?;
+    let levels = v
+        .pointer("/config/levels")
+        .and_then(Value::as_array)
+        .filter(|l| !l.is_empty())
+        .with_context(|| format!("--levels-from: {} lists no levels", path.display()))?;
+    levels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            level_of_json(l).with_context(|| {
+                format!("--levels-from: {}: level {} ({l})", path.display(), i + 1)
+            })
+        })
+        .collect()
+}
+
+fn level_of_json(l: &Value) -> anyhow::Result<LoadMode> {
+    let count = |k: &str| -> anyhow::Result<usize> {
+        l.get(k)
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .with_context(|| format!("`{k}` is not a positive whole number"))
+    };
+    let positive = |v: Option<&Value>, k: &str| -> anyhow::Result<f64> {
+        v.and_then(Value::as_f64)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .with_context(|| format!("`{k}` is not a positive number"))
+    };
+    match l.get("load_mode").and_then(Value::as_str) {
+        Some("qps") => {
+            let rate = match l.get("rate") {
+                Some(Value::String(s)) => parse_rate(s)?,
+                r => Rate::PerSecond(positive(r, "rate")?),
+            };
+            let a = l.get("arrival");
+            let arrival = match a.and_then(|a| a.get("kind")).and_then(Value::as_str) {
+                None | Some("poisson") => Arrival::Poisson,
+                Some("constant") => Arrival::Constant,
+                Some("gamma") => Arrival::Gamma {
+                    burstiness: positive(a.and_then(|a| a.get("burstiness")), "burstiness")?,
+                },
+                Some(other) => bail!("unknown arrival `{other}`"),
+            };
+            let max_concurrency = match l.get("max_concurrency") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(count("max_concurrency")?),
+            };
+            Ok(LoadMode::Qps {
+                rate,
+                arrival,
+                max_concurrency,
+            })
+        }
+        Some("concurrency") => Ok(LoadMode::Concurrency(count("concurrency")?)),
+        Some("trace") => Ok(LoadMode::TraceTime {
+            scale: positive(l.get("time_scale"), "time_scale")?,
+        }),
+        Some("users") => {
+            let a = l.get("user_arrival");
+            let arrival = match a.and_then(|a| a.get("kind")).and_then(Value::as_str) {
+                None | Some("burst") => UserArrival::Burst,
+                Some("steady") => UserArrival::Steady {
+                    seconds: positive(a.and_then(|a| a.get("seconds")), "seconds")?,
+                },
+                Some("poisson") => UserArrival::Poisson {
+                    rate: positive(a.and_then(|a| a.get("rate")), "rate")?,
+                },
+                Some(other) => bail!("unknown user arrival `{other}`"),
+            };
+            Ok(LoadMode::Users {
+                n: count("users")?,
+                arrival,
+            })
+        }
+        other => bail!("unknown load mode {other:?}"),
+    }
 }
 
 pub fn parse_user_arrival(s: &str) -> anyhow::Result<UserArrival> {
@@ -501,11 +603,19 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         }
         levels.extend(super::sweep::probes(arrival, args.max_concurrency));
     }
+    if let Some(run) = &args.levels_from {
+        modes += 1;
+        levels.extend(levels_of_run(run)?);
+    }
     if modes == 0 {
-        bail!("choose a load: --qps RATES, --concurrency N, --trace-time, --users N or --sweep N");
+        bail!(
+            "choose a load: --qps RATES, --concurrency N, --trace-time, --users N, --sweep N or --levels-from RUN_DIR"
+        );
     }
     if modes > 1 {
-        bail!("choose one load mode: --qps, --concurrency, --trace-time, --users or --sweep");
+        bail!(
+            "choose one load mode: --qps, --concurrency, --trace-time, --users, --sweep or --levels-from"
+        );
     }
     if args.max_concurrency == Some(0) {
         bail!("--max-concurrency must be at least 1");
@@ -630,31 +740,38 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     })
 }
 
+/// A level as run.json's `config.levels` lists it (read back by `--levels-from`).
+fn level_json(m: &LoadMode) -> Value {
+    match *m {
+        LoadMode::Qps {
+            rate,
+            arrival,
+            max_concurrency,
+        } => serde_json::json!({
+            "load_mode": "qps", "rate": if rate == Rate::Infinite { Value::from("inf") } else { Value::from(rate.value()) },
+            "arrival": match arrival {
+                Arrival::Poisson => serde_json::json!({"kind": "poisson"}),
+                Arrival::Constant => serde_json::json!({"kind": "constant"}),
+                Arrival::Gamma { burstiness } => serde_json::json!({"kind": "gamma", "burstiness": burstiness}),
+            },
+            "max_concurrency": max_concurrency,
+        }),
+        LoadMode::Concurrency(n) => {
+            serde_json::json!({"load_mode": "concurrency", "concurrency": n})
+        }
+        LoadMode::TraceTime { scale } => {
+            serde_json::json!({"load_mode": "trace", "time_scale": scale})
+        }
+        LoadMode::Users { n, arrival } => {
+            serde_json::json!({"load_mode": "users", "users": n, "user_arrival": arrival})
+        }
+    }
+}
+
 impl RunConfig {
     /// The effective settings, defaults applied and secrets left out, for `run.json`.
     pub fn describe(&self) -> Value {
-        let levels: Vec<Value> = self
-            .levels
-            .iter()
-            .map(|m| match *m {
-                LoadMode::Qps {
-                    rate,
-                    arrival,
-                    max_concurrency,
-                } => serde_json::json!({
-                    "load_mode": "qps", "rate": if rate == Rate::Infinite { Value::from("inf") } else { Value::from(rate.value()) },
-                    "arrival": match arrival {
-                        Arrival::Poisson => serde_json::json!({"kind": "poisson"}),
-                        Arrival::Constant => serde_json::json!({"kind": "constant"}),
-                        Arrival::Gamma { burstiness } => serde_json::json!({"kind": "gamma", "burstiness": burstiness}),
-                    },
-                    "max_concurrency": max_concurrency,
-                }),
-                LoadMode::Concurrency(n) => serde_json::json!({"load_mode": "concurrency", "concurrency": n}),
-                LoadMode::TraceTime { scale } => serde_json::json!({"load_mode": "trace", "time_scale": scale}),
-                LoadMode::Users { n, arrival } => serde_json::json!({"load_mode": "users", "users": n, "user_arrival": arrival}),
-            })
-            .collect();
+        let levels: Vec<Value> = self.levels.iter().map(level_json).collect();
         serde_json::json!({
             "trace": self.trace.display().to_string(),
             "url": self.url,
@@ -725,6 +842,44 @@ mod tests {
         )
         .expect("comments are left alone");
         assert_eq!(kept, "a: 1 # uses ${NOT_SET_ANYWHERE}\n# ${ALSO_NOT}\n");
+    }
+
+    #[test]
+    fn levels_read_back_as_run_json_writes_them() {
+        let levels = [
+            LoadMode::Qps {
+                rate: Rate::PerSecond(2.5),
+                arrival: Arrival::Gamma { burstiness: 0.5 },
+                max_concurrency: Some(8),
+            },
+            LoadMode::Qps {
+                rate: Rate::Infinite,
+                arrival: Arrival::Constant,
+                max_concurrency: None,
+            },
+            LoadMode::Concurrency(4),
+            LoadMode::TraceTime { scale: 2.0 },
+            LoadMode::Users {
+                n: 3,
+                arrival: UserArrival::Steady { seconds: 1.5 },
+            },
+            LoadMode::Users {
+                n: 2,
+                arrival: UserArrival::Poisson { rate: 0.5 },
+            },
+        ];
+        for m in levels {
+            assert_eq!(level_of_json(&level_json(&m)).expect("reads back"), m);
+        }
+        let bad = [
+            serde_json::json!({"load_mode": "qps", "rate": -1}),
+            serde_json::json!({"load_mode": "concurrency", "concurrency": 0}),
+            serde_json::json!({"load_mode": "warp"}),
+            serde_json::json!({"load_mode": "qps", "rate": 1, "arrival": {"kind": "gamma"}}),
+        ];
+        for b in bad {
+            assert!(level_of_json(&b).is_err(), "{b}");
+        }
     }
 
     #[test]

@@ -161,6 +161,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     );
     let shared = Arc::new(Shared {
         client: client.clone(),
+        fresh_client: build_client(true)?,
         endpoint: Endpoint {
             url: cfg.url.clone(),
             api: cfg.api,

@@ -27,6 +27,9 @@ pub const MAX_THINK_MS: f64 = 1e10;
 /// What every request task of a run shares.
 pub struct Shared {
     pub client: reqwest::Client,
+    /// A client without a pool: a request resent after its pooled
+    /// connection closed unanswered goes on a new connection.
+    pub fresh_client: reqwest::Client,
     pub endpoint: Endpoint,
     pub opts: RequestOptions,
     pub history: History,
@@ -543,6 +546,7 @@ async fn run_session(
         let request_id = suffixed(&row.request_id, work.cycle);
         let ex = exchange(
             &shared.client,
+            &shared.fresh_client,
             &shared.endpoint,
             body,
             &request_id,
