@@ -404,6 +404,32 @@ fn sweep_probes_the_server_then_runs_rates_between() {
 }
 
 #[test]
+fn a_sweep_whose_probe_completes_nothing_stops_after_it() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 5, 16, 2, &[]);
+    let mock = MockProcess::start(&["--ttft-ms", "1", "--itl-ms", "1", "--faults", "500=1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--sweep", "4", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert!(
+        stderr(&out).contains("the sweep stops: its concurrency 1 probe completed no request"),
+        "{}",
+        stderr(&out)
+    );
+    // Only the first probe ran; what it did is kept.
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| r.load_mode == "concurrency"));
+    let runj = read_json(&run.join("run.json"));
+    assert_eq!(runj["levels"].as_array().expect("levels").len(), 1);
+    assert!(runj["config"]["sweep"]["probed"].is_null());
+}
+
+#[test]
 fn sweep_and_levels_from_refuse_bad_input() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 3, 8, 2, &[]);

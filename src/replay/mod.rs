@@ -24,7 +24,6 @@ pub mod workload;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use analysis::model::round_sig;
 use anyhow::{Context, bail};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -287,54 +286,16 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             level_times.push((*mode, round, times));
         }
         li += 1;
-        if let Some(n) = cfg.sweep
-            && cfg.probed.is_none()
-            && !stop.load(Ordering::Relaxed)
-        {
+        if cfg.sweep.is_some() && cfg.probed.is_none() && !stop.load(Ordering::Relaxed) {
             let ok = shared.ok_requests() - ok_before;
             let secs: f64 = level_times[first_time..]
                 .iter()
                 .map(|(_, _, t)| (t.end_ms - t.start_ms) / 1000.0)
                 .sum();
-            match sweep::probe_rate(ok, secs, turns_per_session) {
-                Some(rate) => probe_rates.push(rate),
-                None => {
-                    eprintln!(
-                        "the sweep stops: its {} {} probe completed no request",
-                        mode.name(),
-                        summary::fmt_value(mode.value())
-                    );
-                    break 'levels;
-                }
-            }
-            if let [sync_rate, max_rate] = probe_rates[..] {
-                let rates = sweep::rates_between(sync_rate, max_rate, n);
-                if !cfg.quiet {
-                    let shown: Vec<String> = rates.iter().map(|r| summary::fmt_value(*r)).collect();
-                    eprintln!(
-                        "sweep: {} sessions/s one at a time, {} all at once; next --qps {}",
-                        summary::fmt_value(round_sig(sync_rate, 3)),
-                        summary::fmt_value(round_sig(max_rate, 3)),
-                        shown.join(",")
-                    );
-                }
-                if max_rate < sync_rate * 1.1 {
-                    eprintln!(
-                        "warning: the server completed about as many sessions at full load as one at a time \
-                         ({} against {} per second): the sweep's rates lie close together",
-                        summary::fmt_value(round_sig(max_rate, 3)),
-                        summary::fmt_value(round_sig(sync_rate, 3))
-                    );
-                }
-                if let Some(config::LoadMode::Qps { arrival, .. }) = cfg.levels.get(1) {
-                    let more = sweep::levels(&rates, *arrival, cfg.max_concurrency);
-                    cfg.levels.extend(more);
-                }
-                cfg.probed = Some(sweep::Probed {
-                    sync_rate,
-                    max_rate,
-                    rates,
-                });
+            let rate = sweep::probe_rate(ok, secs, turns_per_session);
+            if let Err(why) = sweep::after_probe(&mut cfg, &mut probe_rates, mode, rate) {
+                eprintln!("{why}");
+                break 'levels;
             }
         }
     }

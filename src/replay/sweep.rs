@@ -7,8 +7,9 @@
 
 use analysis::model::round_sig;
 
-use super::config::LoadMode;
+use super::config::{LoadMode, RunConfig};
 use super::schedule::{Arrival, Rate};
+use super::summary::fmt_value;
 
 /// Fewest levels a sweep has: the two probes and one rate between them.
 pub const MIN_LEVELS: usize = 3;
@@ -63,6 +64,61 @@ pub fn rates_between(a: f64, b: f64, n: usize) -> Vec<f64> {
         .collect();
     rates.dedup();
     rates
+}
+
+/// After a probe level of a `--sweep` run: its session rate (`None` when
+/// it completed nothing) joins `probe_rates`; once both probes have run,
+/// the chosen rates' levels are appended to `cfg.levels` and recorded in
+/// `cfg.probed`. `Err` says why the sweep stops.
+pub fn after_probe(
+    cfg: &mut RunConfig,
+    probe_rates: &mut Vec<f64>,
+    probe: &LoadMode,
+    rate: Option<f64>,
+) -> Result<(), String> {
+    let Some(n) = cfg.sweep else {
+        return Ok(());
+    };
+    let Some(rate) = rate else {
+        return Err(format!(
+            "the sweep stops: its {} {} probe completed no request",
+            probe.name(),
+            fmt_value(probe.value())
+        ));
+    };
+    probe_rates.push(rate);
+    let [sync_rate, max_rate] = probe_rates[..] else {
+        return Ok(());
+    };
+    let rates = rates_between(sync_rate, max_rate, n);
+    let shown = |r: f64| fmt_value(round_sig(r, 3));
+    if !cfg.quiet {
+        let next: Vec<String> = rates.iter().map(|r| fmt_value(*r)).collect();
+        eprintln!(
+            "sweep: {} sessions/s one at a time, {} all at once; next --qps {}",
+            shown(sync_rate),
+            shown(max_rate),
+            next.join(",")
+        );
+    }
+    if max_rate < sync_rate * 1.1 {
+        eprintln!(
+            "warning: the server completed about as many sessions at full load as one at a time \
+             ({} against {} per second): the sweep's rates lie close together",
+            shown(max_rate),
+            shown(sync_rate)
+        );
+    }
+    if let Some(LoadMode::Qps { arrival, .. }) = cfg.levels.get(1) {
+        let more = levels(&rates, *arrival, cfg.max_concurrency);
+        cfg.levels.extend(more);
+    }
+    cfg.probed = Some(Probed {
+        sync_rate,
+        max_rate,
+        rates,
+    });
+    Ok(())
 }
 
 /// The levels that follow the probes.
