@@ -740,6 +740,16 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     })
 }
 
+/// A number for JSON, with an unbounded rate as `"inf"` (JSON has no
+/// infinity: serde would write null).
+pub fn json_number(v: f64) -> Value {
+    if v.is_infinite() {
+        Value::from("inf")
+    } else {
+        Value::from(v)
+    }
+}
+
 /// A level as run.json's `config.levels` lists it (read back by `--levels-from`).
 fn level_json(m: &LoadMode) -> Value {
     match *m {
@@ -748,7 +758,7 @@ fn level_json(m: &LoadMode) -> Value {
             arrival,
             max_concurrency,
         } => serde_json::json!({
-            "load_mode": "qps", "rate": if rate == Rate::Infinite { Value::from("inf") } else { Value::from(rate.value()) },
+            "load_mode": "qps", "rate": json_number(rate.value()),
             "arrival": match arrival {
                 Arrival::Poisson => serde_json::json!({"kind": "poisson"}),
                 Arrival::Constant => serde_json::json!({"kind": "constant"}),

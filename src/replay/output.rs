@@ -9,7 +9,7 @@ use anyhow::Context;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::config::{LoadMode, RunConfig};
+use super::config::{LoadMode, RunConfig, json_number};
 use super::runner::LevelTimes;
 use super::summary::{self, LevelSummary};
 
@@ -41,16 +41,6 @@ pub fn utc_stamp(t: SystemTime, iso: bool) -> String {
         format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
     } else {
         format!("{y:04}-{m:02}-{d:02}T{h:02}-{mi:02}-{s:02}")
-    }
-}
-
-/// A number for JSON, with an unbounded rate as `"inf"` (JSON has no
-/// infinity: serde would write null).
-fn json_number(v: f64) -> serde_json::Value {
-    if v.is_infinite() {
-        json!("inf")
-    } else {
-        json!(v)
     }
 }
 

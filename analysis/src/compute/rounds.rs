@@ -41,9 +41,8 @@ struct Row {
 
 impl Row {
     fn new(id: &str, ttft: Option<f64>, cached: Option<u32>, prompt: Option<u32>) -> Self {
-        let h = xxh3_128(id.as_bytes());
         Self {
-            id: [(h >> 64) as u64, h as u64],
+            id: id_hash(id),
             cached: cached.unwrap_or(NO_COUNT),
             prompt: prompt.unwrap_or(NO_COUNT),
             ttft: ttft.unwrap_or(f64::NAN),
@@ -195,6 +194,12 @@ impl Hasher for IdHasher {
     }
 
     fn write_usize(&mut self, _: usize) {}
+}
+
+/// An id's 128-bit XXH3 hash, as two words (the key of [`HashedIds`]).
+pub(super) fn id_hash(id: &str) -> [u64; 2] {
+    let h = xxh3_128(id.as_bytes());
+    [(h >> 64) as u64, h as u64]
 }
 
 /// A map keyed by 128-bit id hashes.

@@ -11,10 +11,9 @@
 //! say: a killed or older run), so single-turn runs pay nothing.
 
 use polars::prelude::*;
-use xxhash_rust::xxh3::xxh3_128;
 
 use super::frames::{LEVEL, Levels};
-use super::rounds::HashedIds;
+use super::rounds::{HashedIds, id_hash};
 use super::stats::{dist_of, is_ok, measured};
 use crate::error::{PolarsContext, Result};
 use crate::model::SessionSpans;
@@ -92,15 +91,12 @@ impl SessionSpansAcc {
             if self.levels.len() <= l {
                 self.levels.resize_with(l + 1, HashedIds::default);
             }
-            let h = xxh3_128(id.as_bytes());
-            let span = self.levels[l]
-                .entry([(h >> 64) as u64, h as u64])
-                .or_insert(Span {
-                    turns: 0,
-                    failed: false,
-                    first_sent: f64::INFINITY,
-                    last_end: f64::NEG_INFINITY,
-                });
+            let span = self.levels[l].entry(id_hash(id)).or_insert(Span {
+                turns: 0,
+                failed: false,
+                first_sent: f64::INFINITY,
+                last_end: f64::NEG_INFINITY,
+            });
             span.turns += 1;
             span.failed |= ok != Some(true);
             span.first_sent = span.first_sent.min(sent);
