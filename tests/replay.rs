@@ -269,3 +269,75 @@ fn mixed_trace_rows_carry_their_source() {
         "two random requests and two agent sessions of two turns"
     );
 }
+
+/// Without `--backend`, the series of any known engine get their canonical
+/// names, so the report has the server's figures for a llama.cpp or SGLang
+/// server as for vLLM; naming the wrong engine leaves them empty.
+#[test]
+fn server_metrics_of_any_known_engine_are_named_without_a_backend_flag() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 12, 16, 8, &[]);
+    for (flavor, backend) in [
+        ("llamacpp", None),
+        ("sglang", None),
+        ("vllm", None),
+        ("llamacpp", Some("vllm")),
+    ] {
+        let work = dir
+            .path()
+            .join(format!("{flavor}-{}", backend.unwrap_or("none")));
+        let mut args = vec!["--concurrency", "4", "--metrics-interval", "50ms"];
+        if let Some(b) = backend {
+            args.extend(["--backend", b]);
+        }
+        let mock = MockProcess::start(&[
+            "--metrics-flavor",
+            flavor,
+            "--ttft-ms",
+            "40",
+            "--itl-ms",
+            "10",
+        ]);
+        let results = work.join("results");
+        let out = run_replay(&trace, &mock.url, &results, &args);
+        let (run, rows) = replay_rows(&out, &results);
+        stop_mock(mock);
+        assert_eq!(rows.len(), 12);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let report = trace_ok([
+            "report".as_ref(),
+            run.as_os_str(),
+            "--format".as_ref(),
+            "json".as_ref(),
+        ]);
+        let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+        let server = &report["levels"][0]["server"];
+        let run_json = read_json(&run.join("run.json"));
+        match backend {
+            None => {
+                assert_eq!(
+                    run_json["config"]["metrics"]["backend"], "generic",
+                    "{run_json}"
+                );
+                assert!(
+                    server["running_max"].as_f64().is_some_and(|n| n >= 1.0),
+                    "{flavor}: {server}"
+                );
+                assert!(
+                    server["generation_tokens"]
+                        .as_f64()
+                        .is_some_and(|n| n > 0.0),
+                    "{flavor}: {server}"
+                );
+                assert!(!stderr.contains("known"), "{flavor}: {stderr}");
+            }
+            Some(b) => {
+                assert!(server["running_max"].is_null(), "{flavor} as {b}: {server}");
+                assert!(
+                    stderr.contains("is a known vllm series; is the backend right?"),
+                    "{stderr}"
+                );
+            }
+        }
+    }
+}

@@ -841,21 +841,66 @@ fn users_run_sessions_one_after_another_for_the_duration() {
         sessions.len()
     );
     for user in [0, 1] {
-        let mut spans: Vec<(f64, f64)> = sessions
-            .values()
-            .filter(|turns| turns[0].user_id == Some(user))
-            .map(|turns| {
-                assert!(turns.iter().all(|r| r.user_id == Some(user)));
-                let first = turns.iter().map(|r| r.sent_ms).fold(f64::MAX, f64::min);
-                let last = turns.iter().map(|r| r.end_ms).fold(f64::MIN, f64::max);
-                (first, last)
-            })
-            .collect();
-        assert!(spans.len() > 3, "user {user}: {} sessions", spans.len());
-        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for w in spans.windows(2) {
-            assert!(w[1].0 >= w[0].1, "user {user} ran two sessions at once");
+        let n = assert_one_session_at_a_time(&sessions, user);
+        assert!(n > 3, "user {user}: {n} sessions");
+    }
+}
+
+/// Asserts that `user` ran its sessions one after another, every turn
+/// labelled as its own; returns how many it ran.
+fn assert_one_session_at_a_time(
+    sessions: &BTreeMap<&str, Vec<&RequestRecord>>,
+    user: u32,
+) -> usize {
+    let mut spans: Vec<(f64, f64)> = sessions
+        .values()
+        .filter(|turns| turns[0].user_id == Some(user))
+        .map(|turns| {
+            assert!(turns.iter().all(|r| r.user_id == Some(user)));
+            let first = turns.iter().map(|r| r.sent_ms).fold(f64::MAX, f64::min);
+            let last = turns.iter().map(|r| r.end_ms).fold(f64::MIN, f64::max);
+            (first, last)
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for w in spans.windows(2) {
+        assert!(w[1].0 >= w[0].1, "user {user} ran two sessions at once");
+    }
+    spans.len()
+}
+
+/// `--requests` counts sessions in `--users` mode too: beyond one per user,
+/// users go on to the next session when theirs ends; below, fewer users
+/// start.
+#[test]
+fn users_run_as_many_sessions_as_requests_asks() {
+    let dir = tempdir();
+    let trace = synth_agent_trace(&dir.path().join("agent.parquet"), 3, 2, "5");
+    for (requests, users) in [(5usize, vec![0u32, 1]), (1, vec![0])] {
+        let work = dir.path().join(format!("r{requests}"));
+        let n = requests.to_string();
+        let (run, rows) = replay_on_mock(
+            &trace,
+            &work,
+            &["--ttft-ms", "2", "--itl-ms", "1"],
+            &["--users", "2", "--requests", &n, "--no-metrics"],
+        );
+        assert_all_ok(&rows);
+        assert_unique_requests(&rows);
+        let sessions = sessions_of(&rows);
+        assert_eq!(rows.len(), requests * 2, "two turns a session");
+        assert_eq!(sessions.len(), requests);
+        assert_eq!(
+            read_json(&run.join("run.json"))["levels"][0]["sessions_started"],
+            requests
+        );
+        let mut ran = 0;
+        for user in &users {
+            let k = assert_one_session_at_a_time(&sessions, *user);
+            assert!(k >= 1, "user {user} ran nothing");
+            ran += k;
         }
+        assert_eq!(ran, requests, "only users {users:?} ran sessions");
     }
 }
 

@@ -47,7 +47,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "X")]
     pub time_scale: Option<f64>,
     /// Session traces: N users, each running one session's turns in order
-    /// (under --duration, another session whenever one ends, until the level's end).
+    /// (under --duration, or with --requests above N, another session
+    /// whenever one ends, until the level's end or --requests sessions).
     #[arg(long, value_name = "N", value_delimiter = ',')]
     pub users: Option<Vec<usize>>,
     /// How users arrive: burst, steady:SECONDS, poisson:RATE.
@@ -135,7 +136,9 @@ pub struct ReplayArgs {
     /// Keep only these metric names (exact, or a prefix ending in `*`).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub metrics_names: Option<Vec<String>>,
-    /// Metric names flavor of the server.
+    /// Metric names flavor of the server: vllm, sglang, tgi, llamacpp,
+    /// mindie, or generic (the default: every engine's names are known;
+    /// naming one warns when the endpoint exposes none of its series).
     #[arg(long, value_name = "KIND")]
     pub backend: Option<String>,
     /// Do not scrape metrics.

@@ -664,7 +664,9 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         .clone()
         .unwrap_or_else(|| vec![format!("{root}/metrics")]);
     let backend = match args.backend.as_deref() {
-        None => super::metrics::Backend::Vllm,
+        // Every engine's table: the names do not collide, so the series of
+        // any known engine get their canonical names without a flag.
+        None => super::metrics::Backend::Generic,
         Some(b) => {
             <super::metrics::Backend as clap::ValueEnum>::from_str(b, true).map_err(|_| {
                 anyhow::anyhow!(

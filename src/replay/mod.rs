@@ -238,10 +238,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             let plan = LevelPlan {
                 mode: *mode,
                 round,
-                sessions: match mode {
-                    config::LoadMode::Users { n, .. } => Some(*n),
-                    _ => cfg.requests,
-                },
+                sessions: cfg.requests,
                 duration: cfg.duration,
                 warmup: cfg.warmup,
                 seed: cfg.seed.wrapping_add(li as u64),

@@ -73,7 +73,9 @@ impl Shared {
 pub struct LevelPlan {
     pub mode: LoadMode,
     pub round: u32,
-    /// Sessions started in this level (`None`: until the duration ends).
+    /// Sessions started in this level (`None`: until the duration ends;
+    /// without a duration, the whole trace once, or in `--users` mode one
+    /// session per user).
     pub sessions: Option<usize>,
     pub duration: Option<Duration>,
     pub warmup: usize,
@@ -180,7 +182,8 @@ fn open_loop_offsets(plan: &LevelPlan, sessions: &[Arc<Session>]) -> anyhow::Res
                 UserArrival::Poisson { rate } => Exp::new(rate / 1000.0).ok(),
                 _ => None,
             };
-            (0..n)
+            // Users beyond `--requests` would have no session to run.
+            (0..n.min(count.unwrap_or(n)))
                 .map(|k| match arrival {
                     UserArrival::Burst => 0.0,
                     UserArrival::Steady { seconds } => k as f64 * seconds * 1000.0,
@@ -337,18 +340,24 @@ pub async fn run_level(
         let sessions_d: Vec<Arc<Session>> = sessions.to_vec();
         let plan_d = plan.clone();
         let labels_d = labels.clone();
-        // Under --duration a user starts another session whenever one
-        // ends, until the level's end: the sessions after the first N.
-        let more_sessions = match (plan.mode, deadline) {
-            (LoadMode::Users { n, .. }, Some(_)) => Some(Arc::new(SessionQueue {
-                sessions: sessions.to_vec(),
-                plan: plan.clone(),
-                next: Arc::new(AtomicUsize::new(n)),
-                limit: None,
-                deadline,
-            })),
+        // Under --duration, or --requests beyond one session per user, a
+        // user starts another session whenever one ends, until the level's
+        // end or the count: the sessions after the first N.
+        let more_sessions = match plan.mode {
+            LoadMode::Users { n, .. }
+                if deadline.is_some() || plan.sessions.is_some_and(|s| s > n) =>
+            {
+                Some(Arc::new(SessionQueue {
+                    sessions: sessions.to_vec(),
+                    plan: plan.clone(),
+                    next: Arc::new(AtomicUsize::new(n)),
+                    limit: plan.sessions,
+                    deadline,
+                }))
+            }
             _ => None,
         };
+        let more_limit = plan.sessions.unwrap_or(usize::MAX);
         let started_more = more_sessions.as_ref().map(|q| q.next.clone());
         let dispatcher = std::thread::Builder::new()
             .name("trace-dispatch".into())
@@ -410,8 +419,12 @@ pub async fn run_level(
             .and_then(|r| r.ok())
             .unwrap_or(arrivals);
         if let (Some(more), LoadMode::Users { n, .. }) = (started_more, plan.mode) {
-            // The sessions users started after their first (each took a number).
-            arrivals += more.load(Ordering::Relaxed).saturating_sub(n);
+            // The sessions users started after their first (each took a
+            // number; each user takes one past a limit before it stops).
+            arrivals += more
+                .load(Ordering::Relaxed)
+                .min(more_limit)
+                .saturating_sub(n);
         }
     }
     Ok(LevelTimes {

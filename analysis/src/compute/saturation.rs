@@ -167,14 +167,19 @@ fn assess_group(
             verdicts[0].reasons.join("; ")
         ),
         (Some(h), None) => format!(
-            "{run} {mode}: no saturation within the tested levels; the highest, {}, passed ({}). Recommended: {} {unit} ({}% headroom); test higher levels to find the limit",
+            "{run} {mode}: no saturation within the tested levels; the highest, {}, passed ({}). Recommended: {} {unit} ({}); test higher levels to find the limit",
             fmt_value(h.key.load_value),
             evidence(h),
             fmt_rec(recommended),
-            fmt_value(opts.headroom_pct)
+            headroom_phrase(
+                recommended,
+                operating(h),
+                opts.headroom_pct,
+                fmt_value(h.key.load_value)
+            )
         ),
         (Some(h), Some((f, v))) => format!(
-            "{run} {mode}: saturates between {} and {}: {} passed ({}); {} failed ({}). Recommended: {} {unit} ({}% headroom below {})",
+            "{run} {mode}: saturates between {} and {}: {} passed ({}); {} failed ({}). Recommended: {} {unit} ({})",
             fmt_value(h.key.load_value),
             fmt_value(f.key.load_value),
             fmt_value(h.key.load_value),
@@ -182,8 +187,12 @@ fn assess_group(
             fmt_value(f.key.load_value),
             v.reasons.join("; "),
             fmt_rec(recommended),
-            fmt_value(opts.headroom_pct),
-            fmt_value(h.key.load_value)
+            headroom_phrase(
+                recommended,
+                operating(h),
+                opts.headroom_pct,
+                fmt_value(h.key.load_value)
+            )
         ),
     };
     Saturation {
@@ -196,6 +205,32 @@ fn assess_group(
         headroom_pct: opts.headroom_pct,
         statement,
         levels: verdicts,
+    }
+}
+
+/// What the recommendation leaves below the highest passing level, whose
+/// operating value is `top` (its achieved rate, or its concurrency or
+/// users, named `level`). A closed-loop recommendation is rounded down to
+/// a whole number, which leaves more room than asked, or none when the
+/// level is 1.
+fn headroom_phrase(recommended: Option<f64>, top: f64, asked_pct: f64, level: String) -> String {
+    let asked = fmt_value(asked_pct);
+    match recommended {
+        Some(r) if r >= top && asked_pct > 0.0 => {
+            format!("no headroom: {asked}% below {level} is under 1")
+        }
+        Some(r) if r.fract() == 0.0 && top > 0.0 && top.fract() == 0.0 => {
+            let got = (1.0 - r / top) * 100.0;
+            if (got - asked_pct).abs() < 0.05 {
+                format!("{asked}% headroom below {level}")
+            } else {
+                format!(
+                    "{}% below {level}: {asked}% headroom, rounded down",
+                    fmt_value((got * 10.0).round() / 10.0)
+                )
+            }
+        }
+        _ => format!("{asked}% headroom below {level}"),
     }
 }
 
@@ -317,5 +352,37 @@ mod tests {
         let s = assess(&bad, &Slo::default(), &Options::default(), &[]);
         assert_eq!(s[0].highest_passing, None);
         assert!(s[0].statement.contains("even the lowest level"));
+    }
+
+    #[test]
+    fn a_rounded_concurrency_states_the_headroom_it_leaves() {
+        let conc = |v: f64, ttft: f64| {
+            let mut l = level(v, 100.0, ttft, v / 10.0);
+            l.key.load_mode = "concurrency".into();
+            l.target_rate = None;
+            l
+        };
+        let rec = |levels: Vec<LevelStats>| {
+            let s = assess(&levels, &Slo::default(), &Options::default(), &[]);
+            (s[0].recommended, s[0].statement.clone())
+        };
+        let (r, st) = rec(vec![conc(1.0, 100.0), conc(4.0, 900.0)]);
+        assert_eq!(r, Some(1.0));
+        assert!(
+            st.ends_with("Recommended: 1 in flight (no headroom: 20% below 1 is under 1)"),
+            "{st}"
+        );
+        let (r, st) = rec(vec![conc(1.0, 100.0), conc(4.0, 110.0), conc(8.0, 900.0)]);
+        assert_eq!(r, Some(3.0));
+        assert!(
+            st.ends_with("Recommended: 3 in flight (25% below 4: 20% headroom, rounded down)"),
+            "{st}"
+        );
+        let (r, st) = rec(vec![conc(1.0, 100.0), conc(5.0, 110.0)]);
+        assert_eq!(r, Some(4.0));
+        assert!(
+            st.contains("Recommended: 4 in flight (20% headroom below 5)"),
+            "{st}"
+        );
     }
 }

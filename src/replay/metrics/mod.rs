@@ -253,13 +253,22 @@ impl Scraper {
         );
         if !target.checked_flavor && !exposition.samples.is_empty() {
             target.checked_flavor = true;
-            if self.backend != Backend::Generic && canonical.iter().all(Option::is_none) {
-                eprintln!(
-                    "warning: none of the metrics from {} is a known {} series; \
-                     is the backend right?",
-                    target.url,
-                    self.backend.as_str()
-                );
+            if canonical.iter().all(Option::is_none) {
+                if self.backend == Backend::Generic {
+                    eprintln!(
+                        "warning: none of the metrics from {} is a known series of \
+                         vllm, sglang, tgi, llamacpp or mindie; they are kept raw, \
+                         and the report will have no server figures",
+                        target.url
+                    );
+                } else {
+                    eprintln!(
+                        "warning: none of the metrics from {} is a known {} series; \
+                         is the backend right?",
+                        target.url,
+                        self.backend.as_str()
+                    );
+                }
             }
         }
         for (sample, canonical) in exposition.samples.iter().zip(&canonical) {
