@@ -30,31 +30,20 @@ enum Force {
 fn forced(kind: &str, force: Force, replay_extra: &[&str]) -> Vec<RequestRecord> {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), N, 64, OUT, &[]);
-    let log = dir.path().join("server.jsonl");
-    let log_arg = log.display().to_string();
     let rate = format!("{kind}=1");
-    let mut mock_args = vec![
-        "--ttft-ms",
-        "5",
-        "--itl-ms",
-        "1",
-        "--log-requests",
-        &log_arg,
-    ];
+    let mut mock_args = vec!["--ttft-ms", "5", "--itl-ms", "1"];
     if let Force::MockRate = force {
         mock_args.extend(["--faults", rate.as_str()]);
     }
-    let mock = MockProcess::start(&mock_args);
     let header = format!("x-mock-fault: {kind}");
     let mut extra = vec!["--concurrency", "3", "--no-metrics"];
     if let Force::Header = force {
         extra.extend(["--header", header.as_str()]);
     }
     extra.extend(replay_extra);
-    let results = dir.path().join("results");
-    let out = run_replay(&trace, &mock.url, &results, &extra);
-    let (run, rows) = replay_rows(&out, &results);
-    let server = stop_mock_and_read_log(mock, &log);
+    let LoggedReplay { run, rows, log, .. } =
+        replay_on_logged_mock(&trace, dir.path(), &mock_args, &extra);
+    let server = read_mock_log(&log);
 
     assert_eq!(rows.len(), N as usize, "one row per request sent");
     assert_unique_requests(&rows);
@@ -221,28 +210,26 @@ fn a_connection_closed_unanswered_is_sent_again_once() {
     let n = 30;
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), n, 64, OUT, &[]);
-    let log = dir.path().join("server.jsonl");
-    let mock = MockProcess::start(&[
-        "--ttft-ms",
-        "5",
-        "--itl-ms",
-        "1",
-        "--faults",
-        "close=0.4",
-        "--fault-seed",
-        "3",
-        "--log-requests",
-        log.to_str().expect("utf8"),
-    ]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let LoggedReplay {
+        run,
+        rows,
+        log,
+        stdout,
+    } = replay_on_logged_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &[
+            "--ttft-ms",
+            "5",
+            "--itl-ms",
+            "1",
+            "--faults",
+            "close=0.4",
+            "--fault-seed",
+            "3",
+        ],
         &["--concurrency", "1", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
-    stop_mock(mock);
     // Every attempt the server received, in order, by request id.
     let mut attempts: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
     let text = std::fs::read_to_string(&log).expect("the mock's request log");
@@ -282,10 +269,7 @@ fn a_connection_closed_unanswered_is_sent_again_once() {
     assert!(saved > 0 && lost > 0, "saved {saved}, lost {lost}");
     let runj = read_json(&run.join("run.json"));
     assert_eq!(runj["levels"][0]["requests_resent"], resent);
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains(&format!("{resent} requests were sent a second time"))
-    );
+    assert!(stdout.contains(&format!("{resent} requests were sent a second time")));
 }
 
 /// What a request must have ended in, given the fault the server logged.
@@ -306,26 +290,21 @@ fn mixed_faults_every_request_once_and_the_summary_adds_up() {
     let n = 90u32;
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), n, 64, OUT, &[]);
-    let log = dir.path().join("server.jsonl");
-    let mock = MockProcess::start(&[
-        "--ttft-ms",
-        "5",
-        "--itl-ms",
-        "1",
-        "--faults",
-        "429=0.08,500=0.08,503=0.08,reset=0.08,stall=0.05,malformed=0.08,no-done=0.08,usage-missing=0.08,usage-wrong=0.08",
-        "--fault-seed",
-        "11",
-        "--stall-ms",
-        "1500",
-        "--log-requests",
-        log.to_str().expect("utf8"),
-    ]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let LoggedReplay { run, rows, log, .. } = replay_on_logged_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &[
+            "--ttft-ms",
+            "5",
+            "--itl-ms",
+            "1",
+            "--faults",
+            "429=0.08,500=0.08,503=0.08,reset=0.08,stall=0.05,malformed=0.08,no-done=0.08,usage-missing=0.08,usage-wrong=0.08",
+            "--fault-seed",
+            "11",
+            "--stall-ms",
+            "1500",
+        ],
         &[
             "--qps",
             "150",
@@ -336,8 +315,7 @@ fn mixed_faults_every_request_once_and_the_summary_adds_up() {
             "--no-metrics",
         ],
     );
-    let (run, rows) = replay_rows(&out, &results);
-    let server = stop_mock_and_read_log(mock, &log);
+    let server = read_mock_log(&log);
 
     assert_eq!(rows.len(), n as usize, "one row per request sent");
     assert_unique_requests(&rows);

@@ -908,24 +908,13 @@ fn users_run_as_many_sessions_as_requests_asks() {
 fn completions_api_is_replayed_on_the_completions_endpoint() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 8, 64, 5, &[]);
-    let log = dir.path().join("server.jsonl");
-    let mock = MockProcess::start(&[
-        "--ttft-ms",
-        "2",
-        "--itl-ms",
-        "1",
-        "--log-requests",
-        log.to_str().expect("utf8"),
-    ]);
-    let results = dir.path().join("results");
-    let out = run_replay(
+    let LoggedReplay { run, rows, log, .. } = replay_on_logged_mock(
         &trace,
-        &mock.url,
-        &results,
+        dir.path(),
+        &["--ttft-ms", "2", "--itl-ms", "1"],
         &["--api", "completions", "--concurrency", "2", "--no-metrics"],
     );
-    let (run, rows) = replay_rows(&out, &results);
-    let server = stop_mock_and_read_log(mock, &log);
+    let server = read_mock_log(&log);
     assert_eq!(rows.len(), 8);
     assert_all_ok(&rows);
     for r in &rows {

@@ -231,6 +231,40 @@ pub fn replay_on_mock(
     replay_rows(&out, &results)
 }
 
+/// A replay against a mock that logged every request it received.
+pub struct LoggedReplay {
+    pub run: PathBuf,
+    pub rows: Vec<traces::results::RequestRecord>,
+    /// The mock's JSON-lines request log, complete (the mock has stopped).
+    pub log: PathBuf,
+    pub stdout: String,
+}
+
+/// [`replay_on_mock`] with the mock logging every request it receives to
+/// `dir/server.jsonl`; the mock is stopped (SIGTERM) before this returns.
+pub fn replay_on_logged_mock(
+    trace: &Path,
+    dir: &Path,
+    mock_args: &[&str],
+    replay_args: &[&str],
+) -> LoggedReplay {
+    let log = dir.join("server.jsonl");
+    let log_arg = log.display().to_string();
+    let mut args = mock_args.to_vec();
+    args.extend(["--log-requests", log_arg.as_str()]);
+    let mock = MockProcess::start(&args);
+    let results = dir.join("results");
+    let out = run_replay(trace, &mock.url, &results, replay_args);
+    let (run, rows) = replay_rows(&out, &results);
+    stop_mock(mock);
+    LoggedReplay {
+        run,
+        rows,
+        log,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+    }
+}
+
 /// Asserts that a replay succeeded; returns its run folder and request rows.
 pub fn replay_rows(out: &Output, results: &Path) -> (PathBuf, Vec<traces::results::RequestRecord>) {
     assert!(
@@ -292,6 +326,12 @@ pub fn stop_mock_and_read_log(
     log: &Path,
 ) -> std::collections::HashMap<String, serde_json::Value> {
     stop_mock(mock);
+    read_mock_log(log)
+}
+
+/// A mock's JSON-lines request log keyed by the client's request id,
+/// asserting that no id was logged twice (so: single-round runs only).
+pub fn read_mock_log(log: &Path) -> std::collections::HashMap<String, serde_json::Value> {
     let text = std::fs::read_to_string(log).expect("the mock's request log");
     let mut by_id = std::collections::HashMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
