@@ -1,6 +1,6 @@
 //! Integration test against a real llama.cpp server (`llama-server`, from
 //! `../shared/tools/real-server.sh`), a server we did not write: streaming,
-//! usage and a metrics scrape with `--backend llamacpp`.
+//! usage and a metrics scrape whose series the report reads.
 //!
 //! It runs when that server has been installed (`real-server.sh install`,
 //! a ~20 minute source build); on a machine without it, it says so and
@@ -110,8 +110,6 @@ fn replay_against_llama_cpp() {
             "2",
             "--max-tokens",
             "12",
-            "--backend",
-            "llamacpp",
             "--metrics-interval",
             "200ms",
         ],
@@ -142,6 +140,33 @@ fn replay_against_llama_cpp() {
             .as_u64()
             .is_some_and(|n| n > 0),
         "{runj}"
+    );
+    // Its series are named without --backend, so the report has its
+    // figures: slots busy, and the prompt tokens it reused from the cache
+    // (the prompts share the chat template's start at least).
+    let report = trace_ok([
+        "report".as_ref(),
+        run.as_os_str(),
+        "--format".as_ref(),
+        "json".as_ref(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+    let server = &report["levels"][0]["server"];
+    assert!(
+        server["running_max"].as_f64().is_some_and(|n| n >= 1.0),
+        "{server}"
+    );
+    assert!(
+        server["prefix_cache_hit_rate"]
+            .as_f64()
+            .is_some_and(|h| h > 0.0 && h < 1.0),
+        "{server}"
+    );
+    assert!(
+        server["prefix_cache_hit_rate_source"]
+            .as_str()
+            .is_some_and(|s| s.contains("uncached")),
+        "{server}"
     );
 }
 

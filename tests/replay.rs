@@ -276,7 +276,14 @@ fn mixed_trace_rows_carry_their_source() {
 #[test]
 fn server_metrics_of_any_known_engine_are_named_without_a_backend_flag() {
     let dir = tempdir();
-    let trace = synth_random_trace(&dir.path().join("t.parquet"), 12, 16, 8, &[]);
+    // A shared prefix: every request after the first finds it cached.
+    let trace = synth_random_trace(
+        &dir.path().join("t.parquet"),
+        12,
+        16,
+        8,
+        &["--prefix-len", "64"],
+    );
     for (flavor, backend) in [
         ("llamacpp", None),
         ("sglang", None),
@@ -330,6 +337,20 @@ fn server_metrics_of_any_known_engine_are_named_without_a_backend_flag() {
                     "{flavor}: {server}"
                 );
                 assert!(!stderr.contains("known"), "{flavor}: {stderr}");
+                let hit = server["prefix_cache_hit_rate"].as_f64();
+                assert!(
+                    hit.is_some_and(|h| h > 0.0 && h < 1.0),
+                    "{flavor}: {server}"
+                );
+                if flavor == "llamacpp" {
+                    // llama.cpp counts computed and cached prompt tokens apart.
+                    let source = server["prefix_cache_hit_rate_source"].as_str();
+                    assert!(source.is_some_and(|s| s.contains("uncached")), "{server}");
+                    assert!(
+                        server["prompt_tokens"].as_f64().is_some_and(|n| n > 0.0),
+                        "computed + cached: {server}"
+                    );
+                }
             }
             Some(b) => {
                 assert!(server["running_max"].is_null(), "{flavor} as {b}: {server}");

@@ -447,11 +447,20 @@ impl Metrics {
         let per_s = |tokens: f64, secs: f64| if secs > 0.0 { tokens / secs } else { 0.0 };
         let kv_tokens =
             (self.kv_blocks_in_use.load(Relaxed).max(0) as u64 * self.block_size) as f64;
+        // As llama.cpp counts them: prompt tokens computed, and those
+        // reused from the cache, apart.
+        let cached = c(&self.cache_hits) + c(&self.external_hits);
         out.counter(
             "llamacpp:prompt_tokens_total",
-            "Number of prompt tokens processed.",
+            "Number of prompt tokens processed, excluding cached tokens.",
             "",
-            c(&self.prompt_tokens),
+            (c(&self.prompt_tokens) - cached).max(0.0),
+        );
+        out.counter(
+            "llamacpp:prompt_tokens_cached_total",
+            "Number of prompt tokens reused from the cache.",
+            "",
+            cached,
         );
         out.counter(
             "llamacpp:prompt_seconds_total",

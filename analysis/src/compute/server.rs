@@ -15,10 +15,12 @@ use crate::error::Result;
 use crate::model::{LevelStats, ServerFigures};
 use crate::run::RunFiles;
 
-const COUNTERS: [&str; 7] = [
+const COUNTERS: [&str; 8] = [
     "prefix_cache_hits",
     "prefix_cache_queries",
     "prompt_tokens_total",
+    // Prompt tokens computed, those reused from the cache excluded (llama.cpp).
+    "prompt_tokens_uncached_total",
     "generation_tokens_total",
     "num_preemptions_total",
     "request_success_total",
@@ -142,7 +144,10 @@ fn figures(f: &Frame, start: f64, end: f64) -> Result<Option<ServerFigures>> {
             .get("kv_cache_usage_perc")
             .map(|a| a.mean / f64::from(a.series.max(1))),
         kv_usage_max: max("kv_cache_usage_perc"),
-        prompt_tokens: delta("prompt_tokens_total"),
+        prompt_tokens: delta("prompt_tokens_total").or_else(|| {
+            let computed = delta("prompt_tokens_uncached_total")?;
+            Some(computed + delta("prefix_cache_hits").unwrap_or(0.0))
+        }),
         generation_tokens: delta("generation_tokens_total"),
         preemptions: delta("num_preemptions_total"),
         requests_finished: delta("request_success_total"),
@@ -153,10 +158,17 @@ fn hit_rate(by: &BTreeMap<String, Acc>) -> (Option<f64>, Option<String>) {
     let hits = by.get("prefix_cache_hits").map(|a| a.delta);
     let queries = by.get("prefix_cache_queries").map(|a| a.delta);
     let prompt = by.get("prompt_tokens_total").map(|a| a.delta);
+    let computed = by.get("prompt_tokens_uncached_total").map(|a| a.delta);
     match (hits, queries, prompt) {
         (Some(h), Some(q), _) if q > 0.0 => (
             Some(h / q),
             Some("Δprefix_cache_hits / Δprefix_cache_queries".into()),
+        ),
+        (Some(h), None, None) if computed.is_some_and(|c| h + c > 0.0) => (
+            Some(h / (h + computed.unwrap_or(0.0))),
+            Some(
+                "Δprefix_cache_hits / (Δprefix_cache_hits + Δprompt_tokens_uncached_total)".into(),
+            ),
         ),
         (Some(h), None, Some(p)) if p > 0.0 => (
             Some(h / p),

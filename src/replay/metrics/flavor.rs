@@ -175,7 +175,13 @@ const LLAMACPP: &[Rule] = &[
     series("llamacpp:requests_processing", "num_requests_running"),
     series("llamacpp:requests_deferred", "num_requests_waiting"),
     series("llamacpp:kv_cache_usage_ratio", "kv_cache_usage_perc"),
-    series("llamacpp:prompt_tokens_total", "prompt_tokens_total"),
+    // llama.cpp counts the prompt tokens it computed and those it reused
+    // from the cache apart; vLLM's prompt_tokens_total is their sum.
+    series(
+        "llamacpp:prompt_tokens_total",
+        "prompt_tokens_uncached_total",
+    ),
+    series("llamacpp:prompt_tokens_cached_total", "prefix_cache_hits"),
     series("llamacpp:tokens_predicted_total", "generation_tokens_total"),
 ];
 
@@ -413,14 +419,19 @@ mod tests {
         assert!(has(
             &llama,
             "llamacpp:prompt_tokens_total",
-            "prompt_tokens_total"
+            "prompt_tokens_uncached_total"
+        ));
+        assert!(has(
+            &llama,
+            "llamacpp:prompt_tokens_cached_total",
+            "prefix_cache_hits"
         ));
         assert!(has(
             &llama,
             "llamacpp:tokens_predicted_total",
             "generation_tokens_total"
         ));
-        assert_eq!(llama.len(), 5, "{llama:?}");
+        assert_eq!(llama.len(), 6, "{llama:?}");
 
         let mindie = mapped(Backend::Mindie, super::super::parse::tests::MINDIE);
         assert!(has(&mindie, "npu_cache_usage_perc", "kv_cache_usage_perc"));

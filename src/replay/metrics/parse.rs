@@ -449,6 +449,9 @@ tgi_request_failure{err=\"validation\"} 3\n";
     pub(crate) const LLAMACPP: &str = "# HELP llamacpp:prompt_tokens_total Number of prompt tokens processed.\n\
 # TYPE llamacpp:prompt_tokens_total counter\n\
 llamacpp:prompt_tokens_total 6886\n\
+# HELP llamacpp:prompt_tokens_cached_total Number of prompt tokens reused from the cache\n\
+# TYPE llamacpp:prompt_tokens_cached_total counter\n\
+llamacpp:prompt_tokens_cached_total 12417\n\
 # HELP llamacpp:prompt_seconds_total Prompt process time\n\
 # TYPE llamacpp:prompt_seconds_total counter\n\
 llamacpp:prompt_seconds_total 29.0363\n\
@@ -554,7 +557,7 @@ time_to_first_token_seconds_count{model_name=\"llama2-7b\"} 3188\r\n";
     fn llamacpp_exposition() {
         let exp = parse(LLAMACPP);
         assert_eq!(exp.malformed, 0, "{:?}", exp.first_malformed);
-        assert_eq!(exp.samples.len(), 6);
+        assert_eq!(exp.samples.len(), 7);
         assert_eq!(
             find(&exp, "llamacpp:prompt_seconds_total")[0].value,
             29.0363
