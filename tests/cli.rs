@@ -217,6 +217,12 @@ fn missing_input_and_output_folder_are_clear_errors() {
 
 #[test]
 fn interrupted_conversion_leaves_nothing_behind() {
+    conversion_stopped_by_leaves_nothing_behind("-INT");
+    // SIGTERM (`timeout`, `kill`, a job scheduler) cleans up the same way.
+    conversion_stopped_by_leaves_nothing_behind("-TERM");
+}
+
+fn conversion_stopped_by_leaves_nothing_behind(signal: &str) {
     use std::io::Write;
     use std::time::{Duration, Instant};
     let dir = tempdir();
@@ -259,12 +265,12 @@ fn interrupted_conversion_leaves_nothing_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([signal, &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(kill.success());
     let status = child.wait().expect("wait");
     drop(writer);
-    assert_eq!(status.code(), Some(130));
-    assert_eq!(files_in(dir.path()), vec!["input.jsonl"]);
+    assert_eq!(status.code(), Some(130), "{signal}");
+    assert_eq!(files_in(dir.path()), vec!["input.jsonl"], "{signal}");
 }

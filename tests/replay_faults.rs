@@ -549,6 +549,17 @@ fn kill_9_mid_run_keeps_every_written_part_readable() {
 
 #[test]
 fn ctrl_c_drains_cancels_and_writes_the_summary() {
+    interrupt_drains_cancels_and_writes_the_summary("INT", 130, "interrupted");
+}
+
+/// `timeout`, `kill` and `docker stop` send SIGTERM: the same drain, and
+/// the exit code of a process it killed.
+#[test]
+fn sigterm_drains_cancels_and_writes_the_summary() {
+    interrupt_drains_cancels_and_writes_the_summary("TERM", 143, "terminated (SIGTERM)");
+}
+
+fn interrupt_drains_cancels_and_writes_the_summary(signal: &str, code: i32, says: &str) {
     let dir = tempdir();
     // 20 tokens 100 ms apart: every request is in flight for about 2 s.
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 40, 64, 20, &[]);
@@ -569,11 +580,11 @@ fn ctrl_c_drains_cancels_and_writes_the_summary() {
         ],
     );
     let run = replay.wait_for_a_part();
-    replay.signal("INT");
+    replay.signal(signal);
     let status = replay.wait(Duration::from_secs(20));
     let stderr = std::fs::read_to_string(&replay.stderr).unwrap_or_default();
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert_eq!(status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(says), "{stderr}");
 
     assert_only_complete_parts(&run);
     let rows = read_parts(run.join("requests")).expect("parts read");

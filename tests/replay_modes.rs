@@ -725,6 +725,41 @@ fn trace_time_follows_the_recorded_arrivals_scaled() {
         );
         assert!(r.sent_ms >= r.scheduled_ms);
     }
+    // --duration ends the level: the arrivals recorded after it are not sent.
+    let mut offsets: Vec<f64> = arrival.values().map(|a| (a - origin) / scale).collect();
+    offsets.sort_by(f64::total_cmp);
+    let cut = (offsets[15] + offsets[16]) / 2.0;
+    let before: std::collections::BTreeSet<&str> = arrival
+        .iter()
+        .filter(|(_, a)| (**a - origin) / scale < cut)
+        .map(|(id, _)| *id)
+        .collect();
+    assert_eq!(before.len(), 16);
+    let results = dir.path().join("results-duration");
+    let duration = format!("{}ms", cut.round());
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--trace-time",
+            "--time-scale",
+            "8",
+            "--max-tokens",
+            "4",
+            "--duration",
+            &duration,
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    let sent: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.request_id.as_str()).collect();
+    assert_eq!(sent, before, "exactly the arrivals before {duration}");
+    assert_eq!(
+        read_json(&run.join("run.json"))["levels"][0]["sessions_started"],
+        16
+    );
 }
 
 #[test]

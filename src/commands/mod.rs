@@ -9,9 +9,10 @@ mod synth;
 
 use crate::cli::{Cli, Command};
 
-/// For the commands that write a trace: an interrupt removes the temporary
-/// output and exits as a process killed by SIGINT would (130). The async
-/// commands (replay, mock) handle Ctrl-C themselves.
+/// For the commands that write a trace: an interrupt (Ctrl-C, SIGTERM or
+/// SIGHUP) removes the temporary output and exits as a process killed by
+/// SIGINT would (130). The async commands (replay, mock) handle their
+/// signals themselves.
 fn remove_partial_output_on_interrupt() {
     let _ = ctrlc::set_handler(|| {
         traces::remove_pending_outputs();

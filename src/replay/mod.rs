@@ -22,7 +22,7 @@ pub mod sweep;
 pub mod workload;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use anyhow::{Context, bail};
 use tokio::sync::watch;
@@ -150,7 +150,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let (hard_tx, hard_rx) = watch::channel(false);
     let hard_tx = Arc::new(hard_tx);
-    let interrupted = Arc::new(AtomicBool::new(false));
+    // The exit code of the signal that interrupted the run, 0 if none did.
+    let interrupted = Arc::new(AtomicU8::new(0));
     let signals = spawn_signal_handler(
         stop.clone(),
         stopping_tx,
@@ -338,7 +339,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             &cfg.percentiles,
         ));
     }
-    let was_interrupted = interrupted.load(Ordering::Relaxed);
+    let interrupt_code = interrupted.load(Ordering::Relaxed);
+    let was_interrupted = interrupt_code != 0;
     run.write_outputs(
         &cfg,
         &model,
@@ -384,7 +386,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let mut exit_code = None;
     if was_interrupted {
         message = "the run was interrupted; what finished is saved".into();
-        exit_code = Some(130);
+        exit_code = Some(interrupt_code);
     } else if cfg.fail_on_slo && levels.iter().any(|l| l.slo_met == Some(false)) {
         message = "a level missed its SLO (--fail-on-slo)".into();
         exit_code = Some(EXIT_SLO_MISSED);
@@ -432,25 +434,63 @@ fn spawn_progress(shared: Arc<Shared>, label: String) -> tokio::task::JoinHandle
     })
 }
 
-/// First Ctrl-C: stop scheduling, let in-flight requests drain for the
-/// grace period, then cancel them. Second Ctrl-C: exit at once (every part
-/// already written stays intact).
+/// An interrupt: Ctrl-C (SIGINT), or SIGTERM as `timeout`, `kill`, a job
+/// scheduler or `docker stop` send it.
+#[derive(Clone, Copy)]
+enum Interrupt {
+    CtrlC,
+    Term,
+}
+
+impl Interrupt {
+    /// The exit code of a process killed by this signal.
+    fn exit_code(self) -> u8 {
+        match self {
+            Interrupt::CtrlC => 130,
+            Interrupt::Term => 143,
+        }
+    }
+}
+
+/// Waits for the next interrupt; `None` if signals cannot be watched.
+async fn next_interrupt(term: &mut Option<tokio::signal::unix::Signal>) -> Option<Interrupt> {
+    match term {
+        Some(t) => tokio::select! {
+            r = tokio::signal::ctrl_c() => r.ok().map(|()| Interrupt::CtrlC),
+            r = t.recv() => r.map(|()| Interrupt::Term),
+        },
+        None => tokio::signal::ctrl_c()
+            .await
+            .ok()
+            .map(|()| Interrupt::CtrlC),
+    }
+}
+
+/// First Ctrl-C or SIGTERM: stop scheduling, let in-flight requests drain
+/// for the grace period, then cancel them; the run exits with the signal's
+/// code (130 or 143) in `interrupted`. A second one: exit at once (every
+/// part already written stays intact).
 fn spawn_signal_handler(
     stop: Arc<AtomicBool>,
     stopping: watch::Sender<bool>,
     hard: Arc<watch::Sender<bool>>,
-    interrupted: Arc<AtomicBool>,
+    interrupted: Arc<AtomicU8>,
     grace: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
+        let Some(first) = next_interrupt(&mut term).await else {
             return;
-        }
-        interrupted.store(true, Ordering::Relaxed);
+        };
+        interrupted.store(first.exit_code(), Ordering::Relaxed);
         stop.store(true, Ordering::Relaxed);
         let _ = stopping.send(true);
+        let what = match first {
+            Interrupt::CtrlC => "interrupted",
+            Interrupt::Term => "terminated (SIGTERM)",
+        };
         eprintln!(
-            "\ninterrupted: no new requests; waiting up to {:.0} s for those in flight (Ctrl-C again to quit now)",
+            "\n{what}: no new requests; waiting up to {:.0} s for those in flight (Ctrl-C again to quit now)",
             grace.as_secs_f64()
         );
         let hard2 = hard.clone();
@@ -458,9 +498,9 @@ fn spawn_signal_handler(
             tokio::time::sleep(grace).await;
             let _ = hard2.send(true);
         });
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if let Some(again) = next_interrupt(&mut term).await {
             eprintln!("interrupted again: exiting now; the parts written so far are intact");
-            std::process::exit(130);
+            std::process::exit(i32::from(again.exit_code()));
         }
     })
 }

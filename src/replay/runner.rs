@@ -333,6 +333,7 @@ pub async fn run_level(
             } => Some(Arc::new(Semaphore::new(m))),
             _ => None,
         };
+        let duration_ms = plan.duration.map(|d| d.as_secs_f64() * 1000.0);
         let (jh_tx, mut jh_rx) = mpsc::unbounded_channel::<tokio::task::JoinHandle<()>>();
         let handle = tokio::runtime::Handle::current();
         let std_start = level_start.into_std();
@@ -364,6 +365,11 @@ pub async fn run_level(
             .spawn(move || {
                 let mut sent = 0usize;
                 for i in order {
+                    // Recorded arrivals and user arrivals may go on past
+                    // --duration: none starts after the level's end.
+                    if duration_ms.is_some_and(|d| offsets[i] >= d) {
+                        break;
+                    }
                     let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
                     // Build the request while waiting for its time.
                     let work = work_item(&sessions_d, i, &plan_d);
