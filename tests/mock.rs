@@ -956,3 +956,39 @@ async fn ctrl_c_closes_the_parquet_log() {
     let rows: usize = reader.map(|b| b.expect("batch").num_rows()).sum();
     assert_eq!(rows, 3);
 }
+
+/// A client that goes away during a long prefill aborts its request: the
+/// next request is not queued behind the prefill nobody waits for.
+#[tokio::test]
+async fn an_abandoned_prefill_does_not_delay_the_next_request() {
+    // 2,000 tokens/s: the long prompt (about 10,000 tokens) takes ~5 s.
+    let mock = MockProcess::start(&["--prefill-tps", "2000", "--itl-ms", "1"]);
+    let c = client();
+    let long = "lorem ipsum dolor sit amet ".repeat(1500);
+    let mut abandoned = c
+        .post(mock.endpoint("/v1/chat/completions"))
+        .json(&chat(&long, 2, true))
+        .send()
+        .await
+        .expect("sent")
+        .bytes_stream();
+    // Given up on well before its first token (the stream's headers came
+    // at once; a token would end the wait).
+    let token = tokio::time::timeout(Duration::from_millis(300), abandoned.next()).await;
+    assert!(token.is_err(), "the long prompt streamed within 300 ms");
+    drop(abandoned);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    let r = c
+        .post(mock.endpoint("/v1/chat/completions"))
+        .json(&chat("a short one", 2, false))
+        .send()
+        .await
+        .expect("sent");
+    r.text().await.expect("body");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(2500),
+        "the short request waited {took:?} behind an abandoned prefill"
+    );
+}

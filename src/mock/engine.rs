@@ -78,6 +78,9 @@ pub struct Running {
     pub first_due: Instant,
     pub cached_tokens: u32,
     pub external_cached_tokens: u32,
+    /// Its reservation of the prefill lane (start, end), when prefill is
+    /// modelled (no `--ttft-ms`).
+    prefill: Option<(Instant, Instant)>,
 }
 
 impl Drop for Running {
@@ -85,6 +88,19 @@ impl Drop for Running {
         let m = &self.engine.metrics;
         m.running.fetch_sub(1, Relaxed);
         m.kv_blocks_in_use.fetch_sub(self.kv_blocks, Relaxed);
+        // A request aborted before its prefill ended (the client went
+        // away) gives the lane the time it did not use, as an engine drops
+        // an aborted request's prefill: later arrivals do not queue behind
+        // work nobody waits for.
+        if let Some((start, end)) = self.prefill {
+            let now = Instant::now();
+            if now < end {
+                let unused = end - start.max(now);
+                if let Ok(mut free_at) = self.engine.prefill_free_at.lock() {
+                    *free_at = free_at.checked_sub(unused).unwrap_or(now).max(now);
+                }
+            }
+        }
     }
 }
 
@@ -184,6 +200,7 @@ impl Engine {
         m.kv_blocks_in_use.fetch_add(kv_blocks, Relaxed);
 
         let admitted = Instant::now();
+        let mut prefill_slot = None;
         let first_due = match cfg.ttft {
             Some(ttft) => base + ttft,
             None => {
@@ -200,6 +217,7 @@ impl Engine {
                     }
                     Err(_) => base,
                 };
+                prefill_slot = Some((start, start + prefill));
                 start + prefill + self.decode_step()
             }
         };
@@ -211,6 +229,7 @@ impl Engine {
             first_due,
             cached_tokens: fast_tokens + external_tokens,
             external_cached_tokens: external_tokens,
+            prefill: prefill_slot,
         }
     }
 
@@ -281,6 +300,50 @@ mod tests {
         // 96 of 100 tokens cached; waits for the lane to free first.
         assert_eq!(b.cached_tokens, 96);
         assert_eq!(b.first_due, t0 + Duration::from_millis(104));
+    }
+
+    #[test]
+    fn an_aborted_request_gives_back_the_prefill_it_did_not_use() {
+        let e = engine(MockArgs {
+            prefill_tps: 1000.0,
+            decode_step_ms: 0.0,
+            decode_ms_per_seq: 0.0,
+            ..MockArgs::default()
+        });
+        let t0 = Instant::now();
+        let admit = |tokens: u32| match e.admit(t0, prompt(tokens, 0), 1) {
+            Admit::Now(r) => r,
+            Admit::Queued(_) => panic!("queued"),
+        };
+        // 10 s of prefill reserved, then the client goes away.
+        let long = admit(10_000);
+        let short = admit(100);
+        assert_eq!(short.first_due, t0 + Duration::from_millis(10_100));
+        drop(long);
+        // The next request waits only for the work still owed, the short
+        // one's 100 ms, then does its own 100 ms: the long one's unused
+        // time is given back. (The short one keeps the first token it was
+        // promised at admission: the lane's total is what later arrivals
+        // see.)
+        let next = admit(100);
+        let owed = next.first_due - Instant::now();
+        assert!(owed <= Duration::from_millis(200), "{owed:?}");
+        assert!(owed >= Duration::from_millis(100), "{owed:?}");
+        // A request that ran its prefill to the end gives nothing back.
+        drop((short, next));
+        let e2 = engine(MockArgs {
+            prefill_tps: 1_000_000.0,
+            decode_step_ms: 0.0,
+            decode_ms_per_seq: 0.0,
+            ..MockArgs::default()
+        });
+        let Admit::Now(done) = e2.admit(Instant::now(), prompt(10, 0), 1) else {
+            panic!("queued")
+        };
+        std::thread::sleep(Duration::from_millis(2));
+        let before = *e2.prefill_free_at.lock().expect("lock");
+        drop(done);
+        assert_eq!(*e2.prefill_free_at.lock().expect("lock"), before);
     }
 
     #[tokio::test]
