@@ -7,7 +7,10 @@
 //! about K times as much as on the whole level, so its standard error is
 //! the subsets' standard deviation / √K. Success % uses the binomial
 //! standard error, rates the Poisson one. A change is flagged when it
-//! exceeds 3 × √(se_a² + se_b²).
+//! exceeds 3 × √(se_a² + se_b²), and is not negligible: at least 1 % of
+//! the baseline, and 0.1 ms for a time. (A workload whose requests all
+//! generate the same tokens has no spread between subsets in tokens/s, so
+//! without the floor a 0.01 % change would be flagged.)
 
 use polars::prelude::*;
 
@@ -22,11 +25,16 @@ use crate::run::RunFiles;
 
 const SUBSETS: u64 = 4;
 const SIGMAS: f64 = 3.0;
+/// Changes below these are never flagged: a share of the baseline, and an
+/// absolute floor for times (ms).
+const MIN_RELATIVE: f64 = 0.01;
+const MIN_MS: f64 = 0.1;
 
 pub const NOISE_DEFINITION: &str = "standard error from the run itself: each level's requests \
      are dealt round-robin in send order into 4 subsets and a percentile's standard error is the \
      subsets' standard deviation / 2; success % uses the binomial and rates the Poisson standard \
-     error. A change is flagged when it exceeds 3 x sqrt(se_a^2 + se_b^2)";
+     error. A change is flagged when it exceeds 3 x sqrt(se_a^2 + se_b^2), 1 % of the baseline \
+     and, for times, 0.1 ms";
 
 /// A figure compared across runs: name, direction, how to read it from a
 /// level, and the subset column that gives its noise.
@@ -199,6 +207,12 @@ fn noise(m: &Metric, l: &LevelStats, subsets: &Subsets) -> Result<Option<f64>> {
     }
 }
 
+/// Whether a change `d` from the baseline `b` is too small to matter,
+/// however little noise the runs show.
+fn negligible(m: &Metric, d: f64, b: f64) -> bool {
+    d.abs() < MIN_RELATIVE * b.abs() || (m.name.ends_with("_ms") && d.abs() < MIN_MS)
+}
+
 struct RunLevels {
     levels: Vec<LevelStats>,
     subsets: Subsets,
@@ -303,8 +317,10 @@ fn compare_metric(
             (Some(d), Some(b)) if b != 0.0 => Some(100.0 * d / b),
             _ => None,
         });
-        let significant = match (d, n, base_noise) {
-            (Some(d), Some(na), Some(nb)) => d.abs() > SIGMAS * (na * na + nb * nb).sqrt(),
+        let significant = match (d, n, base_noise, base) {
+            (Some(d), Some(na), Some(nb), Some(b)) => {
+                d.abs() > SIGMAS * (na * na + nb * nb).sqrt() && !negligible(m, d, b)
+            }
             _ => false,
         };
         flag.push(match d {
@@ -327,4 +343,26 @@ fn compare_metric(
         delta_pct,
         flag,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiny_changes_are_never_flagged() {
+        let all = metrics();
+        let by_name = |n: &str| all.iter().find(|m| m.name == n).expect("metric");
+        let tokens = by_name("output_tokens_per_s");
+        // 300.3 to 300.29 tokens/s: below 1 % of the baseline.
+        assert!(negligible(tokens, -0.01, 300.3));
+        assert!(!negligible(tokens, -4.0, 300.3));
+        let late = by_name("lateness_p99_ms");
+        // 0.22 to 0.30 ms: +36 %, but under 0.1 ms.
+        assert!(negligible(late, 0.08, 0.22));
+        assert!(!negligible(late, 0.5, 0.22));
+        let ttft = by_name("ttft_p50_ms");
+        assert!(negligible(ttft, 0.5, 255.0));
+        assert!(!negligible(ttft, 25.0, 255.0));
+    }
 }
