@@ -243,6 +243,88 @@ fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
     assert_eq!(run_json["levels"][0]["sessions_started"], 40);
 }
 
+/// `--levels-from` repeats an earlier run: its levels, and its length,
+/// rounds, warm-up and seed unless given again, so that both send the same
+/// schedule; a length given on the command line wins.
+#[test]
+fn levels_from_repeats_the_earlier_runs_schedule() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 12, 32, 4, &[]);
+    let mock = &["--ttft-ms", "2", "--itl-ms", "1"];
+    let (first, rows1) = replay_on_mock(
+        &trace,
+        &dir.path().join("first"),
+        mock,
+        &[
+            "--qps",
+            "40",
+            "--requests",
+            "10",
+            "--rounds",
+            "2",
+            "--warmup",
+            "1",
+            "--seed",
+            "9",
+            "--no-metrics",
+        ],
+    );
+    let first_arg = first.display().to_string();
+    let (second, rows2) = replay_on_mock(
+        &trace,
+        &dir.path().join("second"),
+        mock,
+        &["--levels-from", &first_arg, "--no-metrics"],
+    );
+    let (c1, c2) = (
+        read_json(&first.join("run.json"))["config"].clone(),
+        read_json(&second.join("run.json"))["config"].clone(),
+    );
+    for key in [
+        "levels",
+        "requests",
+        "duration_s",
+        "rounds",
+        "warmup",
+        "seed",
+    ] {
+        assert_eq!(c1[key], c2[key], "{key}");
+    }
+    assert_eq!(rows2.len(), rows1.len());
+    assert_eq!(rows1.len(), 20, "10 sessions, 2 rounds");
+    // The same seed: every request is due at the same offset in its level.
+    let offsets = |run: &Path, rows: &[RequestRecord]| {
+        let mut o: Vec<(String, u32, i64)> = rows
+            .iter()
+            .map(|r| {
+                let start = level_start_ms(run, r.round as usize - 1);
+                let at = ((r.scheduled_ms - start) * 1000.0).round() as i64;
+                (r.request_id.clone(), r.round, at)
+            })
+            .collect();
+        o.sort();
+        o
+    };
+    assert_eq!(offsets(&first, &rows1), offsets(&second, &rows2));
+    // A length of its own replaces the earlier one's.
+    let (third, _) = replay_on_mock(
+        &trace,
+        &dir.path().join("third"),
+        mock,
+        &[
+            "--levels-from",
+            &first_arg,
+            "--duration",
+            "300ms",
+            "--no-metrics",
+        ],
+    );
+    let c3 = read_json(&third.join("run.json"))["config"].clone();
+    assert!(c3["requests"].is_null(), "{c3}");
+    assert_eq!(c3["duration_s"], 0.3);
+    assert_eq!(c3["rounds"], 2);
+}
+
 #[test]
 fn sweep_probes_the_server_then_runs_rates_between() {
     let dir = tempdir();

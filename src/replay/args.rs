@@ -61,8 +61,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N")]
     pub sweep: Option<usize>,
     /// Replay at the levels an earlier run used (its run.json: mode, rates
-    /// or counts, arrivals, caps; a sweep's probes and chosen rates), so
-    /// that `trace compare` matches every level of the two runs.
+    /// or counts, arrivals, caps; a sweep's probes and chosen rates), with
+    /// its --requests/--duration, --rounds, --warmup and --seed unless
+    /// given, so that `trace compare` matches every level of the two runs.
     #[arg(long, value_name = "RUN_DIR")]
     pub levels_from: Option<PathBuf>,
 

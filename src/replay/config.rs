@@ -347,9 +347,20 @@ fn parse_rate(s: &str) -> anyhow::Result<Rate> {
     Ok(Rate::PerSecond(r))
 }
 
-/// The levels an earlier run used, from its run.json (`config.levels`, as
-/// [`RunConfig::describe`] writes them).
-fn levels_of_run(run: &Path) -> anyhow::Result<Vec<LoadMode>> {
+/// What `--levels-from` takes from an earlier run's run.json: its levels,
+/// and how long each ran, in how many rounds, with what warm-up and seed
+/// (used unless given on the command line, so the two runs send the same
+/// schedule).
+struct EarlierRun {
+    levels: Vec<LoadMode>,
+    requests: Option<usize>,
+    duration: Option<Duration>,
+    rounds: Option<u32>,
+    warmup: Option<usize>,
+    seed: Option<u64>,
+}
+
+fn earlier_run(run: &Path) -> anyhow::Result<EarlierRun> {
     let path = if run.is_dir() {
         run.join("run.json")
     } else {
@@ -363,6 +374,25 @@ fn levels_of_run(run: &Path) -> anyhow::Result<Vec<LoadMode>> {
     })?;
     let v: Value = serde_json::from_str(&text)
         .with_context(|| format!("--levels-from: {} is not JSON", path.display()))?;
+    let levels = levels_of_run(&v, &path)?;
+    let config = |key: &str| v.pointer(&format!("/config/{key}"));
+    let int = |key: &str| config(key).and_then(Value::as_u64);
+    Ok(EarlierRun {
+        levels,
+        requests: int("requests").and_then(|n| usize::try_from(n).ok()),
+        duration: config("duration_s")
+            .and_then(Value::as_f64)
+            .filter(|d| d.is_finite() && *d > 0.0)
+            .map(Duration::from_secs_f64),
+        rounds: int("rounds").and_then(|n| u32::try_from(n).ok()),
+        warmup: int("warmup").and_then(|n| usize::try_from(n).ok()),
+        seed: int("seed"),
+    })
+}
+
+/// The levels an earlier run used, from its run.json `v` (`config.levels`,
+/// as [`RunConfig::describe`] writes them), read from `path`.
+fn levels_of_run(v: &Value, path: &Path) -> anyhow::Result<Vec<LoadMode>> {
     let levels = v
         .pointer("/config/levels")
         .and_then(Value::as_array)
@@ -603,10 +633,15 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         }
         levels.extend(super::sweep::probes(arrival, args.max_concurrency));
     }
-    if let Some(run) = &args.levels_from {
-        modes += 1;
-        levels.extend(levels_of_run(run)?);
-    }
+    let earlier = match &args.levels_from {
+        Some(run) => {
+            modes += 1;
+            let e = earlier_run(run)?;
+            levels.extend(e.levels.iter().copied());
+            Some(e)
+        }
+        None => None,
+    };
     if modes == 0 {
         bail!(
             "choose a load: --qps RATES, --concurrency N, --trace-time, --users N, --sweep N or --levels-from RUN_DIR"
@@ -620,7 +655,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     if args.max_concurrency == Some(0) {
         bail!("--max-concurrency must be at least 1");
     }
-    let duration = args
+    let mut duration = args
         .duration
         .as_deref()
         .map(parse_duration)
@@ -629,7 +664,21 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     if args.requests == Some(0) {
         bail!("--requests must be at least 1");
     }
-    let rounds = args.rounds.unwrap_or(1);
+    let mut requests = args.requests;
+    let mut rounds = args.rounds;
+    let mut warmup = args.warmup;
+    let mut seed = args.seed;
+    if let Some(e) = &earlier {
+        // The earlier run's length, unless this one sets its own.
+        if duration.is_none() && requests.is_none() {
+            duration = e.duration;
+            requests = e.requests;
+        }
+        rounds = rounds.or(e.rounds);
+        warmup = warmup.or(e.warmup);
+        seed = seed.or(e.seed);
+    }
+    let rounds = rounds.unwrap_or(1);
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
@@ -707,8 +756,8 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         probed: None,
         max_concurrency: args.max_concurrency,
         duration,
-        requests: args.requests,
-        warmup: args.warmup.unwrap_or(0),
+        requests,
+        warmup: warmup.unwrap_or(0),
         rounds,
         history: args.history.unwrap_or(History::Recorded),
         think_scale,
@@ -735,7 +784,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
             .clone()
             .unwrap_or_else(|| PathBuf::from("results")),
         name: args.name.clone(),
-        seed: args.seed.unwrap_or(0),
+        seed: seed.unwrap_or(0),
         drain_timeout,
         quiet: args.quiet,
         arguments: resolved,
