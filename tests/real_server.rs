@@ -144,13 +144,7 @@ fn replay_against_llama_cpp() {
     // Its series are named without --backend, so the report has its
     // figures: slots busy, and the prompt tokens it reused from the cache
     // (the prompts share the chat template's start at least).
-    let report = trace_ok([
-        "report".as_ref(),
-        run.as_os_str(),
-        "--format".as_ref(),
-        "json".as_ref(),
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+    let report = report_of_run(&run);
     let server = &report["levels"][0]["server"];
     assert!(
         server["running_max"].as_f64().is_some_and(|n| n >= 1.0),

@@ -311,13 +311,7 @@ fn server_metrics_of_any_known_engine_are_named_without_a_backend_flag() {
         stop_mock(mock);
         assert_eq!(rows.len(), 12);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let report = trace_ok([
-            "report".as_ref(),
-            run.as_os_str(),
-            "--format".as_ref(),
-            "json".as_ref(),
-        ]);
-        let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+        let report = report_of_run(&run);
         let server = &report["levels"][0]["server"];
         let run_json = read_json(&run.join("run.json"));
         match backend {

@@ -419,8 +419,7 @@ fn sweep_probes_the_server_then_runs_rates_between() {
     }
     assert_eq!(max_in_flight(level(&rows, 1.0, 1)), 1);
     // The report knows the probes: no saturation line for concurrency 1.
-    let report = trace_ok(["report", &run.display().to_string(), "--format", "json"]);
-    let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+    let report = report_of_run(&run);
     assert_eq!(report["runs"][0]["sweep"]["levels"], 4);
     // JSON has no infinity: the all-at-once level is "inf", not null.
     let values: Vec<&serde_json::Value> = report["levels"]
@@ -773,22 +772,22 @@ fn trace_time_follows_the_recorded_arrivals_scaled() {
         "--max-model-len",
         "10000000",
     ]);
-    let results = dir.path().join("results");
     let scale = 8.0;
-    let out = run_replay(
-        &trace,
-        &mock.url,
-        &results,
-        &[
+    let replay = |results: &str, extra: &[&str]| {
+        let results = dir.path().join(results);
+        let mut args = vec![
             "--trace-time",
             "--time-scale",
             "8",
             "--max-tokens",
             "4",
             "--no-metrics",
-        ],
-    );
-    let (run, rows) = replay_rows(&out, &results);
+        ];
+        args.extend_from_slice(extra);
+        let out = run_replay(&trace, &mock.url, &results, &args);
+        replay_rows(&out, &results)
+    };
+    let (run, rows) = replay("results", &[]);
     assert_eq!(rows.len(), 40);
     assert_all_ok(&rows);
     let start = level_start_ms(&run, 0);
@@ -817,24 +816,8 @@ fn trace_time_follows_the_recorded_arrivals_scaled() {
         .map(|(id, _)| *id)
         .collect();
     assert_eq!(before.len(), 16);
-    let results = dir.path().join("results-duration");
     let duration = format!("{}ms", cut.round());
-    let out = run_replay(
-        &trace,
-        &mock.url,
-        &results,
-        &[
-            "--trace-time",
-            "--time-scale",
-            "8",
-            "--max-tokens",
-            "4",
-            "--duration",
-            &duration,
-            "--no-metrics",
-        ],
-    );
-    let (run, rows) = replay_rows(&out, &results);
+    let (run, rows) = replay("results-duration", &["--duration", &duration]);
     let sent: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.request_id.as_str()).collect();
     assert_eq!(sent, before, "exactly the arrivals before {duration}");

@@ -51,13 +51,6 @@ fn replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> PathBuf {
     replay_rows(&out, results).0
 }
 
-fn report_json(args: &[&str]) -> Value {
-    let mut all = vec!["report", "--format", "json"];
-    all.extend_from_slice(args);
-    let out = trace_ok(all);
-    serde_json::from_str(&out).expect("report --format json prints JSON")
-}
-
 fn check_with_python(report: &Path, runs: &[&Path]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report/check_report.py");
     let out = Command::new(python())

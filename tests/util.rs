@@ -383,3 +383,16 @@ pub fn mock_tokens(texts: &[&str]) -> u32 {
     let bytes: usize = texts.iter().map(|t| t.len()).sum::<usize>() + texts.len().saturating_sub(1);
     bytes.div_ceil(4) as u32
 }
+
+/// `trace report --format json ARGS...`, parsed.
+pub fn report_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["report", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = trace_ok(all);
+    serde_json::from_str(&out).expect("report --format json prints JSON")
+}
+
+/// The JSON report of one run folder.
+pub fn report_of_run(run: &Path) -> serde_json::Value {
+    report_json(&[run.to_str().expect("a UTF-8 run path")])
+}

@@ -255,6 +255,16 @@ mod tests {
         Arc::new(Engine::new(cfg, counter, Log::disabled()))
     }
 
+    /// An engine whose first token comes right after prefill at `tps`.
+    fn prefill_engine(tps: f64) -> Arc<Engine> {
+        engine(MockArgs {
+            prefill_tps: tps,
+            decode_step_ms: 0.0,
+            decode_ms_per_seq: 0.0,
+            ..MockArgs::default()
+        })
+    }
+
     fn prompt(tokens: u32, blocks: u32) -> Arc<PromptInfo> {
         Arc::new(PromptInfo {
             tokens,
@@ -281,12 +291,7 @@ mod tests {
 
     #[test]
     fn prefill_lane_serialises_and_cache_shortens_it() {
-        let e = engine(MockArgs {
-            prefill_tps: 1000.0,
-            decode_step_ms: 0.0,
-            decode_ms_per_seq: 0.0,
-            ..MockArgs::default()
-        });
+        let e = prefill_engine(1000.0);
         let t0 = Instant::now();
         let Admit::Now(a) = e.admit(t0, prompt(100, 6), 1) else {
             panic!("queued")
@@ -304,12 +309,7 @@ mod tests {
 
     #[test]
     fn an_aborted_request_gives_back_the_prefill_it_did_not_use() {
-        let e = engine(MockArgs {
-            prefill_tps: 1000.0,
-            decode_step_ms: 0.0,
-            decode_ms_per_seq: 0.0,
-            ..MockArgs::default()
-        });
+        let e = prefill_engine(1000.0);
         let t0 = Instant::now();
         let admit = |tokens: u32| match e.admit(t0, prompt(tokens, 0), 1) {
             Admit::Now(r) => r,
@@ -331,12 +331,7 @@ mod tests {
         assert!(owed >= Duration::from_millis(100), "{owed:?}");
         // A request that ran its prefill to the end gives nothing back.
         drop((short, next));
-        let e2 = engine(MockArgs {
-            prefill_tps: 1_000_000.0,
-            decode_step_ms: 0.0,
-            decode_ms_per_seq: 0.0,
-            ..MockArgs::default()
-        });
+        let e2 = prefill_engine(1_000_000.0);
         let Admit::Now(done) = e2.admit(Instant::now(), prompt(10, 0), 1) else {
             panic!("queued")
         };
