@@ -264,6 +264,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                         mode.name(),
                         summary::fmt_value(mode.value())
                     ),
+                    cfg.duration,
                 )
             });
             let times = runner::run_level(shared.clone(), &sessions, &plan).await;
@@ -399,8 +400,14 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     })
 }
 
-/// Prints how a level is going: in place on a terminal, every 10 s otherwise.
-fn spawn_progress(shared: Arc<Shared>, label: String) -> tokio::task::JoinHandle<()> {
+/// Prints how a level is going: in place on a terminal, every 10 s
+/// otherwise; past the level's `duration`, that it is waiting for the
+/// requests still in flight (they are measured to their end).
+fn spawn_progress(
+    shared: Arc<Shared>,
+    label: String,
+    duration: Option<std::time::Duration>,
+) -> tokio::task::JoinHandle<()> {
     use std::io::{IsTerminal, Write};
     tokio::spawn(async move {
         let tty = std::io::stderr().is_terminal();
@@ -419,9 +426,15 @@ fn spawn_progress(shared: Arc<Shared>, label: String) -> tokio::task::JoinHandle
             let done = shared.done.load(Ordering::Relaxed) - done0;
             let failed = shared.failed.load(Ordering::Relaxed) - failed0;
             let secs = start.elapsed().as_secs_f64();
+            let over = duration.is_some_and(|d| secs > d.as_secs_f64());
             let line = format!(
-                "  {label}: {done} requests, {:.1} req/s, {failed} not ok, {secs:.0} s",
-                done as f64 / secs.max(1e-9)
+                "  {label}: {done} requests, {:.1} req/s, {failed} not ok, {secs:.0} s{}",
+                done as f64 / secs.max(1e-9),
+                if over {
+                    " (past --duration: finishing the requests in flight; Ctrl-C to stop)"
+                } else {
+                    ""
+                }
             );
             let mut err = std::io::stderr();
             if tty {
