@@ -827,6 +827,64 @@ fn trace_time_follows_the_recorded_arrivals_scaled() {
     );
 }
 
+/// `--trace-time --requests N` replays the N earliest arrivals, wherever
+/// they are in the file.
+#[test]
+fn trace_time_requests_takes_the_earliest_arrivals() {
+    let dir = tempdir();
+    let input = dir.path().join("unordered.jsonl");
+    let times = [500, 0, 300, 100, 400, 200];
+    let lines: Vec<String> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format!(
+                r#"{{"timestamp": {t}, "input_length": 40, "output_length": 2, "hash_ids": [{i}]}}"#
+            )
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n")).expect("write the trace");
+    let sorted = dir.path().join("sorted.parquet");
+    trace_ok([
+        "convert".as_ref(),
+        "mooncake".as_ref(),
+        input.as_os_str(),
+        "-o".as_ref(),
+        sorted.as_os_str(),
+    ]);
+    // The converter writes rows in time order; another tool may not.
+    let reader = traces::TraceReader::open(&sorted).expect("opens");
+    let meta = reader.metadata().clone();
+    let mut rows = reader.read_all().expect("rows");
+    rows.reverse();
+    let trace = dir.path().join("t.parquet");
+    let mut w = traces::TraceWriter::create(&trace, &meta).expect("writer");
+    for r in rows {
+        w.write(r).expect("write");
+    }
+    w.finish().expect("finish");
+    let arrival: HashMap<String, f64> = read_rows(&trace)
+        .into_iter()
+        .map(|t| (t.request_id, t.arrival_ms.expect("arrival_ms")))
+        .collect();
+    let (_, rows) = replay_on_mock(
+        &trace,
+        dir.path(),
+        &["--ttft-ms", "1", "--itl-ms", "1"],
+        &[
+            "--trace-time",
+            "--time-scale",
+            "10",
+            "--requests",
+            "3",
+            "--no-metrics",
+        ],
+    );
+    let mut sent: Vec<f64> = rows.iter().map(|r| arrival[&r.request_id]).collect();
+    sent.sort_by(f64::total_cmp);
+    assert_eq!(sent, [0.0, 100.0, 200.0]);
+}
+
 #[test]
 fn users_run_their_session_turns_in_order() {
     users_run_their_turns_after_their_think_times(None);

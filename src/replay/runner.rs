@@ -201,9 +201,8 @@ fn open_loop_offsets(plan: &LevelPlan, sessions: &[Arc<Session>]) -> anyhow::Res
                 .iter()
                 .filter_map(|s| s.first_arrival_ms())
                 .fold(f64::INFINITY, f64::min);
-            let n = count.unwrap_or(sessions.len()).min(sessions.len());
-            let mut out = Vec::with_capacity(n);
-            for s in &sessions[..n] {
+            let mut out = Vec::with_capacity(sessions.len());
+            for s in sessions {
                 let a = s.first_arrival_ms().ok_or_else(|| {
                     anyhow::anyhow!(
                         "--trace-time: session {} has no arrival_ms; this trace has no recorded times",
@@ -211,6 +210,16 @@ fn open_loop_offsets(plan: &LevelPlan, sessions: &[Arc<Session>]) -> anyhow::Res
                     )
                 })?;
                 out.push((a - first) / scale);
+            }
+            // --requests N: the N earliest arrivals, wherever they are in
+            // the file (merged traces are not in time order); the others
+            // are never due.
+            if let Some(n) = count.filter(|&n| n < out.len()) {
+                let mut by_time: Vec<usize> = (0..out.len()).collect();
+                by_time.sort_by(|&a, &b| out[a].total_cmp(&out[b]).then(a.cmp(&b)));
+                for &i in &by_time[n..] {
+                    out[i] = f64::INFINITY;
+                }
             }
             out
         }
@@ -366,8 +375,9 @@ pub async fn run_level(
                 let mut sent = 0usize;
                 for i in order {
                     // Recorded arrivals and user arrivals may go on past
-                    // --duration: none starts after the level's end.
-                    if duration_ms.is_some_and(|d| offsets[i] >= d) {
+                    // --duration: none starts after the level's end (nor
+                    // one never due: past --requests).
+                    if !offsets[i].is_finite() || duration_ms.is_some_and(|d| offsets[i] >= d) {
                         break;
                     }
                     let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
