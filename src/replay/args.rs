@@ -155,7 +155,7 @@ pub struct ReplayArgs {
     /// Seed of the arrival schedules.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// After Ctrl-C, how long in-flight requests may finish before they are cancelled.
+    /// After Ctrl-C or SIGTERM, how long in-flight requests may finish before they are cancelled.
     #[arg(long, value_name = "DURATION")]
     pub drain_timeout: Option<String>,
     /// No progress lines.
