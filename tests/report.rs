@@ -51,7 +51,7 @@ fn replay(trace: &Path, url: &str, results: &Path, extra: &[&str]) -> PathBuf {
     replay_rows(&out, results).0
 }
 
-fn check_with_python(report: &Path, runs: &[&Path]) {
+fn check_with_python(report: &Path, runs: &[&Path], at_least: u64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report/check_report.py");
     let out = Command::new(python())
         .arg(script)
@@ -70,7 +70,7 @@ fn check_with_python(report: &Path, runs: &[&Path]) {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .expect("checked N figures");
-    assert!(checked > 200, "only {checked} figures were compared");
+    assert!(checked >= at_least, "only {checked} figures were compared");
 }
 
 /// Two runs shared by the tests below: a multi-turn qps sweep with two
@@ -166,7 +166,7 @@ fn report_figures_equal_duckdb_and_polars() {
     assert!(!report["turns"].as_array().expect("turns").is_empty());
     assert_eq!(report["users"].as_array().expect("users").len(), 6);
     assert_eq!(report["slo"]["ttft_ms"], 6.0, "the SLO comes from run.json");
-    check_with_python(&json, &[&r.qps, &r.users]);
+    check_with_python(&json, &[&r.qps, &r.users], 200);
 }
 
 #[test]
@@ -280,6 +280,127 @@ print(len(sheets), len(pngs))
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A server that ends every reply at its end of sequence whatever
+/// `ignore_eos` says (as one without that option does): the replay's
+/// summary, the report (equal to DuckDB's figures) and the comparison with
+/// a server that honours it all say how many replies came back short.
+#[test]
+fn replies_cut_short_by_the_server_are_counted_and_noted() {
+    let dir = tempdir();
+    // 12 agent sessions of 5 turns, outputs of 1 to 12 tokens; the
+    // servers' end of sequence comes at 6.
+    let trace = dir.path().join("t.parquet");
+    trace_ok([
+        "synth",
+        "agent",
+        "--users",
+        "12",
+        "--turns",
+        "5",
+        "--system-prefix-tokens",
+        "40",
+        "--user-prefix-tokens",
+        "10",
+        "--turn-input-tokens",
+        "20",
+        "--turn-output-tokens",
+        "1:12",
+        "--seed",
+        "5",
+        "-o",
+        trace.to_str().expect("utf8"),
+    ]);
+    let extra = ["--concurrency", "4", "--no-metrics"];
+    let mock = |always: bool| {
+        let mut args = vec!["--ttft-ms", "2", "--itl-ms", "1", "--eos-after", "6"];
+        if always {
+            args.push("--eos-always");
+        }
+        MockProcess::start(&args)
+    };
+    let deaf = mock(true);
+    let results = dir.path().join("a");
+    let out = run_replay(&trace, &deaf.url, &results, &extra);
+    let (cut, rows) = replay_rows(&out, &results);
+    let ok: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status == Some(traces::results::Status::Ok))
+        .collect();
+    assert_eq!(ok.len(), 60);
+    let (mut short, mut got, mut asked) = (0, 0u64, 0u64);
+    for r in &ok {
+        let max = r.max_tokens.expect("max_tokens sent");
+        let n = r.completion_tokens.expect("usage reported");
+        assert_eq!(n, max.min(6), "{}: asked {max}", r.request_id);
+        short += usize::from(n < max);
+        got += u64::from(n);
+        asked += u64::from(max);
+    }
+    assert!((10..50).contains(&short), "{short} of 60 were cut");
+    assert!(ok.iter().any(|r| r.turn > 0), "multi-turn sessions");
+    let fill = 100.0 * got as f64 / asked as f64;
+    let summary = read_json(&cut.join("summary.json"));
+    assert_eq!(summary["levels"][0]["stopped_short"], short);
+    let summary_fill = summary["levels"][0]["output_fill_pct"].as_f64();
+    assert!(
+        summary_fill.is_some_and(|f| (f - fill).abs() < 1e-9),
+        "{summary_fill:?} {fill}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{short} of 60 ok requests ended before the max_tokens they asked for ({fill:.0}%"
+        )) && stdout.contains("ignores ignore_eos"),
+        "{stdout}"
+    );
+    let json = dir.path().join("report.json");
+    let run = cut.to_str().expect("utf8");
+    trace_ok([
+        "report",
+        run,
+        "--format",
+        "json",
+        "-o",
+        json.to_str().expect("utf8"),
+    ]);
+    let report = read_json(&json);
+    assert_eq!(report["levels"][0]["stopped_short"], short);
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains(&format!("{short} of 60 ok requests ended before")),
+        "{notes}"
+    );
+    check_with_python(&json, &[&cut], 50);
+
+    // A server that honours ignore_eos: full replies, no note.
+    let honest = mock(false);
+    let results = dir.path().join("b");
+    let out = run_replay(&trace, &honest.url, &results, &extra);
+    let (full, _) = replay_rows(&out, &results);
+    let summary = read_json(&full.join("summary.json"));
+    assert_eq!(summary["levels"][0]["stopped_short"], 0);
+    assert_eq!(summary["levels"][0]["output_fill_pct"], 100.0);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("ended before"), "{stdout}");
+    let full = full.to_str().expect("utf8");
+    assert!(
+        !report_of_run(Path::new(full))["notes"]
+            .to_string()
+            .contains("ended before")
+    );
+    let cmp = trace_ok(["compare", full, run]);
+    assert!(
+        cmp.contains(&format!(
+            "(100% in {}",
+            Path::new(full)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .expect("name")
+        )) && cmp.contains("compare unlike work"),
+        "{cmp}"
     );
 }
 

@@ -207,6 +207,46 @@ fn noise(m: &Metric, l: &LevelStats, subsets: &Subsets) -> Result<Option<f64>> {
     }
 }
 
+/// Share of the asked output tokens that came back (`output_fill_pct`)
+/// below which two runs did different work, in percentage points.
+const FILL_POINTS: f64 = 2.0;
+
+/// A note when the runs' replies filled their `max_tokens` to different
+/// degrees (one server honoured `ignore_eos`, the other stopped at the end
+/// of sequence): their throughput and end-to-end times measure unlike work.
+fn output_lengths_note(per_run: &[RunLevels], infos: &[crate::model::RunInfo]) -> Option<String> {
+    let ranges: Vec<Option<(f64, f64)>> = per_run
+        .iter()
+        .map(|r| {
+            let fills: Vec<f64> = r.levels.iter().filter_map(|l| l.output_fill_pct).collect();
+            let lo = fills.iter().copied().reduce(f64::min)?;
+            let hi = fills.iter().copied().reduce(f64::max)?;
+            Some((lo, hi))
+        })
+        .collect();
+    let known: Vec<(f64, f64)> = ranges.iter().flatten().copied().collect();
+    let lo = known.iter().map(|r| r.0).reduce(f64::min)?;
+    let hi = known.iter().map(|r| r.1).reduce(f64::max)?;
+    if hi - lo < FILL_POINTS {
+        return None;
+    }
+    let each: Vec<String> = ranges
+        .iter()
+        .zip(infos)
+        .map(|(r, info)| match r {
+            Some((a, b)) if b - a < 0.5 => format!("{a:.0}% in {}", info.run_id),
+            Some((a, b)) => format!("{a:.0}-{b:.0}% in {}", info.run_id),
+            None => format!("unknown in {}", info.run_id),
+        })
+        .collect();
+    Some(format!(
+        "the replies got different shares of the max_tokens they asked for ({}): output tokens/s, \
+         TPOT and E2E compare unlike work (a server that ignores ignore_eos stops at the end of \
+         sequence)",
+        each.join(", ")
+    ))
+}
+
 /// Whether a change `d` from the baseline `b` is too small to matter,
 /// however little noise the runs show.
 fn negligible(m: &Metric, d: f64, b: f64) -> bool {
@@ -278,6 +318,7 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
             metrics: out,
         });
     }
+    notes.extend(output_lengths_note(&per_run, &infos));
     Ok(Comparison {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),

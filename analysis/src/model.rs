@@ -193,6 +193,12 @@ pub struct LevelStats {
     pub goodput: Option<f64>,
     /// Share of requests that were ok and met every SLO, %.
     pub slo_attainment_pct: Option<f64>,
+    /// Ok requests whose completion tokens (from the server's usage) fell
+    /// short of the `max_tokens` they asked for.
+    pub stopped_short: u64,
+    /// Σ completion_tokens / Σ max_tokens of those requests and the ones
+    /// that got their full length, %.
+    pub output_fill_pct: Option<f64>,
     pub server: Option<ServerFigures>,
 }
 

@@ -43,6 +43,8 @@ pub struct RunJson {
     /// The replayed trace had more turns than sessions (`trace.turns` >
     /// `trace.sessions`); `None` when run.json does not say.
     pub multi_turn: Option<bool>,
+    /// The run asked the server to ignore end of sequence (`config.ignore_eos`).
+    pub ignore_eos: Option<bool>,
 }
 
 /// A level's start and end on the run clock.
@@ -300,6 +302,10 @@ fn parse_run_json(v: &Value) -> RunJson {
         capped_levels,
         sweep,
         multi_turn,
+        ignore_eos: v
+            .get("config")
+            .and_then(|c| c.get("ignore_eos"))
+            .and_then(Value::as_bool),
     }
 }
 

@@ -49,6 +49,10 @@ pub struct MockArgs {
     /// Without `ignore_eos`, stop after this many tokens (never before `min_tokens`).
     #[arg(long, value_name = "TOKENS")]
     pub eos_after: Option<u32>,
+    /// With `--eos-after`, stop there even when a request asks for
+    /// `ignore_eos` or `min_tokens`: a server without those options.
+    #[arg(long, requires = "eos_after")]
+    pub eos_always: bool,
     /// Fixed time to first token, counted from admission (= arrival unless queued).
     #[arg(long, value_name = "MS")]
     pub ttft_ms: Option<f64>,
@@ -107,6 +111,7 @@ impl Default for MockArgs {
             max_model_len: 131_072,
             default_max_tokens: 256,
             eos_after: None,
+            eos_always: false,
             ttft_ms: None,
             itl_ms: None,
             max_running: 256,
@@ -149,6 +154,7 @@ pub struct Config {
     pub max_model_len: u32,
     pub default_max_tokens: u32,
     pub eos_after: Option<u32>,
+    pub eos_always: bool,
     pub ttft: Option<Duration>,
     pub itl: Option<Duration>,
     pub max_running: u32,
@@ -219,6 +225,7 @@ impl Config {
             max_model_len: args.max_model_len,
             default_max_tokens: args.default_max_tokens,
             eos_after: args.eos_after,
+            eos_always: args.eos_always,
             ttft: args.ttft_ms.map(|v| millis("ttft-ms", v)).transpose()?,
             itl: args.itl_ms.map(|v| millis("itl-ms", v)).transpose()?,
             max_running: args.max_running,

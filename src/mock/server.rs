@@ -453,6 +453,7 @@ async fn completion(
         None => cfg.default_max_tokens.min(room),
     };
     let (tokens, finish) = match cfg.eos_after {
+        Some(eos) if cfg.eos_always && eos < max_tokens => (eos, Finish::Stop),
         Some(eos) if !request.ignore_eos && eos.max(request.min_tokens) < max_tokens => {
             (eos.max(request.min_tokens), Finish::Stop)
         }

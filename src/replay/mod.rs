@@ -362,6 +362,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 println!("    {n} × {kind}");
             }
         }
+        if let Some(note) = summary::stopped_short_note(&levels, cfg.ignore_eos) {
+            println!("\n{note}");
+        }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
         if resent > 0 {
             let (what, their) = if resent == 1 {

@@ -32,6 +32,8 @@ pub struct Compact {
     pub completion_tokens: Option<u32>,
     pub cached_tokens: Option<u32>,
     pub counted_tokens: bool,
+    /// The output length the request asked for.
+    pub max_tokens: Option<u32>,
 }
 
 /// A level of the run: mode, value, round.
@@ -73,6 +75,7 @@ impl Collected {
             completion_tokens: r.completion_tokens,
             cached_tokens: r.cached_tokens,
             counted_tokens: r.tokens_source.as_deref() == Some("counted"),
+            max_tokens: r.max_tokens,
         };
         match self.levels.iter_mut().rev().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(compact),

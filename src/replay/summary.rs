@@ -86,6 +86,12 @@ pub struct LevelSummary {
     pub arrival_lateness_ms: Dist,
     pub cached_token_ratio: Option<f64>,
     pub tokens_counted_locally: usize,
+    /// Ok requests whose reported completion tokens fell short of the
+    /// `max_tokens` they asked for: the model ended its reply first.
+    pub stopped_short: usize,
+    /// Σ completion_tokens / Σ max_tokens over ok requests with both
+    /// (from the server's usage), %: how much of the asked output came back.
+    pub output_fill_pct: Option<f64>,
     /// Requests per second that were ok and met every SLO.
     pub goodput: Option<f64>,
     pub slo_attainment_pct: Option<f64>,
@@ -189,6 +195,18 @@ pub fn summarise(
         .filter_map(|c| c.prompt_tokens)
         .map(f64::from)
         .sum();
+    // Output lengths against what was asked, from the server's own counts
+    // only (a chunk may carry several tokens, so counted chunks would
+    // undercount).
+    let asked: Vec<(u32, u32)> = ok
+        .iter()
+        .filter(|c| !c.counted_tokens)
+        .filter_map(|c| Some((c.completion_tokens?, c.max_tokens?)))
+        .collect();
+    let stopped_short = asked.iter().filter(|(got, max)| got < max).count();
+    let asked_sum: f64 = asked.iter().map(|&(_, m)| f64::from(m)).sum();
+    let output_fill_pct = (asked_sum > 0.0)
+        .then(|| 100.0 * asked.iter().map(|&(g, _)| f64::from(g)).sum::<f64>() / asked_sum);
     let meets = |c: &Compact| {
         slo.ttft_ms
             .is_none_or(|t| c.ttft_ms.is_some_and(|x| x <= t))
@@ -252,6 +270,8 @@ pub fn summarise(
         arrival_lateness_ms: arrival_lateness,
         cached_token_ratio: (with_cached > 0.0).then(|| cached / with_cached),
         tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
+        stopped_short,
+        output_fill_pct,
         goodput: slo.is_set().then(|| per_s(good as f64)),
         slo_attainment_pct,
         slo_met,
@@ -292,6 +312,40 @@ fn verdict(s: &LevelSummary, late_p99: f64) -> String {
             .is_some_and(|t| t.is_finite() && s.achieved_rate < 0.9 * t);
     let tag = if bad { "DEGRADED" } else { "OK" };
     format!("{level}: {tag} — {}", parts.join(", "))
+}
+
+/// What to tell the user when replies came back shorter than the
+/// `max_tokens` they asked for, over all levels; `None` when none did.
+/// `ignore_eos` is whether the run asked the server to ignore the end of
+/// sequence (the default; `--no-ignore-eos` turns it off).
+pub fn stopped_short_note(levels: &[LevelSummary], ignore_eos: bool) -> Option<String> {
+    let short: usize = levels.iter().map(|l| l.stopped_short).sum();
+    if short == 0 {
+        return None;
+    }
+    let ok: usize = levels.iter().map(|l| l.ok).sum();
+    let fills: Vec<f64> = levels.iter().filter_map(|l| l.output_fill_pct).collect();
+    let lo = fills.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = fills.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let fill = if fills.is_empty() {
+        String::new()
+    } else if hi - lo < 0.5 {
+        format!(" ({lo:.0}% of the output tokens asked came back)")
+    } else {
+        format!(" ({lo:.0}-{hi:.0}% of the output tokens asked came back, by level)")
+    };
+    let why = if ignore_eos {
+        "the server ignores ignore_eos and min_tokens, or caps max_tokens: output lengths \
+         follow the model, not the trace, so output tokens/s, TPOT and E2E are not \
+         comparable with a server that honours them"
+    } else {
+        "with --no-ignore-eos the model ends its replies where it likes: output lengths \
+         follow the model, not the trace"
+    };
+    Some(format!(
+        "note: {short} of {ok} ok requests ended before the max_tokens they asked for{fill}; {why} \
+         (stopped_short and output_fill_pct in summary.json)"
+    ))
 }
 
 /// A load value as people write it: `inf`, `4`, `2.5`.
@@ -413,6 +467,8 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
             "goodput",
             "slo_attainment_pct",
             "client_behind",
+            "stopped_short",
+            "output_fill_pct",
         ]
         .map(String::from),
     );
@@ -446,6 +502,8 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
         r.push(opt(l.goodput));
         r.push(opt(l.slo_attainment_pct));
         r.push(l.client_behind.to_string());
+        r.push(l.stopped_short.to_string());
+        r.push(opt(l.output_fill_pct));
         out.push_str(&r.join(","));
         out.push('\n');
     }

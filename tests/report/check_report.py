@@ -100,6 +100,11 @@ def check_levels_duckdb(con, levels, slo):
         good.append(f"(tpot_ms IS NULL OR tpot_ms <= {slo['tpot_ms']})")
     if slo.get("e2e_ms") is not None:
         good.append(f"coalesce(e2e_ms <= {slo['e2e_ms']}, false)")
+    # Ok requests whose output can be held against the max_tokens asked.
+    asked = (
+        "status = 'ok' AND tokens_source = 'usage' "
+        "AND max_tokens IS NOT NULL AND completion_tokens IS NOT NULL"
+    )
     q = f"""
     SELECT run_id, load_mode, load_value, round,
       count(*), count(*) FILTER (WHERE status = 'ok'),
@@ -110,7 +115,10 @@ def check_levels_duckdb(con, levels, slo):
       quantile_cont(lateness_ms, 0.5), quantile_cont(lateness_ms, 0.99),
       sum(cached_tokens) FILTER (WHERE status = 'ok'),
       sum(prompt_tokens) FILTER (WHERE status = 'ok' AND cached_tokens IS NOT NULL),
-      {dist_sql('ttft_ms')}, {dist_sql('tpot_ms')}, {dist_sql('e2e_ms')}
+      {dist_sql('ttft_ms')}, {dist_sql('tpot_ms')}, {dist_sql('e2e_ms')},
+      count(*) FILTER (WHERE {asked} AND completion_tokens < max_tokens),
+      sum(completion_tokens) FILTER (WHERE {asked}),
+      sum(max_tokens) FILTER (WHERE {asked})
     FROM r GROUP BY ALL
     """
     rows = con.execute(q).fetchall()
@@ -140,6 +148,10 @@ def check_levels_duckdb(con, levels, slo):
         for m in ["ttft_ms", "tpot_ms", "e2e_ms"]:
             check_dist(f"{key}.{m}", l[m], row[base : base + 9])
             base += 9
+        short, got, want = row[base : base + 3]
+        expect(f"{key}.stopped_short", l["stopped_short"], short)
+        fill = 100.0 * float(got) / float(want) if want else None
+        expect(f"{key}.output_fill_pct", l["output_fill_pct"], fill)
     itl = con.execute(
         f"""
         SELECT run_id, load_mode, load_value, round, {dist_sql('x', 'true')}

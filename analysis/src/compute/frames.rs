@@ -48,7 +48,7 @@ pub fn requests(runs: &[RunFiles]) -> Result<LazyFrame> {
 
 /// The request columns the report's sections read; `request_id` is read
 /// only for runs that may have rounds to join (`may_have_rounds`).
-const LOADED: [&str; 22] = [
+const LOADED: [&str; 24] = [
     "run_id",
     "load_mode",
     "load_value",
@@ -68,6 +68,8 @@ const LOADED: [&str; 22] = [
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",
+    "tokens_source",
+    "max_tokens",
     "input_tokens_target",
     "compaction",
     "itl_ms",

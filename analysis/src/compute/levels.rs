@@ -74,7 +74,27 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             )),
         ),
         ("good", Agg::Sum(meets_slo(slo))),
+        ("asked", Agg::Sum(only(asked(), col("max_tokens")))),
+        (
+            "asked_got",
+            Agg::Sum(only(asked(), col("completion_tokens"))),
+        ),
+        (
+            "stopped_short",
+            Agg::Sum(asked().and(col("completion_tokens").lt(col("max_tokens")))),
+        ),
     ]
+}
+
+/// Ok requests whose output length can be held against the `max_tokens`
+/// they asked for: both known, the length from the server's usage (counted
+/// chunks may carry several tokens each).
+fn asked() -> Expr {
+    is_ok()
+        .and(col("tokens_source").eq(lit("usage")))
+        .and(col("max_tokens").is_not_null())
+        .and(col("completion_tokens").is_not_null())
+        .fill_null(lit(false))
 }
 
 /// The distributions taken per level.
@@ -282,6 +302,7 @@ fn levels_from(
         };
         let cached_base = main.f64("cached_base", i)?.unwrap_or(0.0);
         let good = main.u64("good", i)? as f64;
+        let asked = main.f64("asked", i)?.unwrap_or(0.0);
         let arrival_p99 = grouped.dist("arrival_lateness", i).p99;
         let capped = runs
             .iter()
@@ -328,6 +349,9 @@ fn levels_from(
             goodput: slo.is_set().then(|| per_s(good)),
             slo_attainment_pct: (slo.is_set() && requests > 0)
                 .then(|| 100.0 * good / requests as f64),
+            stopped_short: main.u64("stopped_short", i)?,
+            output_fill_pct: (asked > 0.0)
+                .then(|| 100.0 * main.f64("asked_got", i).ok().flatten().unwrap_or(0.0) / asked),
             server: None,
             key,
         });

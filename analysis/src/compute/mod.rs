@@ -163,6 +163,12 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
             ));
         }
     }
+    for run in runs {
+        let ignore_eos = run.run_json.as_ref().and_then(|j| j.ignore_eos);
+        if let Some(note) = stopped_short_note(&run.run_id, &levels, ignore_eos) {
+            notes.push(note);
+        }
+    }
     for info in &infos {
         if let Some(sw) = &info.sweep {
             let rates = match (sw.sync_rate, sw.max_rate) {
@@ -211,4 +217,40 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         by,
         notes,
     })
+}
+
+/// A note when a run's replies came back shorter than the `max_tokens`
+/// they asked for: its output lengths followed the model, not the trace.
+fn stopped_short_note(
+    run_id: &str,
+    levels: &[crate::model::LevelStats],
+    ignore_eos: Option<bool>,
+) -> Option<String> {
+    let of_run: Vec<_> = levels.iter().filter(|l| l.key.run_id == run_id).collect();
+    let short: u64 = of_run.iter().map(|l| l.stopped_short).sum();
+    if short == 0 {
+        return None;
+    }
+    let ok: u64 = of_run.iter().map(|l| l.ok).sum();
+    let fills: Vec<f64> = of_run.iter().filter_map(|l| l.output_fill_pct).collect();
+    let lo = fills.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = fills.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let fill = if fills.is_empty() {
+        String::new()
+    } else if hi - lo < 0.5 {
+        format!(" ({lo:.0}% of the output tokens asked came back)")
+    } else {
+        format!(" ({lo:.0}-{hi:.0}% of the output tokens asked came back, by level)")
+    };
+    let why = match ignore_eos {
+        Some(false) => "it ran with --no-ignore-eos, so the model ended its replies where it liked",
+        _ => {
+            "the server ignores ignore_eos and min_tokens, or caps max_tokens; output tokens/s, \
+             TPOT and E2E are not comparable with a run that got full lengths"
+        }
+    };
+    Some(format!(
+        "{run_id}: {short} of {ok} ok requests ended before the max_tokens they asked for{fill}: \
+         {why} (stopped_short, output_fill_pct)"
+    ))
 }

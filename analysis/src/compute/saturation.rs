@@ -289,6 +289,8 @@ mod tests {
             cached_token_ratio: None,
             goodput: None,
             slo_attainment_pct: None,
+            stopped_short: 0,
+            output_fill_pct: None,
             server: None,
         }
     }

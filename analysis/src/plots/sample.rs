@@ -72,6 +72,8 @@ fn level(run: &str, load: f64, round: u32, server: bool) -> LevelStats {
         cached_token_ratio: Some(if round > 1 { 0.8 } else { 0.3 }),
         goodput: Some(achieved * 0.9),
         slo_attainment_pct: Some(if saturated { 70.0 } else { 99.0 }),
+        stopped_short: 0,
+        output_fill_pct: Some(100.0),
         server: server.then(|| ServerFigures {
             window_start_ms: 0.0,
             window_end_ms: 60_000.0,
