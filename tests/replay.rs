@@ -356,3 +356,130 @@ fn server_metrics_of_any_known_engine_are_named_without_a_backend_flag() {
         }
     }
 }
+
+/// Every level starts from the trace's first session, so without
+/// `--cache-reset` a level finds the prompts of the levels before it in the
+/// server's prefix cache, and the run says so; with it, each level starts
+/// cold (its later rounds do not: they are there to see the cache).
+#[test]
+fn levels_find_earlier_levels_prompts_cached_unless_the_cache_is_reset() {
+    let dir = tempdir();
+    for sub in ["warm", "cold", "repeat"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("a folder");
+    }
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 30, 256, 4, &[]);
+    let levels = ["--concurrency", "1,4", "--requests", "30", "--no-metrics"];
+    let cached = |run: &Path| -> Vec<Option<f64>> {
+        read_json(&run.join("summary.json"))["levels"]
+            .as_array()
+            .expect("levels")
+            .iter()
+            .map(|l| l["cached_token_ratio"].as_f64())
+            .collect()
+    };
+
+    let warm = replay_on_logged_mock(&trace, &dir.path().join("warm"), &[], &levels);
+    let ratios = cached(&warm.run);
+    assert_eq!(ratios[0], Some(0.0), "the first level runs cold");
+    assert!(ratios[1].is_some_and(|r| r > 0.9), "{ratios:?}");
+    assert!(
+        warm.stdout
+            .contains("so concurrency 4 resent prompts that earlier levels had sent"),
+        "{}",
+        warm.stdout
+    );
+    let notes = report_of_run(&warm.run)["notes"].to_string();
+    assert!(
+        notes.contains("every level starts from the trace's first session"),
+        "{notes}"
+    );
+
+    let mut args = levels.to_vec();
+    args.extend(["--rounds", "2", "--cache-reset", "/reset_prefix_cache"]);
+    let cold = replay_on_logged_mock(&trace, &dir.path().join("cold"), &[], &args);
+    let ratios = cached(&cold.run);
+    // concurrency 1 rounds 1 and 2, then concurrency 4 rounds 1 and 2.
+    assert_eq!(ratios.len(), 4);
+    assert_eq!((ratios[0], ratios[2]), (Some(0.0), Some(0.0)), "{ratios:?}");
+    assert!(ratios[1].is_some_and(|r| r > 0.9) && ratios[3].is_some_and(|r| r > 0.9));
+    let run = read_json(&cold.run.join("run.json"));
+    let resets: Vec<&serde_json::Value> = run["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .map(|l| &l["cache_reset"])
+        .collect();
+    assert_eq!(
+        resets,
+        [
+            &true.into(),
+            &serde_json::Value::Null,
+            &true.into(),
+            &serde_json::Value::Null
+        ]
+    );
+    assert!(
+        run["config"]["cache_reset"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/reset_prefix_cache"))
+    );
+    assert!(
+        !cold.stdout.contains("every level starts"),
+        "{}",
+        cold.stdout
+    );
+    let notes = report_of_run(&cold.run)["notes"].to_string();
+    assert!(!notes.contains("every level starts"), "{notes}");
+
+    // A level that needs more sessions than the trace holds repeats them.
+    let repeat = replay_on_logged_mock(
+        &trace,
+        &dir.path().join("repeat"),
+        &[],
+        &[
+            "--concurrency",
+            "2",
+            "--requests",
+            "45",
+            "--no-metrics",
+            "--cache-reset",
+            "/flush_cache",
+        ],
+    );
+    let summary = read_json(&repeat.run.join("summary.json"));
+    assert_eq!(summary["levels"][0]["repeated_requests"], 15);
+    let ratio = summary["levels"][0]["cached_token_ratio"]
+        .as_f64()
+        .expect("a ratio");
+    assert!(
+        (0.2..0.4).contains(&ratio),
+        "15 of 45 prompts seen before: {ratio}"
+    );
+    assert!(
+        repeat
+            .stdout
+            .contains("the trace holds 30 sessions and concurrency 2 needed more"),
+        "{}",
+        repeat.stdout
+    );
+
+    // A reset the server does not take stops the run before anything is sent.
+    let mock = MockProcess::start(&[]);
+    let results = dir.path().join("refused");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "1", "--cache-reset", "/nope"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cache-reset") && err.contains("HTTP 404"),
+        "{err}"
+    );
+    assert!(
+        !results.exists() || files_in(&results).is_empty(),
+        "no run folder"
+    );
+}

@@ -45,6 +45,9 @@ pub struct RunJson {
     pub multi_turn: Option<bool>,
     /// The run asked the server to ignore end of sequence (`config.ignore_eos`).
     pub ignore_eos: Option<bool>,
+    /// The run emptied the server's prefix cache before each level
+    /// (`config.cache_reset` set).
+    pub cache_reset: bool,
 }
 
 /// A level's start and end on the run clock.
@@ -306,6 +309,10 @@ fn parse_run_json(v: &Value) -> RunJson {
             .get("config")
             .and_then(|c| c.get("ignore_eos"))
             .and_then(Value::as_bool),
+        cache_reset: v
+            .get("config")
+            .and_then(|c| c.get("cache_reset"))
+            .is_some_and(Value::is_string),
     }
 }
 

@@ -108,6 +108,11 @@ impl PrefixCache {
         }
     }
 
+    /// Empties both tiers (an engine's prefix-cache reset).
+    pub fn clear(&mut self) {
+        *self = PrefixCache::new(self.fast.capacity as u32, self.external.capacity as u32);
+    }
+
     /// Blocks held in each tier.
     #[cfg(test)]
     pub fn sizes(&self) -> (usize, usize) {
@@ -118,6 +123,16 @@ impl PrefixCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cleared_cache_misses_and_keeps_its_capacity() {
+        let mut c = PrefixCache::new(2, 1);
+        c.lookup_and_store(&[1, 2, 3], 3);
+        c.clear();
+        assert_eq!(c.sizes(), (0, 0));
+        assert_eq!(c.lookup_and_store(&[1, 2, 3], 3), Hit::default());
+        assert_eq!(c.sizes(), (2, 1), "the capacities are kept");
+    }
 
     #[test]
     fn repeated_prompt_hits_the_fast_tier() {

@@ -164,6 +164,14 @@ impl Engine {
         }))
     }
 
+    /// Empties the prefix cache (vLLM's `/reset_prefix_cache`, SGLang's
+    /// `/flush_cache`); requests already admitted keep what they found.
+    pub fn reset_prefix_cache(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+
     /// Admits a request at `base` (its arrival, or when it left the queue):
     /// consults the prefix cache and schedules its first token.
     fn start(

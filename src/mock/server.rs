@@ -320,6 +320,10 @@ async fn route(
             completion(engine, flags, Endpoint::Completions, req).await
         }
         ("/v1/models", Method::GET) => models(&engine),
+        ("/reset_prefix_cache" | "/flush_cache", Method::POST) => {
+            engine.reset_prefix_cache();
+            Response::new(MockBody::Full(None))
+        }
         ("/health", Method::GET) => Response::new(MockBody::Full(None)),
         ("/metrics", Method::GET) => {
             let text = engine
@@ -332,12 +336,19 @@ async fn route(
             );
             r
         }
-        ("/v1/chat/completions" | "/v1/completions" | "/v1/models" | "/health" | "/metrics", m) => {
-            error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("method {m} is not allowed on {path}"),
-            )
-        }
+        (
+            "/v1/chat/completions"
+            | "/v1/completions"
+            | "/v1/models"
+            | "/health"
+            | "/metrics"
+            | "/reset_prefix_cache"
+            | "/flush_cache",
+            m,
+        ) => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {m} is not allowed on {path}"),
+        ),
         _ => error(StatusCode::NOT_FOUND, &format!("no route {path}")),
     }
 }

@@ -111,6 +111,13 @@ pub struct ReplayArgs {
     /// A new connection per request (connection setup then counts in TTFT).
     #[arg(long)]
     pub fresh_connections: bool,
+    /// POST this URL before each level (not before its later rounds) to
+    /// empty the server's prefix cache, so a level does not find earlier
+    /// levels' prompts cached: `/reset_prefix_cache` for vLLM (started with
+    /// VLLM_SERVER_DEV_MODE=1), `/flush_cache` for SGLang; a path is taken
+    /// from the endpoint's root.
+    #[arg(long, value_name = "URL")]
+    pub cache_reset: Option<String>,
     /// Do not ask for the usage chunk (`stream_options.include_usage`).
     #[arg(long)]
     pub no_usage: bool,

@@ -103,6 +103,8 @@ pub struct RunConfig {
     pub api_key: Option<String>,
     pub timeout: Duration,
     pub fresh_connections: bool,
+    /// `--cache-reset`, resolved to a URL.
+    pub cache_reset: Option<String>,
     pub include_usage: bool,
     pub slo: Slo,
     pub fail_on_slo: bool,
@@ -730,6 +732,11 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     }
     let drain_timeout = parse_duration(args.drain_timeout.as_deref().unwrap_or("30s"))
         .context("--drain-timeout")?;
+    let cache_reset = args
+        .cache_reset
+        .as_deref()
+        .map(|u| super::cache_reset::resolve(u, &root))
+        .transpose()?;
 
     let mut resolved = serde_json::to_value(&args)?;
     if let Value::Object(m) = &mut resolved {
@@ -770,6 +777,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         api_key: args.api_key.clone(),
         timeout,
         fresh_connections: args.fresh_connections,
+        cache_reset,
         include_usage: !args.no_usage,
         slo,
         fail_on_slo: args.fail_on_slo,
@@ -855,6 +863,7 @@ impl RunConfig {
             "api_key_set": self.api_key.is_some(),
             "timeout_s": self.timeout.as_secs_f64(),
             "fresh_connections": self.fresh_connections,
+            "cache_reset": self.cache_reset,
             "include_usage": self.include_usage,
             "slo": self.slo,
             "fail_on_slo": self.fail_on_slo,

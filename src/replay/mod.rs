@@ -9,6 +9,7 @@
 //! - `sweep`: `--sweep N`, levels chosen from two probe levels.
 
 mod args;
+mod cache_reset;
 pub mod client;
 pub mod config;
 pub mod metrics;
@@ -142,6 +143,13 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         Some(m) => m.clone(),
         None => discover_model(&client, &cfg).await?,
     };
+    if let Some(url) = &cfg.cache_reset {
+        cache_reset::reset(&client, url, cfg.api_key.as_deref(), &cfg.headers)
+            .await
+            .context(
+                "--cache-reset: the server did not empty its prefix cache; nothing was sent",
+            )?;
+    }
     let run = output::RunDir::create(&cfg)?;
     let clock = Instant::now();
     let wall_start = std::time::SystemTime::now();
@@ -236,6 +244,25 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             if stop.load(Ordering::Relaxed) {
                 break 'levels;
             }
+            // Later rounds replay the level on the cache it left: that is
+            // what rounds are for.
+            let cache_reset = match (&cfg.cache_reset, round) {
+                (Some(url), 1) => {
+                    let done =
+                        cache_reset::reset(&client, url, cfg.api_key.as_deref(), &cfg.headers)
+                            .await;
+                    if let Err(e) = &done {
+                        eprintln!(
+                            "warning: level {} {}: the prefix cache was not emptied ({e:#}); \
+                             the level runs on what earlier levels left in it",
+                            mode.name(),
+                            summary::fmt_value(mode.value())
+                        );
+                    }
+                    Some(done.is_ok())
+                }
+                _ => None,
+            };
             let plan = LevelPlan {
                 mode: *mode,
                 round,
@@ -272,7 +299,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 p.abort();
                 let _ = p.await;
             }
-            let times = times?;
+            let mut times = times?;
+            times.cache_reset = cache_reset;
             if !cfg.quiet {
                 eprintln!(
                     "level {} {} round {round}: {} sessions started in {:.1} s",
@@ -363,6 +391,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             }
         }
         if let Some(note) = summary::stopped_short_note(&levels, cfg.ignore_eos) {
+            println!("\n{note}");
+        }
+        for note in summary::cache_reuse_notes(&levels, shape.sessions, cfg.cache_reset.is_some()) {
             println!("\n{note}");
         }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();

@@ -113,7 +113,7 @@ impl RunDir {
                 json!({
                     "load_mode": m.name(), "load_value": json_number(m.value()), "round": round,
                     "start_ms": t.start_ms, "end_ms": t.end_ms, "sessions_started": t.arrivals,
-                    "requests_resent": t.resent,
+                    "requests_resent": t.resent, "cache_reset": t.cache_reset,
                 })
             })
             .collect();

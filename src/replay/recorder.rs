@@ -34,6 +34,16 @@ pub struct Compact {
     pub counted_tokens: bool,
     /// The output length the request asked for.
     pub max_tokens: Option<u32>,
+    /// Of a session sent again in the level (`~c1`, `~c2`, ...): the trace
+    /// held fewer sessions than the level needed.
+    pub repeat: bool,
+}
+
+/// Whether a session id is a repeat's: `ID~cN`.
+fn is_repeat(session_id: &str) -> bool {
+    session_id
+        .rsplit_once("~c")
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A level of the run: mode, value, round.
@@ -76,6 +86,7 @@ impl Collected {
             cached_tokens: r.cached_tokens,
             counted_tokens: r.tokens_source.as_deref() == Some("counted"),
             max_tokens: r.max_tokens,
+            repeat: is_repeat(&r.session_id),
         };
         match self.levels.iter_mut().rev().find(|(k, _)| *k == key) {
             Some((_, v)) => v.push(compact),
@@ -119,4 +130,15 @@ pub fn spawn(
             Ok(collected)
         })?;
     Ok((tx, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_are_told_by_their_suffix() {
+        assert!(is_repeat("s1~c1") && is_repeat("a~b~c12"));
+        assert!(!is_repeat("s1") && !is_repeat("s1~c") && !is_repeat("s~cat"));
+    }
 }

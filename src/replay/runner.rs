@@ -234,6 +234,9 @@ pub struct LevelTimes {
     pub arrivals: usize,
     /// Requests sent again after the server closed their connection unanswered.
     pub resent: u64,
+    /// Whether `--cache-reset` emptied the server's prefix cache before
+    /// the level (`None`: not asked, or a later round).
+    pub cache_reset: Option<bool>,
 }
 
 /// Opens `n` pooled connections before a level starts, so connection
@@ -448,6 +451,7 @@ pub async fn run_level(
         end_ms: shared.ms(Instant::now()),
         arrivals,
         resent: shared.resent.load(Ordering::Relaxed) - resent_before,
+        cache_reset: None,
     })
 }
 

@@ -92,6 +92,9 @@ pub struct LevelSummary {
     /// Σ completion_tokens / Σ max_tokens over ok requests with both
     /// (from the server's usage), %: how much of the asked output came back.
     pub output_fill_pct: Option<f64>,
+    /// Requests of sessions sent a second time or more in the level (the
+    /// trace held fewer sessions than it needed): their prompts repeat.
+    pub repeated_requests: usize,
     /// Requests per second that were ok and met every SLO.
     pub goodput: Option<f64>,
     pub slo_attainment_pct: Option<f64>,
@@ -272,6 +275,7 @@ pub fn summarise(
         tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
         stopped_short,
         output_fill_pct,
+        repeated_requests: rows.iter().filter(|c| c.repeat).count(),
         goodput: slo.is_set().then(|| per_s(good as f64)),
         slo_attainment_pct,
         slo_met,
@@ -348,6 +352,73 @@ pub fn stopped_short_note(levels: &[LevelSummary], ignore_eos: bool) -> Option<S
     ))
 }
 
+/// Cached-token ratio rise over the run's first level (in points of %)
+/// from which a later level is taken to have found earlier levels' prompts.
+const REUSE_POINTS: f64 = 20.0;
+
+/// What to tell the user when prompts were sent more than once, so that a
+/// server with a prefix cache answered some from it: sessions repeated
+/// within a level (the trace was too small for it), and levels that found
+/// the prompts of the levels before them cached (each level starts from
+/// the trace's first session) unless `--cache-reset` emptied the cache.
+pub fn cache_reuse_notes(
+    levels: &[LevelSummary],
+    trace_sessions: usize,
+    cache_reset: bool,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let name = |l: &LevelSummary| format!("{} {}", l.load_mode, fmt_value(l.load_value));
+    let repeated: Vec<&LevelSummary> = levels.iter().filter(|l| l.repeated_requests > 0).collect();
+    if !repeated.is_empty() {
+        let n: usize = repeated.iter().map(|l| l.repeated_requests).sum();
+        let of: usize = repeated.iter().map(|l| l.requests).sum();
+        let mut names: Vec<String> = repeated.iter().map(|l| name(l)).collect();
+        names.dedup();
+        notes.push(format!(
+            "note: the trace holds {trace_sessions} sessions and {} needed more, so sessions ran \
+             again (ids ~c1, ~c2, ...): {n} of their {of} requests resent a prompt the server had \
+             seen, which a prefix cache answers in part; replay a larger trace for unseen prompts",
+            names.join(", ")
+        ));
+    }
+    if cache_reset {
+        return notes;
+    }
+    let first_round: Vec<&LevelSummary> = levels.iter().filter(|l| l.round == 1).collect();
+    let Some((first, rest)) = first_round.split_first() else {
+        return notes;
+    };
+    let Some(base) = first.cached_token_ratio.map(|r| 100.0 * r) else {
+        return notes;
+    };
+    let warm: Vec<(&LevelSummary, f64)> = rest
+        .iter()
+        .filter_map(|l| Some((*l, 100.0 * l.cached_token_ratio?)))
+        .filter(|(_, r)| *r >= base + REUSE_POINTS)
+        .collect();
+    if warm.is_empty() {
+        return notes;
+    }
+    let lo = warm.iter().map(|w| w.1).fold(f64::INFINITY, f64::min);
+    let hi = warm.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
+    let share = if hi - lo < 0.5 {
+        format!("{lo:.0}%")
+    } else {
+        format!("{lo:.0}-{hi:.0}%")
+    };
+    let names: Vec<String> = warm.iter().map(|w| name(w.0)).collect();
+    notes.push(format!(
+        "note: every level starts from the trace's first session, so {} resent prompts that \
+         earlier levels had sent: {share} of their prompt tokens were cached, against {base:.0}% in \
+         {}, the first level. Their TTFT is lower than it would be on a cold cache; to compare \
+         levels cold, pass --cache-reset (vLLM: /reset_prefix_cache, SGLang: /flush_cache) or \
+         restart the server between levels",
+        names.join(", "),
+        name(first)
+    ));
+    notes
+}
+
 /// A load value as people write it: `inf`, `4`, `2.5`.
 pub use analysis::model::fmt_value;
 
@@ -380,6 +451,10 @@ pub fn table(levels: &[LevelSummary], ps: &[f64]) -> String {
         }
     }
     headers.push("late p99".into());
+    let any_cached = levels.iter().any(|l| l.cached_token_ratio.is_some());
+    if any_cached {
+        headers.push("cached%".into());
+    }
     let any_goodput = levels.iter().any(|l| l.goodput.is_some());
     if any_goodput {
         headers.push("goodput/s".into());
@@ -403,6 +478,9 @@ pub fn table(levels: &[LevelSummary], ps: &[f64]) -> String {
             }
         }
         r.push(cell(l.lateness_ms.percentiles.get("p99").copied()));
+        if any_cached {
+            r.push(cell(l.cached_token_ratio.map(|c| 100.0 * c)));
+        }
         if any_goodput {
             r.push(cell(l.goodput));
         }
@@ -469,6 +547,7 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
             "client_behind",
             "stopped_short",
             "output_fill_pct",
+            "repeated_requests",
         ]
         .map(String::from),
     );
@@ -504,6 +583,7 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
         r.push(l.client_behind.to_string());
         r.push(l.stopped_short.to_string());
         r.push(opt(l.output_fill_pct));
+        r.push(l.repeated_requests.to_string());
         out.push_str(&r.join(","));
         out.push('\n');
     }

@@ -168,6 +168,10 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         if let Some(note) = stopped_short_note(&run.run_id, &levels, ignore_eos) {
             notes.push(note);
         }
+        let cache_reset = run.run_json.as_ref().is_some_and(|j| j.cache_reset);
+        if !cache_reset && let Some(note) = cache_reuse_note(&run.run_id, &levels) {
+            notes.push(note);
+        }
     }
     for info in &infos {
         if let Some(sw) = &info.sweep {
@@ -252,5 +256,46 @@ fn stopped_short_note(
     Some(format!(
         "{run_id}: {short} of {ok} ok requests ended before the max_tokens they asked for{fill}: \
          {why} (stopped_short, output_fill_pct)"
+    ))
+}
+
+/// Cached-token ratio rise over a run's first level (points of %) from
+/// which a later level is taken to have found earlier levels' prompts.
+const REUSE_POINTS: f64 = 20.0;
+
+/// A note when a run's later levels found the prompts of its earlier ones
+/// in the server's prefix cache: every level starts from the trace's first
+/// session, and nothing emptied the cache between levels.
+fn cache_reuse_note(run_id: &str, levels: &[crate::model::LevelStats]) -> Option<String> {
+    let mut first_round: Vec<_> = levels
+        .iter()
+        .filter(|l| l.key.run_id == run_id && l.key.round == 1)
+        .collect();
+    first_round.sort_by(|a, b| a.first_scheduled_ms.total_cmp(&b.first_scheduled_ms));
+    let (first, rest) = first_round.split_first()?;
+    let base = 100.0 * first.cached_token_ratio?;
+    let warm: Vec<_> = rest
+        .iter()
+        .filter_map(|l| Some((*l, 100.0 * l.cached_token_ratio?)))
+        .filter(|(_, r)| *r >= base + REUSE_POINTS)
+        .collect();
+    if warm.is_empty() {
+        return None;
+    }
+    let lo = warm.iter().map(|w| w.1).fold(f64::INFINITY, f64::min);
+    let hi = warm.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
+    let share = if hi - lo < 0.5 {
+        format!("{lo:.0}%")
+    } else {
+        format!("{lo:.0}-{hi:.0}%")
+    };
+    let names: Vec<String> = warm.iter().map(|w| w.0.key.label()).collect();
+    Some(format!(
+        "{run_id}: every level starts from the trace's first session, so {} resent prompts that \
+         earlier levels had sent: {share} of their prompt tokens were cached, against {base:.0}% in \
+         {}, the first level; their TTFT is lower than on a cold cache (replay with --cache-reset, \
+         or restart the server between levels, to compare them cold)",
+        names.join(", "),
+        first.key.label()
     ))
 }

@@ -133,8 +133,9 @@ fn latency(report: &Report) -> Option<ChartSpec> {
     )
 }
 
-/// Output tokens/s against tail TTFT and median E2E: the throughput a
-/// latency budget buys.
+/// Output tokens/s against tail TTFT, median E2E and the speed one user
+/// sees (1000 / TPOT p50, tokens/s per request): the throughput a latency
+/// budget buys, and the throughput-interactivity trade-off.
 fn throughput_latency(report: &Report) -> Option<ChartSpec> {
     let groups = Groups::of(&report.levels).everywhere();
     let against = |title: &str, x_label: &str, x: fn(&LevelStats) -> Option<f64>| {
@@ -153,6 +154,11 @@ fn throughput_latency(report: &Report) -> Option<ChartSpec> {
         vec![
             against("Against TTFT p99", "TTFT p99 (ms)", |l| l.ttft_ms.p99),
             against("Against E2E p50", "E2E p50 (ms)", |l| l.e2e_ms.p50),
+            against(
+                "Against per-user speed",
+                "tokens/s per user (1000 / TPOT p50)",
+                |l| l.tpot_ms.p50.filter(|t| *t > 0.0).map(|t| 1000.0 / t),
+            ),
         ],
     )
 }

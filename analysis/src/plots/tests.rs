@@ -125,6 +125,15 @@ fn unbounded_levels_stay_off_load_axes_but_not_off_latency_axes() {
     assert_eq!(ttft.series[0].points.len(), LOADS_A.len());
     let tl = panel(chart(&charts, "throughput_latency"), "Against TTFT p99");
     assert_eq!(tl.series[0].points.len(), LOADS_A.len() + 1);
+    let speed = panel(
+        chart(&charts, "throughput_latency"),
+        "Against per-user speed",
+    );
+    assert_eq!(speed.series[0].points.len(), LOADS_A.len() + 1);
+    for (level, (x, y)) in r.levels.iter().zip(&speed.series[0].points) {
+        let tpot = level.tpot_ms.p50.expect("a TPOT p50");
+        assert!((x - 1000.0 / tpot).abs() < 1e-9 && *y == level.output_tokens_per_s);
+    }
     // And it still draws.
     assert!(svg_charts(&r).is_ok());
 }
