@@ -130,15 +130,23 @@ fn demo_runs_with_nothing_but_the_binary() {
         rows.iter()
             .all(|r| r.status == Some(traces::results::Status::Ok))
     );
-    // The warm round finds the shared prefixes in the mock's cache.
-    let cached = |round: u32| -> u64 {
+    // Each level starts on an emptied cache (--cache-reset), and its warm
+    // round finds what its first round left there.
+    let cached = |level: f64, round: u32| -> u64 {
         rows.iter()
-            .filter(|r| r.round == round)
+            .filter(|r| r.load_value == level && r.round == round)
             .filter_map(|r| r.cached_tokens)
             .map(u64::from)
             .sum()
     };
-    assert!(cached(2) > cached(1), "round 2 reuses round 1's prefixes");
+    for level in [2.0, 4.0, 8.0] {
+        assert!(
+            cached(level, 2) > cached(level, 1),
+            "qps {level}: round 2 reuses round 1's prompts ({} against {})",
+            cached(level, 2),
+            cached(level, 1)
+        );
+    }
     assert!(runs[0].join("summary.json").is_file());
     assert!(runs[0].join("server_metrics").is_dir());
 }

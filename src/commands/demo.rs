@@ -72,6 +72,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             endpoint: Some(mock.url()),
             qps: Some(vec!["2".into(), "4".into(), "8".into()]),
             rounds: Some(2),
+            cache_reset: Some("/reset_prefix_cache".into()),
             results_dir: Some(args.results_dir.clone()),
             name: Some("demo".into()),
             slo: Some("ttft_ms=300,tpot_ms=40".into()),
@@ -79,13 +80,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
             quiet: true,
             ..Default::default()
         };
-        println!("== trace replay --qps 2,4,8 --rounds 2 --slo ttft_ms=300,tpot_ms=40 ==");
+        println!(
+            "== trace replay --qps 2,4,8 --rounds 2 --cache-reset /reset_prefix_cache --slo ttft_ms=300,tpot_ms=40 =="
+        );
         let cfg = config::resolve(replay)?;
         let outcome = execute(cfg).await;
         mock.shutdown().await?;
         let outcome = outcome?;
         let dir = outcome.run_dir.display();
-        println!("\nround 2 replays round 1's requests: compare TTFT and the cached-token ratio.");
+        println!(
+            "\nEach level starts on an empty prefix cache, and round 2 replays round 1's requests on the cache round 1 left: compare TTFT and the cached-token ratio."
+        );
         for l in &outcome.levels {
             if let Some(r) = l.cached_token_ratio {
                 println!(
