@@ -430,6 +430,21 @@ fn levels_find_earlier_levels_prompts_cached_unless_the_cache_is_reset() {
     );
     let notes = report_of_run(&cold.run)["notes"].to_string();
     assert!(!notes.contains("every level starts"), "{notes}");
+    let cmp = trace_ok([
+        "compare",
+        warm.run.to_str().expect("utf8"),
+        cold.run.to_str().expect("utf8"),
+    ]);
+    assert!(
+        cmp.contains(
+            "different shares of their prompt tokens in the prefix cache at concurrency 4 ("
+        ),
+        "{cmp}"
+    );
+    assert!(
+        !cmp.contains("at concurrency 1 ("),
+        "concurrency 1 ran cold in both: {cmp}"
+    );
 
     // A level that needs more sessions than the trace holds repeats them.
     let repeat = replay_on_logged_mock(

@@ -247,6 +247,57 @@ fn output_lengths_note(per_run: &[RunLevels], infos: &[crate::model::RunInfo]) -
     ))
 }
 
+/// Difference in cached-token ratio (points of %) between runs at one
+/// level from which their TTFTs measure unlike work.
+const CACHE_POINTS: f64 = 20.0;
+
+/// A note when the runs found different shares of their prompts in the
+/// server's prefix cache at the same level (one reset its cache or ran the
+/// level first, the other found earlier levels' prompts cached; or the
+/// servers cache differently): their TTFT differences are partly that.
+fn cache_note(
+    keys: &[LevelKey],
+    per_run: &[RunLevels],
+    infos: &[crate::model::RunInfo],
+) -> Option<String> {
+    let mut differ = Vec::new();
+    for key in keys {
+        let ratios: Vec<Option<f64>> = per_run
+            .iter()
+            .map(|r| {
+                r.levels
+                    .iter()
+                    .find(|l| l.key.same_level(key))
+                    .and_then(|l| l.cached_token_ratio)
+            })
+            .collect();
+        let known: Vec<f64> = ratios.iter().flatten().map(|r| 100.0 * r).collect();
+        let (Some(lo), Some(hi)) = (
+            known.iter().copied().reduce(f64::min),
+            known.iter().copied().reduce(f64::max),
+        ) else {
+            continue;
+        };
+        if hi - lo >= CACHE_POINTS {
+            let each: Vec<String> = ratios
+                .iter()
+                .zip(infos)
+                .filter_map(|(r, i)| Some(format!("{:.0}% in {}", 100.0 * (*r)?, i.run_id)))
+                .collect();
+            differ.push(format!("{} ({})", key.label(), each.join(", ")));
+        }
+    }
+    if differ.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the runs found different shares of their prompt tokens in the prefix cache at {}: part \
+         of their TTFT difference is the cache (replay with --cache-reset to start every level \
+         cold)",
+        differ.join("; ")
+    ))
+}
+
 /// Whether a change `d` from the baseline `b` is too small to matter,
 /// however little noise the runs show.
 fn negligible(m: &Metric, d: f64, b: f64) -> bool {
@@ -319,6 +370,7 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
         });
     }
     notes.extend(output_lengths_note(&per_run, &infos));
+    notes.extend(cache_note(&keys, &per_run, &infos));
     Ok(Comparison {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),
