@@ -10,6 +10,7 @@ pub mod compare;
 pub mod compute;
 pub mod error;
 pub mod model;
+pub mod notes;
 pub mod plots;
 pub mod render;
 pub mod run;

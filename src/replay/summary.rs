@@ -323,38 +323,14 @@ fn verdict(s: &LevelSummary, late_p99: f64) -> String {
 /// `ignore_eos` is whether the run asked the server to ignore the end of
 /// sequence (the default; `--no-ignore-eos` turns it off).
 pub fn stopped_short_note(levels: &[LevelSummary], ignore_eos: bool) -> Option<String> {
-    let short: usize = levels.iter().map(|l| l.stopped_short).sum();
-    if short == 0 {
-        return None;
-    }
-    let ok: usize = levels.iter().map(|l| l.ok).sum();
+    let short = levels.iter().map(|l| l.stopped_short as u64).sum();
+    let ok = levels.iter().map(|l| l.ok as u64).sum();
     let fills: Vec<f64> = levels.iter().filter_map(|l| l.output_fill_pct).collect();
-    let lo = fills.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = fills.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let fill = if fills.is_empty() {
-        String::new()
-    } else if hi - lo < 0.5 {
-        format!(" ({lo:.0}% of the output tokens asked came back)")
-    } else {
-        format!(" ({lo:.0}-{hi:.0}% of the output tokens asked came back, by level)")
-    };
-    let why = if ignore_eos {
-        "the server ignores ignore_eos and min_tokens, or caps max_tokens: output lengths \
-         follow the model, not the trace, so output tokens/s, TPOT and E2E are not \
-         comparable with a server that honours them"
-    } else {
-        "with --no-ignore-eos the model ends its replies where it likes: output lengths \
-         follow the model, not the trace"
-    };
+    let note = analysis::notes::stopped_short(short, ok, &fills, ignore_eos)?;
     Some(format!(
-        "note: {short} of {ok} ok requests ended before the max_tokens they asked for{fill}; {why} \
-         (stopped_short and output_fill_pct in summary.json)"
+        "note: {note} (stopped_short and output_fill_pct in summary.json)"
     ))
 }
-
-/// Cached-token ratio rise over the run's first level (in points of %)
-/// from which a later level is taken to have found earlier levels' prompts.
-const REUSE_POINTS: f64 = 20.0;
 
 /// What to tell the user when prompts were sent more than once, so that a
 /// server with a prefix cache answered some from it: sessions repeated
@@ -381,41 +357,16 @@ pub fn cache_reuse_notes(
             names.join(", ")
         ));
     }
-    if cache_reset {
-        return notes;
+    if !cache_reset {
+        let first_round: Vec<(String, Option<f64>)> = levels
+            .iter()
+            .filter(|l| l.round == 1)
+            .map(|l| (name(l), l.cached_token_ratio))
+            .collect();
+        if let Some(note) = analysis::notes::cache_reuse(&first_round) {
+            notes.push(format!("note: {note}"));
+        }
     }
-    let first_round: Vec<&LevelSummary> = levels.iter().filter(|l| l.round == 1).collect();
-    let Some((first, rest)) = first_round.split_first() else {
-        return notes;
-    };
-    let Some(base) = first.cached_token_ratio.map(|r| 100.0 * r) else {
-        return notes;
-    };
-    let warm: Vec<(&LevelSummary, f64)> = rest
-        .iter()
-        .filter_map(|l| Some((*l, 100.0 * l.cached_token_ratio?)))
-        .filter(|(_, r)| *r >= base + REUSE_POINTS)
-        .collect();
-    if warm.is_empty() {
-        return notes;
-    }
-    let lo = warm.iter().map(|w| w.1).fold(f64::INFINITY, f64::min);
-    let hi = warm.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
-    let share = if hi - lo < 0.5 {
-        format!("{lo:.0}%")
-    } else {
-        format!("{lo:.0}-{hi:.0}%")
-    };
-    let names: Vec<String> = warm.iter().map(|w| name(w.0)).collect();
-    notes.push(format!(
-        "note: every level starts from the trace's first session, so {} resent prompts that \
-         earlier levels had sent: {share} of their prompt tokens were cached, against {base:.0}% in \
-         {}, the first level. Their TTFT is lower than it would be on a cold cache; to compare \
-         levels cold, pass --cache-reset (vLLM: /reset_prefix_cache, SGLang: /flush_cache) or \
-         restart the server between levels",
-        names.join(", "),
-        name(first)
-    ));
     notes
 }
 

@@ -232,36 +232,11 @@ fn stopped_short_note(
 ) -> Option<String> {
     let of_run: Vec<_> = levels.iter().filter(|l| l.key.run_id == run_id).collect();
     let short: u64 = of_run.iter().map(|l| l.stopped_short).sum();
-    if short == 0 {
-        return None;
-    }
     let ok: u64 = of_run.iter().map(|l| l.ok).sum();
     let fills: Vec<f64> = of_run.iter().filter_map(|l| l.output_fill_pct).collect();
-    let lo = fills.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = fills.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let fill = if fills.is_empty() {
-        String::new()
-    } else if hi - lo < 0.5 {
-        format!(" ({lo:.0}% of the output tokens asked came back)")
-    } else {
-        format!(" ({lo:.0}-{hi:.0}% of the output tokens asked came back, by level)")
-    };
-    let why = match ignore_eos {
-        Some(false) => "it ran with --no-ignore-eos, so the model ended its replies where it liked",
-        _ => {
-            "the server ignores ignore_eos and min_tokens, or caps max_tokens; output tokens/s, \
-             TPOT and E2E are not comparable with a run that got full lengths"
-        }
-    };
-    Some(format!(
-        "{run_id}: {short} of {ok} ok requests ended before the max_tokens they asked for{fill}: \
-         {why} (stopped_short, output_fill_pct)"
-    ))
+    let note = crate::notes::stopped_short(short, ok, &fills, ignore_eos != Some(false))?;
+    Some(format!("{run_id}: {note}"))
 }
-
-/// Cached-token ratio rise over a run's first level (points of %) from
-/// which a later level is taken to have found earlier levels' prompts.
-const REUSE_POINTS: f64 = 20.0;
 
 /// A note when a run's later levels found the prompts of its earlier ones
 /// in the server's prefix cache: every level starts from the trace's first
@@ -272,30 +247,10 @@ fn cache_reuse_note(run_id: &str, levels: &[crate::model::LevelStats]) -> Option
         .filter(|l| l.key.run_id == run_id && l.key.round == 1)
         .collect();
     first_round.sort_by(|a, b| a.first_scheduled_ms.total_cmp(&b.first_scheduled_ms));
-    let (first, rest) = first_round.split_first()?;
-    let base = 100.0 * first.cached_token_ratio?;
-    let warm: Vec<_> = rest
+    let named: Vec<(String, Option<f64>)> = first_round
         .iter()
-        .filter_map(|l| Some((*l, 100.0 * l.cached_token_ratio?)))
-        .filter(|(_, r)| *r >= base + REUSE_POINTS)
+        .map(|l| (l.key.label(), l.cached_token_ratio))
         .collect();
-    if warm.is_empty() {
-        return None;
-    }
-    let lo = warm.iter().map(|w| w.1).fold(f64::INFINITY, f64::min);
-    let hi = warm.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
-    let share = if hi - lo < 0.5 {
-        format!("{lo:.0}%")
-    } else {
-        format!("{lo:.0}-{hi:.0}%")
-    };
-    let names: Vec<String> = warm.iter().map(|w| w.0.key.label()).collect();
-    Some(format!(
-        "{run_id}: every level starts from the trace's first session, so {} resent prompts that \
-         earlier levels had sent: {share} of their prompt tokens were cached, against {base:.0}% in \
-         {}, the first level; their TTFT is lower than on a cold cache (replay with --cache-reset, \
-         or restart the server between levels, to compare them cold)",
-        names.join(", "),
-        first.key.label()
-    ))
+    let note = crate::notes::cache_reuse(&named)?;
+    Some(format!("{run_id}: {note}"))
 }

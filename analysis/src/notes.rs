@@ -1,0 +1,115 @@
+//! Sentences about how a run's figures should be read, shared by
+//! `trace replay`'s console summary and `trace report` / `trace compare`,
+//! so that both say the same thing in the same words.
+
+/// Cached-token ratio rise over a run's first level, in points of %, from
+/// which a later level is taken to have found earlier levels' prompts.
+pub const REUSE_POINTS: f64 = 20.0;
+
+/// `41%`, or `38-45%` when the values spread; `None` for no values.
+pub fn pct_range(values: &[f64]) -> Option<String> {
+    let lo = values.iter().copied().reduce(f64::min)?;
+    let hi = values.iter().copied().reduce(f64::max)?;
+    Some(if hi - lo < 0.5 {
+        format!("{lo:.0}%")
+    } else {
+        format!("{lo:.0}-{hi:.0}%")
+    })
+}
+
+/// When replies ended before the `max_tokens` they asked for: `short` of
+/// `ok` requests, `fills` the levels' `output_fill_pct`; `ignore_eos`
+/// whether the run asked the server to ignore the end of sequence.
+pub fn stopped_short(short: u64, ok: u64, fills: &[f64], ignore_eos: bool) -> Option<String> {
+    if short == 0 {
+        return None;
+    }
+    let fill = match pct_range(fills) {
+        Some(r) if fills.len() > 1 && r.contains('-') => {
+            format!(" ({r} of the output tokens asked came back, by level)")
+        }
+        Some(r) => format!(" ({r} of the output tokens asked came back)"),
+        None => String::new(),
+    };
+    let why = if ignore_eos {
+        "the server ignores ignore_eos and min_tokens, or caps max_tokens: output lengths follow \
+         the model, not the trace, so output tokens/s, TPOT and E2E are not comparable with a \
+         server that honours them"
+    } else {
+        "with --no-ignore-eos the model ends its replies where it likes: output lengths follow \
+         the model, not the trace"
+    };
+    Some(format!(
+        "{short} of {ok} ok requests ended before the max_tokens they asked for{fill}; {why}"
+    ))
+}
+
+/// When later levels found earlier levels' prompts in the server's prefix
+/// cache: `levels` are a run's first-round levels in the order they ran,
+/// each named, with its cached-token ratio (0 to 1).
+pub fn cache_reuse(levels: &[(String, Option<f64>)]) -> Option<String> {
+    let ((first, base), rest) = levels.split_first()?;
+    let base = 100.0 * (*base)?;
+    let warm: Vec<(&str, f64)> = rest
+        .iter()
+        .filter_map(|(name, r)| Some((name.as_str(), 100.0 * (*r)?)))
+        .filter(|(_, r)| *r >= base + REUSE_POINTS)
+        .collect();
+    let share = pct_range(&warm.iter().map(|w| w.1).collect::<Vec<_>>())?;
+    let names: Vec<&str> = warm.iter().map(|w| w.0).collect();
+    Some(format!(
+        "every level starts from the trace's first session, so {} resent prompts that earlier \
+         levels had sent: {share} of their prompt tokens were cached, against {base:.0}% in \
+         {first}, the first level. Their TTFT is lower than it would be on a cold cache; to \
+         compare levels cold, pass --cache-reset (vLLM: /reset_prefix_cache, SGLang: \
+         /flush_cache) or restart the server between levels",
+        names.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_collapse_when_close() {
+        assert_eq!(pct_range(&[]), None);
+        assert_eq!(pct_range(&[41.2, 41.4]).as_deref(), Some("41%"));
+        assert_eq!(pct_range(&[45.0, 38.0]).as_deref(), Some("38-45%"));
+    }
+
+    #[test]
+    fn short_replies_are_told_with_their_cause() {
+        assert_eq!(stopped_short(0, 10, &[100.0], true), None);
+        let s = stopped_short(3, 10, &[70.0], true).expect("a note");
+        assert!(s.starts_with("3 of 10 ok requests ended before") && s.contains("(70% of"));
+        assert!(s.contains("ignores ignore_eos"), "{s}");
+        let s = stopped_short(3, 10, &[60.0, 80.0], false).expect("a note");
+        assert!(
+            s.contains("60-80% of the output tokens asked came back, by level"),
+            "{s}"
+        );
+        assert!(s.contains("--no-ignore-eos"), "{s}");
+    }
+
+    #[test]
+    fn only_levels_well_above_the_first_are_named() {
+        let l = |n: &str, r: Option<f64>| (n.to_string(), r);
+        assert_eq!(
+            cache_reuse(&[l("c 1", Some(0.5)), l("c 4", Some(0.69))]),
+            None
+        );
+        assert_eq!(cache_reuse(&[l("c 1", None), l("c 4", Some(0.9))]), None);
+        let s = cache_reuse(&[
+            l("c 1", Some(0.0)),
+            l("c 4", Some(0.9)),
+            l("c 8", Some(0.1)),
+        ])
+        .expect("a note");
+        assert!(
+            s.contains("so c 4 resent") && s.contains("against 0% in c 1"),
+            "{s}"
+        );
+        assert!(!s.contains("c 8"), "{s}");
+    }
+}
