@@ -215,28 +215,22 @@ const FILL_POINTS: f64 = 2.0;
 /// degrees (one server honoured `ignore_eos`, the other stopped at the end
 /// of sequence): their throughput and end-to-end times measure unlike work.
 fn output_lengths_note(per_run: &[RunLevels], infos: &[crate::model::RunInfo]) -> Option<String> {
-    let ranges: Vec<Option<(f64, f64)>> = per_run
+    let fills: Vec<Vec<f64>> = per_run
         .iter()
-        .map(|r| {
-            let fills: Vec<f64> = r.levels.iter().filter_map(|l| l.output_fill_pct).collect();
-            let lo = fills.iter().copied().reduce(f64::min)?;
-            let hi = fills.iter().copied().reduce(f64::max)?;
-            Some((lo, hi))
-        })
+        .map(|r| r.levels.iter().filter_map(|l| l.output_fill_pct).collect())
         .collect();
-    let known: Vec<(f64, f64)> = ranges.iter().flatten().copied().collect();
-    let lo = known.iter().map(|r| r.0).reduce(f64::min)?;
-    let hi = known.iter().map(|r| r.1).reduce(f64::max)?;
+    let all: Vec<f64> = fills.iter().flatten().copied().collect();
+    let lo = all.iter().copied().reduce(f64::min)?;
+    let hi = all.iter().copied().reduce(f64::max)?;
     if hi - lo < FILL_POINTS {
         return None;
     }
-    let each: Vec<String> = ranges
+    let each: Vec<String> = fills
         .iter()
         .zip(infos)
-        .map(|(r, info)| match r {
-            Some((a, b)) if b - a < 0.5 => format!("{a:.0}% in {}", info.run_id),
-            Some((a, b)) => format!("{a:.0}-{b:.0}% in {}", info.run_id),
-            None => format!("unknown in {}", info.run_id),
+        .map(|(f, info)| {
+            let range = crate::notes::pct_range(f).unwrap_or_else(|| "unknown".into());
+            format!("{range} in {}", info.run_id)
         })
         .collect();
     Some(format!(
