@@ -869,3 +869,80 @@ fn hub_errors_are_clear_and_leave_no_output() {
         }
     }
 }
+
+#[test]
+fn token_only_rows_are_left_uncounted_unless_materialized() {
+    let dir = tempdir();
+    // Nothing but token-only rows: an error that points at --materialize.
+    let synthetic = synth(
+        dir.path(),
+        "agent",
+        &["agent", "--users", "2", "--turns", "2"],
+    );
+    let out = dir.path().join("out.parquet");
+    let err = tokenize_err(&synthetic, &out, &llama3().display().to_string(), &[]);
+    assert!(
+        err.contains("token-only")
+            && err.contains("--materialize")
+            && err.contains("agent.parquet"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    // A mixed trace: a token-only row has no counts, and the later turns of
+    // its session no prompt count (their context holds text only the
+    // replayer makes) until a reset.
+    let text = |s: &str, turn: u32| TraceRow {
+        request_id: format!("{s}#{turn}"),
+        session_id: s.into(),
+        turn,
+        messages: vec![traces::Message::new("user", "hello there, how are you?")],
+        ..Default::default()
+    };
+    let tokens = |s: &str, turn: u32| TraceRow {
+        request_id: format!("{s}#{turn}"),
+        session_id: s.into(),
+        turn,
+        input_tokens: Some(40),
+        ..Default::default()
+    };
+    let mut reset = text("c", 1);
+    reset.reset_context = true;
+    let rows = vec![
+        text("a", 0),
+        tokens("a", 1),
+        text("a", 2),
+        text("b", 0),
+        tokens("c", 0),
+        reset,
+    ];
+    let mixed = dir.path().join("mixed.parquet");
+    let mut w =
+        traces::TraceWriter::create(&mixed, &traces::TraceMetadata::default()).expect("writer");
+    for r in rows {
+        w.write(r).expect("write");
+    }
+    w.finish().expect("finish");
+    // With a chat template, so that a prompt holds more than its message.
+    let report = tokenize(&mixed, &out, &deepseek(), &[]);
+    assert_eq!(report["token_only_rows"], 2, "{report}");
+    assert_eq!(report["rows_without_prompt_tokens"], 3, "{report}");
+    let got: Vec<(Option<u32>, Option<u32>)> = read_rows(&out)
+        .iter()
+        .map(|r| (r.new_tokens, r.prompt_tokens))
+        .collect();
+    let (n, p) = got[0];
+    let (n, p) = (n.expect("new_tokens"), p.expect("prompt_tokens"));
+    assert!(n > 0 && p > n, "{got:?}");
+    assert_eq!(
+        got,
+        vec![
+            (Some(n), Some(p)),
+            (None, None),
+            (Some(n), None),
+            (Some(n), Some(p)),
+            (None, None),
+            (Some(n), Some(p)),
+        ]
+    );
+}

@@ -161,10 +161,17 @@ fn print_text(v: &Value) {
     }
     let a = &v["arrival"];
     if !a.is_null() {
-        println!(
-            "arrivals     {} rows over {} s ({} req/s)",
-            a["rows_with_arrival"], a["span_s"], a["mean_rate_per_s"]
-        );
+        if a["mean_rate_per_s"].is_null() {
+            println!(
+                "arrivals     {} rows, all at {} ms (a burst)",
+                a["rows_with_arrival"], a["first_ms"]
+            );
+        } else {
+            println!(
+                "arrivals     {} rows over {} s ({} req/s)",
+                a["rows_with_arrival"], a["span_s"], a["mean_rate_per_s"]
+            );
+        }
     }
     for (label, key) in [
         ("reference", "rows_with_reference_output"),

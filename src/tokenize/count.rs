@@ -16,8 +16,12 @@ use super::prompt::{Msg, Prompter, row_messages};
 /// The token columns of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RowCounts {
-    pub new_tokens: u32,
-    pub prompt_tokens: u32,
+    /// `None` for a token-only row: it has no text to count.
+    pub new_tokens: Option<u32>,
+    /// `None` for a token-only row, and for the rows after one in its
+    /// session until a `reset_context` (their context holds text that only
+    /// the replayer will make).
+    pub prompt_tokens: Option<u32>,
     pub reference_output_tokens: Option<u32>,
 }
 
@@ -42,28 +46,43 @@ pub fn group_sessions(rows: &[TraceRow]) -> Vec<Vec<usize>> {
 /// Counts one session's rows (given in turn order).
 pub fn count_session(p: &Prompter, rows: &[&TraceRow]) -> anyhow::Result<Vec<RowCounts>> {
     let mut ctx = p.context();
+    // The context holds a token-only row's turn, whose text is unknown.
+    let mut ctx_unknown = false;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let counts = (|| -> anyhow::Result<RowCounts> {
             if row.reset_context {
                 ctx.clear();
+                ctx_unknown = false;
+            }
+            let reference_output_tokens = row
+                .reference_output
+                .as_deref()
+                .map(|r| p.count(r))
+                .transpose()?;
+            if row.messages.is_empty() {
+                // Token-only (`input_tokens`, `hash_ids`): nothing to count
+                // until --materialize gives it text.
+                ctx_unknown = true;
+                return Ok(RowCounts {
+                    new_tokens: None,
+                    prompt_tokens: None,
+                    reference_output_tokens,
+                });
             }
             let msgs = row_messages(row)?;
             let mut new_tokens = 0u32;
             for m in &msgs {
                 new_tokens = new_tokens.saturating_add(p.count(&m.plain_text())?);
             }
-            let prompt_tokens = if !p.has_template() && ctx.len() == 0 && msgs.len() == 1 {
+            let prompt_tokens = if ctx_unknown {
+                None
+            } else if !p.has_template() && ctx.len() == 0 && msgs.len() == 1 {
                 // The prompt is that one message: its count plus the post-processor's tokens.
-                new_tokens.saturating_add(p.plain_specials())
+                Some(new_tokens.saturating_add(p.plain_specials()))
             } else {
-                p.count_prompt(&ctx.render(&msgs)?)?
+                Some(p.count_prompt(&ctx.render(&msgs)?)?)
             };
-            let reference_output_tokens = row
-                .reference_output
-                .as_deref()
-                .map(|r| p.count(r))
-                .transpose()?;
             for m in &msgs {
                 ctx.push(m);
             }
@@ -71,7 +90,7 @@ pub fn count_session(p: &Prompter, rows: &[&TraceRow]) -> anyhow::Result<Vec<Row
                 ctx.push(&reply);
             }
             Ok(RowCounts {
-                new_tokens,
+                new_tokens: Some(new_tokens),
                 prompt_tokens,
                 reference_output_tokens,
             })

@@ -114,12 +114,20 @@ fn tokenize(args: &TokenizeArgs) -> anyhow::Result<()> {
         None
     };
 
+    let token_only = rows.iter().filter(|r| r.messages.is_empty()).count();
+    if token_only == rows.len() && !rows.is_empty() {
+        bail!(
+            "{}: every row is token-only (input_tokens without text), so there is nothing to \
+             count; --materialize gives each row text of exactly its input_tokens tokens",
+            args.trace.display()
+        );
+    }
     let counts = count::count_all(&prompter, &rows, &sessions)
         .with_context(|| format!("{}", args.trace.display()))?;
     let mut totals = Totals::default();
     for (row, c) in rows.iter_mut().zip(&counts) {
-        row.new_tokens = Some(c.new_tokens);
-        row.prompt_tokens = Some(c.prompt_tokens);
+        row.new_tokens = c.new_tokens;
+        row.prompt_tokens = c.prompt_tokens;
         row.reference_output_tokens = c.reference_output_tokens;
         totals.add(row);
     }
@@ -137,6 +145,8 @@ fn tokenize(args: &TokenizeArgs) -> anyhow::Result<()> {
         "prompt_tokens": totals.prompt_tokens,
         "max_prompt_tokens": totals.max_prompt,
         "reference_output_tokens": totals.reference_tokens,
+        "token_only_rows": token_only,
+        "rows_without_prompt_tokens": totals.uncounted,
         "materialized": materialized,
         "seconds": started.elapsed().as_secs_f64(),
     });
@@ -156,12 +166,16 @@ struct Totals {
     prompt_tokens: u64,
     max_prompt: u32,
     reference_tokens: u64,
+    /// Rows whose prompt could not be counted (token-only rows, and later
+    /// turns of their sessions).
+    uncounted: u64,
 }
 
 impl Totals {
     fn add(&mut self, row: &TraceRow) {
         self.rows += 1;
         self.new_tokens += u64::from(row.new_tokens.unwrap_or(0));
+        self.uncounted += row.prompt_tokens.is_none() as u64;
         let p = row.prompt_tokens.unwrap_or(0);
         self.prompt_tokens += u64::from(p);
         self.max_prompt = self.max_prompt.max(p);
@@ -284,6 +298,15 @@ fn print_report(
         report["max_prompt_tokens"],
         report["reference_output_tokens"]
     );
+    let token_only = report["token_only_rows"].as_u64().unwrap_or(0);
+    let uncounted = report["rows_without_prompt_tokens"].as_u64().unwrap_or(0);
+    if uncounted > 0 {
+        println!(
+            "  {uncounted} rows left without prompt_tokens: {token_only} are token-only (no text to \
+             count), the rest follow one in their session; --materialize gives token-only rows \
+             text of exactly their input_tokens"
+        );
+    }
     if let Some(m) = materialized {
         println!(
             "  materialized {} rows: {} exact, {} inexact (max deviation {} tokens), {} words, block size {}",
