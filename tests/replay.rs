@@ -498,3 +498,86 @@ fn levels_find_earlier_levels_prompts_cached_unless_the_cache_is_reset() {
         "no run folder"
     );
 }
+
+#[test]
+fn isolated_levels_start_cold_without_a_reset_endpoint() {
+    let dir = tempdir();
+    for sub in ["iso", "again", "repeat"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("a folder");
+    }
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 30, 256, 4, &[]);
+    let cached = |run: &Path| -> Vec<f64> {
+        read_json(&run.join("summary.json"))["levels"]
+            .as_array()
+            .expect("levels")
+            .iter()
+            .map(|l| l["cached_token_ratio"].as_f64().expect("a ratio"))
+            .collect()
+    };
+    // The mock keeps one cache for both runs, as a server does that is not
+    // restarted between them.
+    let log = dir.path().join("server.jsonl");
+    let log_arg = log.display().to_string();
+    let mock = MockProcess::start(&["--log-requests", log_arg.as_str()]);
+    let run_in = |sub: &str, args: &[&str]| {
+        let results = dir.path().join(sub);
+        let out = run_replay(&trace, &mock.url, &results, args);
+        let (run, _) = replay_rows(&out, &results);
+        (run, String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (iso, stdout) = run_in(
+        "iso",
+        &[
+            "--concurrency",
+            "1,4",
+            "--requests",
+            "30",
+            "--rounds",
+            "2",
+            "--no-metrics",
+            "--isolate-levels",
+        ],
+    );
+    // concurrency 1 rounds 1 and 2, then concurrency 4 rounds 1 and 2: each
+    // level's round 1 cold, its round 2 warm.
+    let r = cached(&iso);
+    assert_eq!(r.len(), 4);
+    assert!(r[0] < 0.02 && r[2] < 0.02, "{r:?}");
+    assert!(r[1] > 0.9 && r[3] > 0.9, "{r:?}");
+    assert!(!stdout.contains("every level starts"), "{stdout}");
+    let notes = report_of_run(&iso)["notes"].to_string();
+    assert!(!notes.contains("every level starts"), "{notes}");
+    assert_eq!(
+        read_json(&iso.join("run.json"))["config"]["isolate_levels"],
+        true
+    );
+
+    // The same levels again on the same server: the tags are new in every
+    // run, so nothing of the first run is found (without them: 90 % and more).
+    let (again, _) = run_in("again", &["--levels-from", iso.to_str().expect("utf8")]);
+    assert_eq!(
+        read_json(&again.join("run.json"))["config"]["isolate_levels"],
+        true,
+        "--levels-from takes --isolate-levels"
+    );
+    let r = cached(&again);
+    assert!(r[0] < 0.02 && r[2] < 0.02, "{r:?}");
+
+    // Sessions a level runs again get a tag of their own too.
+    let (repeat, stdout) = run_in(
+        "repeat",
+        &[
+            "--concurrency",
+            "2",
+            "--requests",
+            "45",
+            "--no-metrics",
+            "--isolate-levels",
+        ],
+    );
+    let summary = read_json(&repeat.join("summary.json"));
+    assert_eq!(summary["levels"][0]["repeated_requests"], 15);
+    assert!(cached(&repeat)[0] < 0.02, "{:?}", cached(&repeat));
+    assert!(stdout.contains("under a tag of its own"), "{stdout}");
+    stop_mock(mock);
+}

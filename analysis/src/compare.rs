@@ -286,8 +286,8 @@ fn cache_note(
     }
     Some(format!(
         "the runs found different shares of their prompt tokens in the prefix cache at {}: part \
-         of their TTFT difference is the cache (replay with --cache-reset to start every level \
-         cold)",
+         of their TTFT difference is the cache (replay with --cache-reset or --isolate-levels to \
+         start every level cold)",
         differ.join("; ")
     ))
 }

@@ -62,7 +62,7 @@ pub fn cache_reuse(levels: &[(String, Option<f64>)]) -> Option<String> {
          levels had sent: {share} of their prompt tokens were cached, against {base:.0}% in \
          {first}, the first level. Their TTFT is lower than it would be on a cold cache; to \
          compare levels cold, pass --cache-reset (vLLM: /reset_prefix_cache, SGLang: \
-         /flush_cache) or restart the server between levels",
+         /flush_cache) or, on any server, --isolate-levels",
         names.join(", ")
     ))
 }

@@ -45,8 +45,10 @@ pub struct RunJson {
     pub multi_turn: Option<bool>,
     /// The run asked the server to ignore end of sequence (`config.ignore_eos`).
     pub ignore_eos: Option<bool>,
-    /// The run emptied the server's prefix cache before each level
-    /// (`config.cache_reset` set).
+    /// The run kept its levels from finding each other's prompts cached:
+    /// it emptied the server's prefix cache before each level
+    /// (`config.cache_reset` set) or tagged each level's prompts
+    /// (`config.isolate_levels`).
     pub cache_reset: bool,
 }
 
@@ -309,10 +311,10 @@ fn parse_run_json(v: &Value) -> RunJson {
             .get("config")
             .and_then(|c| c.get("ignore_eos"))
             .and_then(Value::as_bool),
-        cache_reset: v
-            .get("config")
-            .and_then(|c| c.get("cache_reset"))
-            .is_some_and(Value::is_string),
+        cache_reset: v.get("config").is_some_and(|c| {
+            c.get("cache_reset").is_some_and(Value::is_string)
+                || c.get("isolate_levels").and_then(Value::as_bool) == Some(true)
+        }),
     }
 }
 

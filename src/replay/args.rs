@@ -63,7 +63,7 @@ pub struct ReplayArgs {
     /// Replay at the levels an earlier run used (its run.json: mode, rates
     /// or counts, arrivals, caps; a sweep's probes and chosen rates), with
     /// its --requests/--duration, --rounds, --warmup and --seed unless
-    /// given, so that `trace compare` matches every level of the two runs.
+    /// given (and its --isolate-levels), so that `trace compare` matches every level of the two runs.
     #[arg(long, value_name = "RUN_DIR")]
     pub levels_from: Option<PathBuf>,
 
@@ -118,6 +118,14 @@ pub struct ReplayArgs {
     /// from the endpoint's root.
     #[arg(long, value_name = "URL")]
     pub cache_reset: Option<String>,
+    /// Start every prompt with a short tag of its own for each level (the
+    /// same in the level's later rounds, new in every run), so that no
+    /// level finds an earlier level's or run's prompts in the prefix cache,
+    /// on any server (llama.cpp, TGI and hosted APIs have no reset
+    /// endpoint); sessions a level runs again get a new tag too. Adds a few
+    /// tokens to each prompt.
+    #[arg(long)]
+    pub isolate_levels: bool,
     /// Do not ask for the usage chunk (`stream_options.include_usage`).
     #[arg(long)]
     pub no_usage: bool,

@@ -105,6 +105,8 @@ pub struct RunConfig {
     pub fresh_connections: bool,
     /// `--cache-reset`, resolved to a URL.
     pub cache_reset: Option<String>,
+    /// `--isolate-levels`: each level's prompts start with a tag of its own.
+    pub isolate_levels: bool,
     pub include_usage: bool,
     pub slo: Slo,
     pub fail_on_slo: bool,
@@ -360,6 +362,7 @@ struct EarlierRun {
     rounds: Option<u32>,
     warmup: Option<usize>,
     seed: Option<u64>,
+    isolate_levels: bool,
 }
 
 fn earlier_run(run: &Path) -> anyhow::Result<EarlierRun> {
@@ -389,6 +392,7 @@ fn earlier_run(run: &Path) -> anyhow::Result<EarlierRun> {
         rounds: int("rounds").and_then(|n| u32::try_from(n).ok()),
         warmup: int("warmup").and_then(|n| usize::try_from(n).ok()),
         seed: int("seed"),
+        isolate_levels: config("isolate_levels").and_then(Value::as_bool) == Some(true),
     })
 }
 
@@ -680,6 +684,9 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         warmup = warmup.or(e.warmup);
         seed = seed.or(e.seed);
     }
+    // The earlier run's tags work on any server, so its levels ran cold
+    // here too; a reset URL is the earlier server's and is not taken.
+    let isolate_levels = args.isolate_levels || earlier.as_ref().is_some_and(|e| e.isolate_levels);
     let rounds = rounds.unwrap_or(1);
     if rounds == 0 {
         bail!("--rounds must be at least 1");
@@ -778,6 +785,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         timeout,
         fresh_connections: args.fresh_connections,
         cache_reset,
+        isolate_levels,
         include_usage: !args.no_usage,
         slo,
         fail_on_slo: args.fail_on_slo,
@@ -864,6 +872,7 @@ impl RunConfig {
             "timeout_s": self.timeout.as_secs_f64(),
             "fresh_connections": self.fresh_connections,
             "cache_reset": self.cache_reset,
+            "isolate_levels": self.isolate_levels,
             "include_usage": self.include_usage,
             "slo": self.slo,
             "fail_on_slo": self.fail_on_slo,

@@ -270,6 +270,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 duration: cfg.duration,
                 warmup: cfg.warmup,
                 seed: cfg.seed.wrapping_add(li as u64),
+                tag_seed: cfg
+                    .isolate_levels
+                    .then(|| level_tag_seed(&shared.run_id, li)),
             };
             if !cfg.quiet {
                 eprintln!(
@@ -393,7 +396,12 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         if let Some(note) = summary::stopped_short_note(&levels, cfg.ignore_eos) {
             println!("\n{note}");
         }
-        for note in summary::cache_reuse_notes(&levels, shape.sessions, cfg.cache_reset.is_some()) {
+        for note in summary::cache_reuse_notes(
+            &levels,
+            shape.sessions,
+            cfg.cache_reset.is_some(),
+            cfg.isolate_levels,
+        ) {
             println!("\n{note}");
         }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
@@ -511,6 +519,16 @@ async fn next_interrupt(term: &mut Option<tokio::signal::unix::Signal>) -> Optio
             .ok()
             .map(|()| Interrupt::CtrlC),
     }
+}
+
+/// The seed of a level's `--isolate-levels` tags: FNV-1a of the run id
+/// (new in every run) and the level's index (the same in all its rounds).
+fn level_tag_seed(run_id: &str, level: usize) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_id.bytes().chain((level as u64).to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// First Ctrl-C or SIGTERM: stop scheduling, let in-flight requests drain

@@ -80,6 +80,8 @@ pub struct LevelPlan {
     pub duration: Option<Duration>,
     pub warmup: usize,
     pub seed: u64,
+    /// `--isolate-levels`: the seed of this level's prompt tags.
+    pub tag_seed: Option<u64>,
 }
 
 /// One session to run, possibly a repeat of the trace (`cycle > 0`).
@@ -89,6 +91,8 @@ struct Work {
     cycle: usize,
     user_id: Option<u32>,
     warmup: bool,
+    /// `--isolate-levels`: what starts every prompt of this session.
+    tag: Option<Arc<str>>,
 }
 
 struct Labels {
@@ -104,7 +108,19 @@ fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
         cycle: i / n,
         user_id: matches!(plan.mode, LoadMode::Users { .. }).then_some(i as u32),
         warmup: i < plan.warmup,
+        tag: plan.tag_seed.map(|seed| prompt_tag(seed, i / n)),
     }
+}
+
+/// The tag of `--isolate-levels`: 8 hex digits from the level's seed and
+/// the session's repeat (`~cN`), so a repeat is not found cached either.
+fn prompt_tag(seed: u64, cycle: usize) -> Arc<str> {
+    let mut x = seed ^ (cycle as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // splitmix64's finaliser: nearby inputs give unrelated tags.
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    format!("[{:08x}] ", x as u32).into()
 }
 
 /// Sessions run one after another (by a concurrency worker, or by a user
@@ -467,11 +483,12 @@ fn prepare_turn(
     shared: &Shared,
     ctx: &mut Conversation,
     row: &traces::TraceRow,
+    tag: Option<&str>,
 ) -> (bytes::Bytes, u32) {
     ctx.begin_turn(row, shared.opts.block_size);
     let max_tokens = max_tokens_for(row, &shared.opts);
     (
-        request_body(&ctx.messages, max_tokens, &shared.opts),
+        request_body(&ctx.messages, max_tokens, &shared.opts, tag),
         max_tokens,
     )
 }
@@ -480,7 +497,7 @@ fn prepare_turn(
 fn prepare_first(shared: &Shared, work: &Work) -> Option<Prepared> {
     let row = work.session.turns.first()?;
     let mut ctx = Conversation::default();
-    let (body, max_tokens) = prepare_turn(shared, &mut ctx, row);
+    let (body, max_tokens) = prepare_turn(shared, &mut ctx, row, work.tag.as_deref());
     Some(Prepared {
         ctx,
         body,
@@ -537,7 +554,7 @@ async fn run_session(
                 ctx = p.ctx;
                 (p.body, p.max_tokens)
             }
-            None => prepare_turn(shared, &mut ctx, row),
+            None => prepare_turn(shared, &mut ctx, row, work.tag.as_deref()),
         };
         if k > 0 {
             // No turn after the level's end; a stop ends the wait at once

@@ -353,11 +353,13 @@ pub fn stopped_short_note(levels: &[LevelSummary], ignore_eos: bool) -> Option<S
 /// server with a prefix cache answered some from it: sessions repeated
 /// within a level (the trace was too small for it), and levels that found
 /// the prompts of the levels before them cached (each level starts from
-/// the trace's first session) unless `--cache-reset` emptied the cache.
+/// the trace's first session) unless `--cache-reset` emptied the cache or
+/// `--isolate-levels` gave each level prompts of its own.
 pub fn cache_reuse_notes(
     levels: &[LevelSummary],
     trace_sessions: usize,
     cache_reset: bool,
+    isolated: bool,
 ) -> Vec<String> {
     let mut notes = Vec::new();
     let name = |l: &LevelSummary| format!("{} {}", l.load_mode, fmt_value(l.load_value));
@@ -367,14 +369,25 @@ pub fn cache_reuse_notes(
         let of: usize = repeated.iter().map(|l| l.requests).sum();
         let mut names: Vec<String> = repeated.iter().map(|l| name(l)).collect();
         names.dedup();
+        let effect = if isolated {
+            format!(
+                "{n} of their {of} requests repeated a prompt, under a tag of its own \
+                 (--isolate-levels), so no cache held it, but the level's prompts vary less than \
+                 the trace's"
+            )
+        } else {
+            format!(
+                "{n} of their {of} requests resent a prompt the server had seen, which a prefix \
+                 cache answers in part"
+            )
+        };
         notes.push(format!(
             "note: the trace holds {trace_sessions} sessions and {} needed more, so sessions ran \
-             again (ids ~c1, ~c2, ...): {n} of their {of} requests resent a prompt the server had \
-             seen, which a prefix cache answers in part; replay a larger trace for unseen prompts",
+             again (ids ~c1, ~c2, ...): {effect}; replay a larger trace for unseen prompts",
             names.join(", ")
         ));
     }
-    if !cache_reset {
+    if !cache_reset && !isolated {
         let first_round: Vec<(String, Option<f64>)> = levels
             .iter()
             .filter(|l| l.round == 1)

@@ -150,20 +150,31 @@ fn message_json(m: &Message) -> Value {
 }
 
 /// The JSON body of a request with `messages` as its prompt.
-pub fn request_body(messages: &[Message], max_tokens: u32, opts: &RequestOptions) -> Bytes {
+/// The JSON body of a request; `tag` (`--isolate-levels`) goes before the
+/// prompt's first text.
+pub fn request_body(
+    messages: &[Message],
+    max_tokens: u32,
+    opts: &RequestOptions,
+    tag: Option<&str>,
+) -> Bytes {
     let mut body = Map::new();
     body.insert("model".into(), Value::String(opts.model.clone()));
     match opts.api {
         Api::Chat => {
-            body.insert(
-                "messages".into(),
-                Value::Array(messages.iter().map(message_json).collect()),
-            );
+            let mut list: Vec<Value> = messages.iter().map(message_json).collect();
+            if let (Some(tag), Some(Value::String(first))) =
+                (tag, list.first_mut().and_then(|m| m.get_mut("content")))
+            {
+                first.insert_str(0, tag);
+            }
+            body.insert("messages".into(), Value::Array(list));
             body.insert("max_tokens".into(), json!(max_tokens));
         }
         Api::Completions => {
             let prompt: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-            body.insert("prompt".into(), Value::String(prompt.join("\n\n")));
+            let prompt = format!("{}{}", tag.unwrap_or(""), prompt.join("\n\n"));
+            body.insert("prompt".into(), Value::String(prompt));
             body.insert("max_tokens".into(), json!(max_tokens));
         }
     }
@@ -269,6 +280,31 @@ mod tests {
         let wb: Vec<_> = b.split(' ').collect();
         assert_eq!(wa[..32], wb[..32]);
         assert_ne!(wa[32..], wb[32..]);
+    }
+
+    #[test]
+    fn a_tag_starts_the_prompt() {
+        let mut opts = RequestOptions {
+            model: "m".into(),
+            api: Api::Chat,
+            max_tokens: None,
+            default_max_tokens: 8,
+            ignore_eos: false,
+            temperature: None,
+            extra_body: None,
+            include_usage: false,
+            block_size: 16,
+        };
+        let msgs = [Message::new("system", "sys"), Message::new("user", "q")];
+        let body = |opts: &RequestOptions, tag| -> Value {
+            serde_json::from_slice(&request_body(&msgs, 4, opts, tag)).expect("JSON")
+        };
+        let b = body(&opts, Some("[0badcafe] "));
+        assert_eq!(b["messages"][0]["content"], "[0badcafe] sys");
+        assert_eq!(b["messages"][1]["content"], "q");
+        assert_eq!(body(&opts, None)["messages"][0]["content"], "sys");
+        opts.api = Api::Completions;
+        assert_eq!(body(&opts, Some("[1] "))["prompt"], "[1] sys\n\nq");
     }
 
     #[test]
