@@ -579,6 +579,74 @@ fn saturation_is_found_on_a_server_with_little_capacity() {
     );
 }
 
+/// One open-loop level alone: no lower level to hold its latency against,
+/// yet a server whose queue grows through it is caught by the TTFT trend.
+#[test]
+fn a_server_falling_behind_its_arrivals_fails_even_a_single_level() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 30, 32, 16, &[]);
+    // One sequence at a time, 5 ms per decode step: about 12 requests/s.
+    let mock = MockProcess::start(&["--max-running", "1", "--decode-step-ms", "5"]);
+    let flags = |rate: &'static str, n: &'static str| {
+        [
+            "--qps",
+            rate,
+            "--arrival",
+            "constant",
+            "--requests",
+            n,
+            "--no-metrics",
+        ]
+    };
+    let results = dir.path().join("over");
+    let out = run_replay(&trace, &mock.url, &results, &flags("60", "30"));
+    let (over, _) = replay_rows(&out, &results);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = read_json(&over.join("summary.json"))["levels"][0].clone();
+    let rise = summary["ttft_rise_ms"].as_f64().expect("a rise");
+    // 30 arrivals in 0.5 s served one by one for about 2.5 s.
+    assert!(rise > 1000.0, "{summary:#}");
+    assert_eq!(summary["fell_behind"], true);
+    assert!(
+        stdout.contains("qps 60 (round 1): DEGRADED") && stdout.contains("the server fell behind"),
+        "{stdout}"
+    );
+    let report_path = dir.path().join("over.json");
+    trace_ok([
+        "report",
+        over.to_str().expect("utf8"),
+        "--format",
+        "json",
+        "-o",
+        report_path.to_str().expect("utf8"),
+    ]);
+    let report = read_json(&report_path);
+    let l = &report["levels"][0];
+    assert!((l["ttft_rise_ms"].as_f64().expect("a rise") - rise).abs() < 1e-6 * rise);
+    assert_eq!(l["fell_behind"], true);
+    let sat = report["saturation"][0]["statement"]
+        .as_str()
+        .expect("a statement");
+    assert!(
+        sat.contains("even the lowest level (60) failed: TTFT rose by"),
+        "{sat}"
+    );
+
+    // Well under capacity the TTFT stays flat.
+    let results = dir.path().join("under");
+    let out = run_replay(&trace, &mock.url, &results, &flags("3", "12"));
+    let (under, _) = replay_rows(&out, &results);
+    let summary = read_json(&under.join("summary.json"))["levels"][0].clone();
+    assert_eq!(summary["fell_behind"], false, "{summary:#}");
+    assert!(
+        summary["ttft_rise_ms"]
+            .as_f64()
+            .is_some_and(|r| r.abs() < 250.0),
+        "{summary:#}"
+    );
+    stop_mock(mock);
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {

@@ -199,6 +199,13 @@ pub struct LevelStats {
     /// Σ completion_tokens / Σ max_tokens of those requests and the ones
     /// that got their full length, %.
     pub output_fill_pct: Option<f64>,
+    /// Open loop (`qps`, `trace`): how much the least-squares line of the
+    /// arrivals' TTFT (first turns, ok) against their scheduled time rose
+    /// from the first arrival to the last, ms.
+    pub ttft_rise_ms: Option<f64>,
+    /// The rise says the server fell behind its arrivals
+    /// (`notes::fell_behind`).
+    pub fell_behind: bool,
     pub server: Option<ServerFigures>,
 }
 

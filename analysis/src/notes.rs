@@ -67,9 +67,113 @@ pub fn cache_reuse(levels: &[(String, Option<f64>)]) -> Option<String> {
     ))
 }
 
+/// Fewest arrivals whose TTFT trend is judged.
+pub const TREND_MIN_ARRIVALS: u64 = 10;
+/// A rise below this (ms) is never called falling behind.
+pub const TREND_MIN_RISE_MS: f64 = 250.0;
+
+/// The least-squares line of the TTFT of a level's arrivals (first turns,
+/// ok) against their scheduled time, from running sums so that it streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TtftTrend {
+    pub n: u64,
+    pub sum_x: f64,
+    pub sum_y: f64,
+    pub sum_xx: f64,
+    pub sum_xy: f64,
+    pub min_x: f64,
+    pub max_x: f64,
+}
+
+impl TtftTrend {
+    /// The trend of `(scheduled_ms, ttft_ms)` points.
+    pub fn of(points: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        let mut t = TtftTrend {
+            min_x: f64::INFINITY,
+            max_x: f64::NEG_INFINITY,
+            ..Default::default()
+        };
+        for (x, y) in points {
+            t.n += 1;
+            t.sum_x += x;
+            t.sum_y += y;
+            t.sum_xx += x * x;
+            t.sum_xy += x * y;
+            t.min_x = t.min_x.min(x);
+            t.max_x = t.max_x.max(x);
+        }
+        t
+    }
+
+    /// How much the fitted TTFT rose (ms) from the level's first arrival to
+    /// its last; `None` under [`TREND_MIN_ARRIVALS`] or when all arrivals
+    /// were at one time.
+    pub fn rise_ms(&self) -> Option<f64> {
+        if self.n < TREND_MIN_ARRIVALS {
+            return None;
+        }
+        let n = self.n as f64;
+        // Centred sums: the run clock's offsets would cancel otherwise.
+        let mean_x = self.sum_x / n;
+        let sxx = self.sum_xx - n * mean_x * mean_x;
+        let sxy = self.sum_xy - mean_x * self.sum_y;
+        let span = self.max_x - self.min_x;
+        (sxx > 0.0 && span > 0.0).then(|| sxy / sxx * span)
+    }
+}
+
+/// Whether an open-loop level's TTFT rose so much through it that the
+/// server was falling behind its arrivals (a queue grew): the fitted rise
+/// is over the level's median TTFT and over [`TREND_MIN_RISE_MS`]. A queue
+/// that grows from empty at a steady pace rises by twice its median.
+pub fn fell_behind(rise_ms: Option<f64>, ttft_p50: Option<f64>) -> bool {
+    match (rise_ms, ttft_p50) {
+        (Some(r), Some(p)) => r > TREND_MIN_RISE_MS && r > p,
+        _ => false,
+    }
+}
+
+/// The reason given when [`fell_behind`] holds.
+pub fn fell_behind_reason(rise_ms: f64) -> String {
+    format!(
+        "TTFT rose by {:.1} s from the first arrivals to the last: the server fell behind them \
+         (a queue grew), so this rate is above what it sustains",
+        rise_ms / 1000.0
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_steady_queue_growth_is_told_from_noise() {
+        // TTFT growing 1 s per second of arrivals, from 0.1 s.
+        let growing = TtftTrend::of(
+            (0..30).map(|i| (1e7 + 1000.0 * f64::from(i), 100.0 + 1000.0 * f64::from(i))),
+        );
+        let rise = growing.rise_ms().expect("a rise");
+        assert!((rise - 29_000.0).abs() < 1e-3, "{rise}");
+        assert!(fell_behind(Some(rise), Some(14_600.0)));
+        // Noise around 200 ms, no trend.
+        let flat = TtftTrend::of(
+            (0..30).map(|i| (f64::from(i) * 100.0, if i % 2 == 0 { 150.0 } else { 250.0 })),
+        );
+        let rise = flat.rise_ms().expect("a rise");
+        assert!(rise.abs() < 50.0, "{rise}");
+        assert!(!fell_behind(Some(rise), Some(200.0)));
+        // Too few arrivals, or all at once.
+        assert_eq!(
+            TtftTrend::of((0..9).map(|i| (f64::from(i), f64::from(i)))).rise_ms(),
+            None
+        );
+        assert_eq!(
+            TtftTrend::of((0..20).map(|i| (5.0, f64::from(i)))).rise_ms(),
+            None
+        );
+        // A fast server whose TTFT doubles by a little is not called behind.
+        assert!(!fell_behind(Some(60.0), Some(40.0)));
+    }
 
     #[test]
     fn ranges_collapse_when_close() {

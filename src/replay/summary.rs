@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use analysis::compute::stats::quantiles_of;
+use analysis::notes::{TtftTrend, fell_behind, fell_behind_reason};
 use serde::Serialize;
 use traces::results::Status;
 
@@ -103,6 +104,11 @@ pub struct LevelSummary {
     pub slo_met: Option<bool>,
     /// The client could not keep the schedule.
     pub client_behind: bool,
+    /// Open loop: how much the fitted TTFT of the level's arrivals (first
+    /// turns, ok) rose from its first arrival to its last, ms.
+    pub ttft_rise_ms: Option<f64>,
+    /// Open loop: the rise says a queue grew (`analysis::notes::fell_behind`).
+    pub fell_behind: bool,
     pub verdict: String,
 }
 
@@ -246,6 +252,23 @@ pub fn summarise(
         100.0 * ok.len() as f64 / rows.len() as f64
     };
     let slo_met = slo_attainment_pct.map(|a| a >= 99.0 - 1e-9);
+    // Open loop, the server's pace does not slow the arrivals: a queue that
+    // grows through the level shows as TTFT rising with arrival time.
+    let open_loop = matches!(key.mode.as_str(), "qps" | "trace");
+    let ttft_rise_ms = open_loop
+        .then(|| {
+            TtftTrend::of(
+                ok.iter()
+                    .filter(|c| c.session_start)
+                    .filter_map(|c| Some((c.scheduled_ms, c.ttft_ms?))),
+            )
+            .rise_ms()
+        })
+        .flatten();
+    let ttft_p50 = {
+        let mut v: Vec<f64> = ok.iter().filter_map(|c| c.ttft_ms).collect();
+        quantiles_of(&mut v, &[0.5])[0]
+    };
     let mut s = LevelSummary {
         load_mode: key.mode.clone(),
         load_value: key.value,
@@ -283,6 +306,8 @@ pub fn summarise(
         slo_attainment_pct,
         slo_met,
         client_behind,
+        ttft_rise_ms,
+        fell_behind: fell_behind(ttft_rise_ms, ttft_p50),
         verdict: String::new(),
     };
     s.verdict = verdict(&s, late_p99);
@@ -327,7 +352,11 @@ fn verdict(s: &LevelSummary, late_p99: f64) -> String {
     if let Some(a) = s.slo_attainment_pct {
         parts.push(format!("SLO met by {a:.1}%"));
     }
+    if let Some(r) = s.ttft_rise_ms.filter(|_| s.fell_behind) {
+        parts.push(fell_behind_reason(r));
+    }
     let bad = s.success_pct < 99.0
+        || s.fell_behind
         || s.slo_met == Some(false)
         || s.target_rate
             .is_some_and(|t| t.is_finite() && s.achieved_rate < (1.0 - tolerance) * t);
@@ -529,6 +558,8 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
             "stopped_short",
             "output_fill_pct",
             "repeated_requests",
+            "ttft_rise_ms",
+            "fell_behind",
         ]
         .map(String::from),
     );
@@ -565,6 +596,8 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
         r.push(l.stopped_short.to_string());
         r.push(opt(l.output_fill_pct));
         r.push(l.repeated_requests.to_string());
+        r.push(opt(l.ttft_rise_ms));
+        r.push(l.fell_behind.to_string());
         out.push_str(&r.join(","));
         out.push('\n');
     }
@@ -578,7 +611,23 @@ mod tests {
     /// A `qps` level of `n` single-turn requests, all ok, whose sends
     /// span `span_ms`.
     fn level(n: usize, span_ms: f64, target: f64) -> LevelSummary {
-        let rows: Vec<Compact> = (0..n)
+        let key = LevelKey {
+            mode: "qps".into(),
+            value: target,
+            round: 1,
+        };
+        summarise(
+            &key,
+            &rows(n, span_ms),
+            Some(target),
+            None,
+            &Slo::default(),
+            &[50.0],
+        )
+    }
+
+    fn rows(n: usize, span_ms: f64) -> Vec<Compact> {
+        (0..n)
             .map(|i| {
                 let at = span_ms * i as f64 / (n - 1) as f64;
                 Compact {
@@ -602,13 +651,46 @@ mod tests {
                     repeat: false,
                 }
             })
-            .collect();
-        let key = LevelKey {
-            mode: "qps".into(),
-            value: target,
+            .collect()
+    }
+
+    /// Open loop, a TTFT that grows with arrival time is a server falling
+    /// behind, whatever the rate achieved; closed loop it is not judged.
+    #[test]
+    fn a_queue_growing_through_an_open_loop_level_is_degraded() {
+        let mut r = rows(30, 29_000.0);
+        for (i, c) in r.iter_mut().enumerate() {
+            // 0.2 s at the first arrival, 1 s more per arrival after.
+            c.ttft_ms = Some(200.0 + 1000.0 * i as f64);
+        }
+        let key = |mode: &str| LevelKey {
+            mode: mode.into(),
+            value: 1.0,
             round: 1,
         };
-        summarise(&key, &rows, Some(target), None, &Slo::default(), &[50.0])
+        let s = summarise(&key("qps"), &r, Some(1.0), None, &Slo::default(), &[99.0]);
+        assert!((s.ttft_rise_ms.expect("a rise") - 29_000.0).abs() < 1e-6);
+        assert!(s.fell_behind);
+        assert!(
+            s.verdict.contains(": DEGRADED —") && s.verdict.contains("TTFT rose by 29.0 s"),
+            "{}",
+            s.verdict
+        );
+        let t = summarise(&key("trace"), &r, None, None, &Slo::default(), &[99.0]);
+        assert!(t.fell_behind && t.verdict.contains(": DEGRADED —"));
+        let c = summarise(
+            &key("concurrency"),
+            &r,
+            None,
+            None,
+            &Slo::default(),
+            &[99.0],
+        );
+        assert_eq!((c.ttft_rise_ms, c.fell_behind), (None, false));
+        assert!(c.verdict.contains(": OK —"), "{}", c.verdict);
+        // A constant TTFT: no trend.
+        let flat = level(30, 29_000.0, 1.0);
+        assert!(!flat.fell_behind && flat.ttft_rise_ms.is_some_and(|x| x.abs() < 1e-6));
     }
 
     /// 20 arrivals at 8/s for a target of 10/s are within the Poisson

@@ -152,6 +152,29 @@ def check_levels_duckdb(con, levels, slo):
         expect(f"{key}.stopped_short", l["stopped_short"], short)
         fill = 100.0 * float(got) / float(want) if want else None
         expect(f"{key}.output_fill_pct", l["output_fill_pct"], fill)
+    # The TTFT trend of open-loop levels: the least-squares slope over the
+    # ok arrivals (first turns), times their span, from 10 arrivals on.
+    trend = con.execute(
+        """
+        SELECT run_id, load_mode, load_value, round,
+          regr_slope(ttft_ms, scheduled_ms) * (max(scheduled_ms) - min(scheduled_ms)),
+          count(*), max(scheduled_ms) > min(scheduled_ms)
+        FROM r WHERE status = 'ok' AND turn = 0 AND ttft_ms IS NOT NULL
+        GROUP BY ALL"""
+    ).fetchall()
+    for row in trend:
+        key = (row[0], row[1], float(row[2]), int(row[3]))
+        if key not in levels:
+            continue
+        rise, n, spread = row[4:7]
+        want = rise if row[1] in ("qps", "trace") and n >= 10 and spread else None
+        got = levels[key]["ttft_rise_ms"]
+        global checked
+        checked += 1
+        if (got is None) != (want is None) or (
+            got is not None and abs(got - want) > 1e-6 * max(1.0, abs(want))
+        ):
+            failures.append(f"{key}.ttft_rise_ms: report {got!r} != {want!r}")
     itl = con.execute(
         f"""
         SELECT run_id, load_mode, load_value, round, {dist_sql('x', 'true')}

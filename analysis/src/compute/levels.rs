@@ -17,6 +17,7 @@ use super::stats::{Blocks, Frame, is_ok, measured, only};
 use super::store::{Store, Value};
 use crate::error::{PolarsContext, Result};
 use crate::model::{Dist, LevelKey, LevelStats, Slo};
+use crate::notes::{TtftTrend, fell_behind};
 use crate::run::RunFiles;
 
 /// Arrival lateness p99 over which an uncapped open-loop level is the
@@ -83,7 +84,41 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             "stopped_short",
             Agg::Sum(asked().and(col("completion_tokens").lt(col("max_tokens")))),
         ),
+        // The TTFT trend of the arrivals (`notes::TtftTrend`), as sums.
+        ("trend_n", Agg::Sum(trend_point())),
+        (
+            "trend_x",
+            Agg::Sum(only(trend_point(), col("scheduled_ms"))),
+        ),
+        ("trend_y", Agg::Sum(only(trend_point(), col("ttft_ms")))),
+        (
+            "trend_xx",
+            Agg::Sum(only(
+                trend_point(),
+                col("scheduled_ms") * col("scheduled_ms"),
+            )),
+        ),
+        (
+            "trend_xy",
+            Agg::Sum(only(trend_point(), col("scheduled_ms") * col("ttft_ms"))),
+        ),
+        (
+            "trend_min_x",
+            Agg::Min(only(trend_point(), col("scheduled_ms"))),
+        ),
+        (
+            "trend_max_x",
+            Agg::Max(only(trend_point(), col("scheduled_ms"))),
+        ),
     ]
+}
+
+/// A point of the TTFT trend: an ok arrival (first turn) with a TTFT.
+fn trend_point() -> Expr {
+    is_ok()
+        .and(col("turn").eq(lit(0u32)))
+        .and(col("ttft_ms").is_not_null())
+        .fill_null(lit(false))
 }
 
 /// Ok requests whose output length can be held against the `max_tokens`
@@ -314,6 +349,18 @@ fn levels_from(
                     .any(|(m, v)| *m == key.load_mode && v.to_bits() == key.load_value.to_bits())
             });
         let label = level_label(&key);
+        let open_loop = matches!(key.load_mode.as_str(), "qps" | "trace");
+        let trend = TtftTrend {
+            n: main.u64("trend_n", i)?,
+            sum_x: main.f64("trend_x", i)?.unwrap_or(0.0),
+            sum_y: main.f64("trend_y", i)?.unwrap_or(0.0),
+            sum_xx: main.f64("trend_xx", i)?.unwrap_or(0.0),
+            sum_xy: main.f64("trend_xy", i)?.unwrap_or(0.0),
+            min_x: main.f64("trend_min_x", i)?.unwrap_or(0.0),
+            max_x: main.f64("trend_max_x", i)?.unwrap_or(0.0),
+        };
+        let ttft_rise_ms = if open_loop { trend.rise_ms() } else { None };
+        let ttft_ms = grouped.dist("ttft", i);
         out.push(LevelStats {
             requests,
             ok,
@@ -334,7 +381,9 @@ fn levels_from(
             request_rate: per_s(requests as f64),
             input_tokens_per_s: per_s(main.f64("in_tokens", i)?.unwrap_or(0.0)),
             output_tokens_per_s: per_s(main.f64("out_tokens", i)?.unwrap_or(0.0)),
-            ttft_ms: grouped.dist("ttft", i),
+            fell_behind: fell_behind(ttft_rise_ms, ttft_ms.p50),
+            ttft_rise_ms,
+            ttft_ms,
             tpot_ms: grouped.dist("tpot", i),
             itl_ms: itl.get(&label).cloned().unwrap_or_default(),
             e2e_ms: grouped.dist("e2e", i),

@@ -8,8 +8,9 @@
 //! - without: at least `min_success_pct` % were ok, and its TTFT p99 and
 //!   E2E p50 stayed within `latency_factor` × the lowest level's;
 //! - and, open loop, it achieved its target rate (within 10 % or three
-//!   standard errors of the arrival count, whichever is wider) and the
-//!   client kept its schedule.
+//!   standard errors of the arrival count, whichever is wider), the
+//!   client kept its schedule, and the server kept up with the arrivals
+//!   (their TTFT did not rise through the level: `notes::fell_behind`).
 
 use crate::model::{LevelStats, LevelVerdict, Saturation, Slo, fmt_value};
 
@@ -95,6 +96,9 @@ fn verdict(l: &LevelStats, base: &LevelStats, slo: &Slo, opts: &Options) -> Leve
     if l.client_behind {
         reasons.push("the client fell behind its schedule (lateness)".into());
     }
+    if let Some(r) = l.ttft_rise_ms.filter(|_| l.fell_behind) {
+        reasons.push(crate::notes::fell_behind_reason(r));
+    }
     LevelVerdict {
         load_value: l.key.load_value,
         passed: reasons.is_empty(),
@@ -146,6 +150,19 @@ fn assess_group(
             v
         }
     });
+    // What the headroom is taken below: a trace level's value is a time
+    // scale, not a rate.
+    let headroom_of = |l: &LevelStats| {
+        if mode == "trace" {
+            format!(
+                "the {:.2} req/s of time scale {}",
+                l.achieved_rate,
+                fmt_value(l.key.load_value)
+            )
+        } else {
+            fmt_value(l.key.load_value)
+        }
+    };
     let evidence = |l: &LevelStats| {
         let mut e = format!("{:.1}% ok", l.success_pct);
         if let Some(a) = l.slo_attainment_pct {
@@ -171,12 +188,7 @@ fn assess_group(
             fmt_value(h.key.load_value),
             evidence(h),
             fmt_rec(recommended),
-            headroom_phrase(
-                recommended,
-                operating(h),
-                opts.headroom_pct,
-                fmt_value(h.key.load_value)
-            )
+            headroom_phrase(recommended, operating(h), opts.headroom_pct, headroom_of(h))
         ),
         (Some(h), Some((f, v))) => format!(
             "{run} {mode}: saturates between {} and {}: {} passed ({}); {} failed ({}). Recommended: {} {unit} ({})",
@@ -187,12 +199,7 @@ fn assess_group(
             fmt_value(f.key.load_value),
             v.reasons.join("; "),
             fmt_rec(recommended),
-            headroom_phrase(
-                recommended,
-                operating(h),
-                opts.headroom_pct,
-                fmt_value(h.key.load_value)
-            )
+            headroom_phrase(recommended, operating(h), opts.headroom_pct, headroom_of(h))
         ),
     };
     Saturation {
@@ -291,6 +298,8 @@ mod tests {
             slo_attainment_pct: None,
             stopped_short: 0,
             output_fill_pct: None,
+            ttft_rise_ms: None,
+            fell_behind: false,
             server: None,
         }
     }

@@ -502,6 +502,10 @@ pub fn levels_csv(r: &Report) -> String {
             "slo_attainment_pct",
             "prefix_cache_hit_rate",
             "errors",
+            "stopped_short",
+            "output_fill_pct",
+            "ttft_rise_ms",
+            "fell_behind",
         ]
         .map(String::from),
     );
@@ -547,6 +551,10 @@ pub fn levels_csv(r: &Report) -> String {
             opt(l.slo_attainment_pct),
             opt(l.server.as_ref().and_then(|s| s.prefix_cache_hit_rate)),
             csv_cell(&errors),
+            l.stopped_short.to_string(),
+            opt(l.output_fill_pct),
+            opt(l.ttft_rise_ms),
+            l.fell_behind.to_string(),
         ]);
         out.push_str(&row.join(","));
         out.push('\n');
