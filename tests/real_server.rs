@@ -168,6 +168,41 @@ fn replay_against_llama_cpp() {
     );
 }
 
+/// llama.cpp has no endpoint that empties its prompt cache: a later level
+/// finds the earlier level's prompts in its slots, unless --isolate-levels
+/// gives every level prompts of its own.
+#[test]
+fn isolated_levels_replay_against_llama_cpp() {
+    let port: u16 = 18095;
+    let Some(_server) = start_server(port, &[]) else {
+        return;
+    };
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 6, 200, 4, &[]);
+    let cached = |run: &Path| -> Vec<f64> {
+        read_json(&run.join("summary.json"))["levels"]
+            .as_array()
+            .expect("levels")
+            .iter()
+            .map(|l| {
+                l["cached_token_ratio"]
+                    .as_f64()
+                    .expect("llama.cpp reports cached tokens")
+            })
+            .collect()
+    };
+    let levels = ["--concurrency", "1,2", "--no-metrics"];
+    let (warm, _) = replay(&trace, port, &dir.path().join("warm"), &levels);
+    let r = cached(&warm);
+    assert!(r[0] < 0.1 && r[1] > 0.9, "{r:?}");
+    let mut args = levels.to_vec();
+    args.push("--isolate-levels");
+    let (iso, rows) = replay(&trace, port, &dir.path().join("iso"), &args);
+    let r = cached(&iso);
+    assert!(r[0] < 0.1 && r[1] < 0.1, "{r:?}");
+    assert!(rows.iter().all(|r| r.status == Some(Status::Ok)));
+}
+
 /// The first steps of the real SWE-agent function-calling trajectory, each
 /// text cut to 1,500 characters (alike in every step, so the prompts still
 /// grow append-only), small enough for the test server's 4,096-token slots.
