@@ -170,6 +170,11 @@ pub fn summarise(
         Some(t) if t.is_finite() && t > 0.0 && !starts.is_empty() => {
             n_starts / ((last_sent - first_scheduled).max(0.0) / 1000.0 + 1.0 / t)
         }
+        // Recorded timestamps: the rate the arrivals were sent at, (n - 1)
+        // gaps over their span, not diluted by the level's drain.
+        _ if key.mode == "trace" && n_starts >= 2.0 && last_sent > first_scheduled => {
+            (n_starts - 1.0) / ((last_sent - first_scheduled) / 1000.0)
+        }
         _ if duration_s > 0.0 => n_starts / duration_s,
         _ => 0.0,
     };
@@ -662,6 +667,7 @@ mod tests {
         for (i, c) in r.iter_mut().enumerate() {
             // 0.2 s at the first arrival, 1 s more per arrival after.
             c.ttft_ms = Some(200.0 + 1000.0 * i as f64);
+            c.end_ms = c.sent_ms + c.ttft_ms.unwrap_or(0.0) + 50.0;
         }
         let key = |mode: &str| LevelKey {
             mode: mode.into(),
@@ -678,6 +684,10 @@ mod tests {
         );
         let t = summarise(&key("trace"), &r, None, None, &Slo::default(), &[99.0]);
         assert!(t.fell_behind && t.verdict.contains(": DEGRADED —"));
+        // Recorded timestamps, one a second: the rate they were sent at,
+        // not their number over the level with its 29 s drain.
+        assert!((t.achieved_rate - 1.0).abs() < 1e-9, "{}", t.achieved_rate);
+        assert!(t.request_rate < 0.6, "{}", t.request_rate);
         let c = summarise(
             &key("concurrency"),
             &r,

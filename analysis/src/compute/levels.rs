@@ -333,6 +333,12 @@ fn levels_from(
             (Some(t), Some(first), Some(last)) if t > 0.0 && starts > 0.0 => {
                 starts / ((last - first).max(0.0) / 1000.0 + 1.0 / t)
             }
+            // Recorded timestamps: (n - 1) gaps over the arrivals' span.
+            (None, Some(first), Some(last))
+                if key.load_mode == "trace" && starts >= 2.0 && last > first =>
+            {
+                (starts - 1.0) / ((last - first) / 1000.0)
+            }
             _ => per_s(starts),
         };
         let cached_base = main.f64("cached_base", i)?.unwrap_or(0.0);
