@@ -81,6 +81,7 @@ pub struct TtftTrend {
     pub sum_y: f64,
     pub sum_xx: f64,
     pub sum_xy: f64,
+    pub sum_yy: f64,
     pub min_x: f64,
     pub max_x: f64,
 }
@@ -99,6 +100,7 @@ impl TtftTrend {
             t.sum_y += y;
             t.sum_xx += x * x;
             t.sum_xy += x * y;
+            t.sum_yy += y * y;
             t.min_x = t.min_x.min(x);
             t.max_x = t.max_x.max(x);
         }
@@ -120,15 +122,40 @@ impl TtftTrend {
         let span = self.max_x - self.min_x;
         (sxx > 0.0 && span > 0.0).then(|| sxy / sxx * span)
     }
+
+    /// The slope over its standard error (the t statistic of the fit);
+    /// `None` when [`Self::rise_ms`] is.
+    pub fn t_statistic(&self) -> Option<f64> {
+        self.rise_ms()?;
+        let n = self.n as f64;
+        let mean_x = self.sum_x / n;
+        let mean_y = self.sum_y / n;
+        let sxx = self.sum_xx - n * mean_x * mean_x;
+        let sxy = self.sum_xy - mean_x * self.sum_y;
+        let syy = self.sum_yy - n * mean_y * mean_y;
+        let slope = sxy / sxx;
+        let residual = (syy - slope * sxy).max(0.0) / (n - 2.0);
+        let se = (residual / sxx).sqrt();
+        Some(if se > 0.0 {
+            slope / se
+        } else {
+            f64::INFINITY * slope.signum()
+        })
+    }
 }
+
+/// The t statistic from which a rise is taken as a trend, not chance.
+pub const TREND_MIN_T: f64 = 3.0;
 
 /// Whether an open-loop level's TTFT rose so much through it that the
 /// server was falling behind its arrivals (a queue grew): the fitted rise
-/// is over the level's median TTFT and over [`TREND_MIN_RISE_MS`]. A queue
-/// that grows from empty at a steady pace rises by twice its median.
-pub fn fell_behind(rise_ms: Option<f64>, ttft_p50: Option<f64>) -> bool {
-    match (rise_ms, ttft_p50) {
-        (Some(r), Some(p)) => r > TREND_MIN_RISE_MS && r > p,
+/// is over the level's median TTFT and over [`TREND_MIN_RISE_MS`], and the
+/// slope is [`TREND_MIN_T`] standard errors above zero (a burst of
+/// arrivals near the level's end is not a trend). A queue that grows from
+/// empty at a steady pace rises by twice its median.
+pub fn fell_behind(trend: &TtftTrend, ttft_p50: Option<f64>) -> bool {
+    match (trend.rise_ms(), trend.t_statistic(), ttft_p50) {
+        (Some(r), Some(t), Some(p)) => r > TREND_MIN_RISE_MS && r > p && t >= TREND_MIN_T,
         _ => false,
     }
 }
@@ -154,14 +181,14 @@ mod tests {
         );
         let rise = growing.rise_ms().expect("a rise");
         assert!((rise - 29_000.0).abs() < 1e-3, "{rise}");
-        assert!(fell_behind(Some(rise), Some(14_600.0)));
+        assert!(fell_behind(&growing, Some(14_600.0)));
         // Noise around 200 ms, no trend.
         let flat = TtftTrend::of(
             (0..30).map(|i| (f64::from(i) * 100.0, if i % 2 == 0 { 150.0 } else { 250.0 })),
         );
         let rise = flat.rise_ms().expect("a rise");
         assert!(rise.abs() < 50.0, "{rise}");
-        assert!(!fell_behind(Some(rise), Some(200.0)));
+        assert!(!fell_behind(&flat, Some(200.0)));
         // Too few arrivals, or all at once.
         assert_eq!(
             TtftTrend::of((0..9).map(|i| (f64::from(i), f64::from(i)))).rise_ms(),
@@ -172,7 +199,19 @@ mod tests {
             None
         );
         // A fast server whose TTFT doubles by a little is not called behind.
-        assert!(!fell_behind(Some(60.0), Some(40.0)));
+        let small =
+            TtftTrend::of((0..30).map(|i| (f64::from(i) * 100.0, 30.0 + 2.0 * f64::from(i))));
+        assert!(!fell_behind(&small, Some(60.0)));
+        // Flat, then one late burst: a large fitted rise, but no trend.
+        let burst = TtftTrend::of((0..30).map(|i| {
+            (
+                f64::from(i) * 1000.0,
+                if i == 28 { 40_000.0 } else { 500.0 },
+            )
+        }));
+        assert!(burst.rise_ms().is_some_and(|r| r > 1000.0));
+        assert!(burst.t_statistic().is_some_and(|t| t < TREND_MIN_T));
+        assert!(!fell_behind(&burst, Some(500.0)));
     }
 
     #[test]

@@ -260,16 +260,16 @@ pub fn summarise(
     // Open loop, the server's pace does not slow the arrivals: a queue that
     // grows through the level shows as TTFT rising with arrival time.
     let open_loop = matches!(key.mode.as_str(), "qps" | "trace");
-    let ttft_rise_ms = open_loop
-        .then(|| {
-            TtftTrend::of(
-                ok.iter()
-                    .filter(|c| c.session_start)
-                    .filter_map(|c| Some((c.scheduled_ms, c.ttft_ms?))),
-            )
-            .rise_ms()
-        })
-        .flatten();
+    let trend = if open_loop {
+        TtftTrend::of(
+            ok.iter()
+                .filter(|c| c.session_start)
+                .filter_map(|c| Some((c.scheduled_ms, c.ttft_ms?))),
+        )
+    } else {
+        TtftTrend::default()
+    };
+    let ttft_rise_ms = trend.rise_ms();
     let ttft_p50 = {
         let mut v: Vec<f64> = ok.iter().filter_map(|c| c.ttft_ms).collect();
         quantiles_of(&mut v, &[0.5])[0]
@@ -312,7 +312,7 @@ pub fn summarise(
         slo_met,
         client_behind,
         ttft_rise_ms,
-        fell_behind: fell_behind(ttft_rise_ms, ttft_p50),
+        fell_behind: fell_behind(&trend, ttft_p50),
         verdict: String::new(),
     };
     s.verdict = verdict(&s, late_p99);

@@ -103,6 +103,10 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             Agg::Sum(only(trend_point(), col("scheduled_ms") * col("ttft_ms"))),
         ),
         (
+            "trend_yy",
+            Agg::Sum(only(trend_point(), col("ttft_ms") * col("ttft_ms"))),
+        ),
+        (
             "trend_min_x",
             Agg::Min(only(trend_point(), col("scheduled_ms"))),
         ),
@@ -362,10 +366,16 @@ fn levels_from(
             sum_y: main.f64("trend_y", i)?.unwrap_or(0.0),
             sum_xx: main.f64("trend_xx", i)?.unwrap_or(0.0),
             sum_xy: main.f64("trend_xy", i)?.unwrap_or(0.0),
+            sum_yy: main.f64("trend_yy", i)?.unwrap_or(0.0),
             min_x: main.f64("trend_min_x", i)?.unwrap_or(0.0),
             max_x: main.f64("trend_max_x", i)?.unwrap_or(0.0),
         };
-        let ttft_rise_ms = if open_loop { trend.rise_ms() } else { None };
+        let trend = if open_loop {
+            trend
+        } else {
+            TtftTrend::default()
+        };
+        let ttft_rise_ms = trend.rise_ms();
         let ttft_ms = grouped.dist("ttft", i);
         out.push(LevelStats {
             requests,
@@ -387,7 +397,7 @@ fn levels_from(
             request_rate: per_s(requests as f64),
             input_tokens_per_s: per_s(main.f64("in_tokens", i)?.unwrap_or(0.0)),
             output_tokens_per_s: per_s(main.f64("out_tokens", i)?.unwrap_or(0.0)),
-            fell_behind: fell_behind(ttft_rise_ms, ttft_ms.p50),
+            fell_behind: fell_behind(&trend, ttft_ms.p50),
             ttft_rise_ms,
             ttft_ms,
             tpot_ms: grouped.dist("tpot", i),
