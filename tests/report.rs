@@ -645,6 +645,27 @@ fn a_server_falling_behind_its_arrivals_fails_even_a_single_level() {
         "{summary:#}"
     );
     stop_mock(mock);
+
+    // A server that runs every request at once keeps up with the same
+    // level; `trace compare` says that the other fell behind.
+    let wide = MockProcess::start(&["--decode-step-ms", "5"]);
+    let results = dir.path().join("wide");
+    let out = run_replay(&trace, &wide.url, &results, &flags("60", "30"));
+    let (kept_up, _) = replay_rows(&out, &results);
+    stop_mock(wide);
+    assert_eq!(
+        read_json(&kept_up.join("summary.json"))["levels"][0]["fell_behind"],
+        false
+    );
+    let cmp = trace_ok([
+        "compare",
+        kept_up.to_str().expect("utf8"),
+        over.to_str().expect("utf8"),
+    ]);
+    assert!(
+        cmp.contains("fell behind their arrivals where the others kept up, at qps 60 ("),
+        "{cmp}"
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -292,6 +292,50 @@ fn cache_note(
     ))
 }
 
+/// A note when, at the same open-loop level, some runs' servers kept up
+/// with the arrivals and others fell behind (`notes::fell_behind`): there
+/// the TTFT and E2E differences are mostly a queue that grew through the
+/// level, and they grow with the level's length, not with per-request speed.
+fn fell_behind_note(
+    keys: &[LevelKey],
+    per_run: &[RunLevels],
+    infos: &[crate::model::RunInfo],
+) -> Option<String> {
+    let mut differ = Vec::new();
+    for key in keys {
+        let found: Vec<(&LevelStats, &str)> = per_run
+            .iter()
+            .zip(infos)
+            .filter_map(|(r, i)| {
+                let l = r.levels.iter().find(|l| l.key.same_level(key))?;
+                Some((l, i.run_id.as_str()))
+            })
+            .collect();
+        let behind: Vec<String> = found
+            .iter()
+            .filter(|(l, _)| l.fell_behind)
+            .map(|(l, run)| {
+                format!(
+                    "{run}: TTFT rose by {:.1} s",
+                    l.ttft_rise_ms.unwrap_or(0.0) / 1000.0
+                )
+            })
+            .collect();
+        if !behind.is_empty() && behind.len() < found.len() {
+            differ.push(format!("{} ({})", key.label(), behind.join("; ")));
+        }
+    }
+    if differ.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "some runs' servers fell behind their arrivals where the others kept up, at {}: there a \
+         queue grew through the level, so their TTFT and E2E differences grow with the level's \
+         length; compare the highest levels at which both kept up",
+        differ.join("; ")
+    ))
+}
+
 /// Whether a change `d` from the baseline `b` is too small to matter,
 /// however little noise the runs show.
 fn negligible(m: &Metric, d: f64, b: f64) -> bool {
@@ -365,6 +409,7 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
     }
     notes.extend(output_lengths_note(&per_run, &infos));
     notes.extend(cache_note(&keys, &per_run, &infos));
+    notes.extend(fell_behind_note(&keys, &per_run, &infos));
     Ok(Comparison {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),
