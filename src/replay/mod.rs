@@ -11,6 +11,7 @@
 mod args;
 mod cache_reset;
 pub mod client;
+mod client_cpu;
 pub mod config;
 pub mod metrics;
 mod output;
@@ -297,13 +298,21 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                     cfg.duration,
                 )
             });
+            let cpu_before = client_cpu::process_cpu_s();
+            let machine_before = client_cpu::MachineTicks::now();
             let times = runner::run_level(shared.clone(), &sessions, &plan).await;
+            let cpu_after = client_cpu::process_cpu_s();
+            let machine_after = client_cpu::MachineTicks::now();
             if let Some(p) = progress {
                 p.abort();
                 let _ = p.await;
             }
             let mut times = times?;
             times.cache_reset = cache_reset;
+            times.client_cpu_s = cpu_before.zip(cpu_after).map(|(a, b)| (b - a).max(0.0));
+            times.machine_cpu_pct = machine_before
+                .zip(machine_after)
+                .and_then(|(a, b)| a.busy_pct_until(&b));
             if !cfg.quiet {
                 eprintln!(
                     "level {} {} round {round}: {} sessions started in {:.1} s",
@@ -402,6 +411,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             cfg.cache_reset.is_some(),
             cfg.isolate_levels,
         ) {
+            println!("\n{note}");
+        }
+        if let Some(note) = client_busy_note(&level_times) {
             println!("\n{note}");
         }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
@@ -521,6 +533,63 @@ async fn next_interrupt(term: &mut Option<tokio::signal::unix::Signal>) -> Optio
     }
 }
 
+/// A note naming the levels during which the replayer's own process kept
+/// the machine's cores busy (`client_cpu::BUSY_PCT`), or the machine as a
+/// whole was (`client_cpu::MACHINE_BUSY_PCT`: a server or anything else on
+/// it competed with the replayer): there its timing may hold its own waits.
+fn client_busy_note(level_times: &[(config::LoadMode, u32, runner::LevelTimes)]) -> Option<String> {
+    let mut own = Vec::new();
+    let mut machine = Vec::new();
+    for (mode, round, t) in level_times {
+        let name = format!(
+            "{} {} (round {round})",
+            mode.name(),
+            summary::fmt_value(mode.value())
+        );
+        let share = t
+            .client_cpu_s
+            .and_then(|c| client_cpu::share_pct(c, (t.end_ms - t.start_ms) / 1000.0));
+        if let Some(p) = share.filter(|&p| p >= client_cpu::BUSY_PCT) {
+            own.push((name, p));
+        } else if let Some(m) = t
+            .machine_cpu_pct
+            .filter(|&m| m >= client_cpu::MACHINE_BUSY_PCT)
+        {
+            machine.push((
+                format!("{name}, the replayer's share {:.0}%", share.unwrap_or(0.0)),
+                m,
+            ));
+        }
+    }
+    let list = |v: &[(String, f64)]| -> Option<(String, String)> {
+        let range = analysis::notes::pct_range(&v.iter().map(|b| b.1).collect::<Vec<_>>())?;
+        let names: Vec<&str> = v.iter().map(|b| b.0.as_str()).collect();
+        Some((range, names.join("; ")))
+    };
+    let cores = client_cpu::cores();
+    let mut parts = Vec::new();
+    if let Some((range, names)) = list(&own) {
+        parts.push(format!(
+            "the replayer itself kept {range} of this machine's {cores} cores busy during {names}"
+        ));
+    }
+    if let Some((range, names)) = list(&machine) {
+        parts.push(format!(
+            "this machine's {cores} cores were {range} busy during {names}: if the server runs \
+             here too, the two competed for them"
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "note: {}. Chunks that had arrived may have waited for a core before they were timed, so \
+         TTFT and ITL there may be longer than the server's; give the replayer cores of its own \
+         (client_cpu_pct and machine_cpu_pct per level in run.json)",
+        parts.join("; ")
+    ))
+}
+
 /// The seed of a level's `--isolate-levels` tags: FNV-1a of the run id
 /// (new in every run) and the level's index (the same in all its rounds).
 fn level_tag_seed(run_id: &str, level: usize) -> u64 {
@@ -568,4 +637,45 @@ fn spawn_signal_handler(
             std::process::exit(i32::from(again.exit_code()));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn level(n: usize, cpu_s: f64, machine: f64) -> (config::LoadMode, u32, runner::LevelTimes) {
+        let times = runner::LevelTimes {
+            start_ms: 0.0,
+            end_ms: 10_000.0,
+            arrivals: 1,
+            resent: 0,
+            cache_reset: None,
+            client_cpu_s: Some(cpu_s),
+            machine_cpu_pct: Some(machine),
+        };
+        (config::LoadMode::Concurrency(n), 1, times)
+    }
+
+    #[test]
+    fn busy_levels_are_named_with_what_was_busy() {
+        let cores = client_cpu::cores();
+        // 10 s levels: the replayer's share is cpu_s / (10 s x cores).
+        let calm = level(1, 0.1 * cores, 30.0);
+        assert_eq!(client_busy_note(std::slice::from_ref(&calm)), None);
+        let own = level(4, 9.0 * cores, 95.0);
+        let shared = level(16, 2.0 * cores, 85.0);
+        let note = client_busy_note(&[calm, own, shared]).expect("a note");
+        assert!(
+            note.contains("the replayer itself kept 90% of this machine's")
+                && note.contains("busy during concurrency 4 (round 1)"),
+            "{note}"
+        );
+        assert!(
+            note.contains(
+                "cores were 85% busy during concurrency 16 (round 1), the replayer's share 20%"
+            ),
+            "{note}"
+        );
+        assert!(!note.contains("concurrency 1 "), "{note}");
+    }
 }

@@ -114,6 +114,11 @@ impl RunDir {
                     "load_mode": m.name(), "load_value": json_number(m.value()), "round": round,
                     "start_ms": t.start_ms, "end_ms": t.end_ms, "sessions_started": t.arrivals,
                     "requests_resent": t.resent, "cache_reset": t.cache_reset,
+                    "client_cpu_s": t.client_cpu_s,
+                    "client_cpu_pct": t.client_cpu_s.and_then(|c| {
+                        super::client_cpu::share_pct(c, (t.end_ms - t.start_ms) / 1000.0)
+                    }),
+                    "machine_cpu_pct": t.machine_cpu_pct,
                 })
             })
             .collect();

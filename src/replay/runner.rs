@@ -253,6 +253,10 @@ pub struct LevelTimes {
     /// Whether `--cache-reset` emptied the server's prefix cache before
     /// the level (`None`: not asked, or a later round).
     pub cache_reset: Option<bool>,
+    /// CPU seconds the replayer's process used during the level.
+    pub client_cpu_s: Option<f64>,
+    /// % of the whole machine's CPU time that was busy during the level.
+    pub machine_cpu_pct: Option<f64>,
 }
 
 /// Opens `n` pooled connections before a level starts, so connection
@@ -468,6 +472,8 @@ pub async fn run_level(
         arrivals,
         resent: shared.resent.load(Ordering::Relaxed) - resent_before,
         cache_reset: None,
+        client_cpu_s: None,
+        machine_cpu_pct: None,
     })
 }
 
