@@ -668,6 +668,62 @@ fn a_server_falling_behind_its_arrivals_fails_even_a_single_level() {
     );
 }
 
+/// run.json holds how busy the replayer and its machine were per level;
+/// the report names a level at which either was busy enough to matter.
+#[test]
+fn a_busy_replayer_is_noted_in_the_report() {
+    let r = runs();
+    let run = read_json(&r.qps.join("run.json"));
+    for l in run["levels"].as_array().expect("levels") {
+        let pct = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} in {l}"));
+        assert!(l["client_cpu_s"].as_f64().is_some_and(|c| c >= 0.0), "{l}");
+        assert!((0.0..=100.5).contains(&pct("client_cpu_pct")), "{l}");
+        assert!((0.0..=100.0).contains(&pct("machine_cpu_pct")), "{l}");
+    }
+    let dir = tempdir();
+    let copy = dir.path().join("busy");
+    copy_dir(&r.qps, &copy);
+    let mut edited = run.clone();
+    edited["levels"][0]["client_cpu_pct"] = 93.0.into();
+    edited["levels"][1]["client_cpu_pct"] = 10.0.into();
+    edited["levels"][1]["machine_cpu_pct"] = 88.0.into();
+    for l in edited["levels"]
+        .as_array_mut()
+        .expect("levels")
+        .iter_mut()
+        .skip(2)
+    {
+        l["client_cpu_pct"] = 5.0.into();
+        l["machine_cpu_pct"] = 20.0.into();
+    }
+    std::fs::write(copy.join("run.json"), edited.to_string()).expect("write");
+    let notes = report_of_run(&copy)["notes"].to_string();
+    let name = |i: usize| {
+        let l = &run["levels"][i];
+        format!(
+            "{} {} (round {})",
+            l["load_mode"].as_str().expect("mode"),
+            l["load_value"].as_f64().expect("value"),
+            l["round"]
+        )
+    };
+    assert!(
+        notes.contains(&format!(
+            "the replayer itself kept 93% of its machine's CPU busy during {}",
+            name(0)
+        )),
+        "{notes}"
+    );
+    assert!(
+        notes.contains(&format!(
+            "machine was 88% busy during {}, the replayer's share 10%",
+            name(1)
+        )),
+        "{notes}"
+    );
+    assert!(!notes.contains(&name(2)), "{notes}");
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read_dir") {

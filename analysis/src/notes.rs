@@ -67,6 +67,56 @@ pub fn cache_reuse(levels: &[(String, Option<f64>)]) -> Option<String> {
     ))
 }
 
+/// Share of its machine's CPU the replayer's own process used during a
+/// level from which its timing is suspect, %.
+pub const CLIENT_BUSY_PCT: f64 = 80.0;
+/// Busy share of the replayer's whole machine (every process) during a
+/// level from which its timing is suspect, %.
+pub const MACHINE_BUSY_PCT: f64 = 80.0;
+
+/// When the replayer's machine was too busy for exact timing: `levels`
+/// named, each with the replayer's share of the machine's CPU and the
+/// machine's busy share (%), as run.json's `client_cpu_pct` and
+/// `machine_cpu_pct`.
+pub fn client_busy(levels: &[(String, Option<f64>, Option<f64>)]) -> Option<String> {
+    let mut own = Vec::new();
+    let mut machine = Vec::new();
+    for (name, share, busy) in levels {
+        if let Some(p) = share.filter(|&p| p >= CLIENT_BUSY_PCT) {
+            own.push((name.clone(), p));
+        } else if let Some(m) = busy.filter(|&m| m >= MACHINE_BUSY_PCT) {
+            let share = share.map_or(String::new(), |s| format!(", the replayer's share {s:.0}%"));
+            machine.push((format!("{name}{share}"), m));
+        }
+    }
+    let list = |v: &[(String, f64)]| -> Option<(String, String)> {
+        let range = pct_range(&v.iter().map(|b| b.1).collect::<Vec<_>>())?;
+        let names: Vec<&str> = v.iter().map(|b| b.0.as_str()).collect();
+        Some((range, names.join("; ")))
+    };
+    let mut parts = Vec::new();
+    if let Some((range, names)) = list(&own) {
+        parts.push(format!(
+            "the replayer itself kept {range} of its machine's CPU busy during {names}"
+        ));
+    }
+    if let Some((range, names)) = list(&machine) {
+        parts.push(format!(
+            "the replayer's machine was {range} busy during {names}: if the server runs there \
+             too, the two competed for its cores"
+        ));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}. Chunks that had arrived may have waited for a core before they were timed, so TTFT \
+         and ITL there may be longer than the server's; give the replayer cores of its own \
+         (client_cpu_pct and machine_cpu_pct per level in run.json)",
+        parts.join("; ")
+    ))
+}
+
 /// Fewest arrivals whose TTFT trend is judged.
 pub const TREND_MIN_ARRIVALS: u64 = 10;
 /// A rise below this (ms) is never called falling behind.

@@ -60,6 +60,10 @@ pub struct LevelWindow {
     pub round: u32,
     pub start_ms: f64,
     pub end_ms: f64,
+    /// The replayer's share of its machine's CPU during the level, %.
+    pub client_cpu_pct: Option<f64>,
+    /// How busy the replayer's whole machine was during the level, %.
+    pub machine_cpu_pct: Option<f64>,
 }
 
 impl RunFiles {
@@ -333,6 +337,8 @@ fn window(l: &Value) -> Option<LevelWindow> {
         round: u32::try_from(l.get("round")?.as_u64()?).ok()?,
         start_ms: l.get("start_ms")?.as_f64()?,
         end_ms: l.get("end_ms")?.as_f64()?,
+        client_cpu_pct: l.get("client_cpu_pct").and_then(Value::as_f64),
+        machine_cpu_pct: l.get("machine_cpu_pct").and_then(Value::as_f64),
     })
 }
 

@@ -7,13 +7,6 @@
 //! time over a level, against the level's wall time and the cores, says
 //! when that may have happened.
 
-/// CPU share of the machine used by the replayer above which a level's
-/// timing is suspect, %.
-pub const BUSY_PCT: f64 = 80.0;
-/// Busy share of the whole machine (every process) above which a level's
-/// timing is suspect, %: the replayer's threads wait for a core.
-pub const MACHINE_BUSY_PCT: f64 = 80.0;
-
 /// The machine's CPU time counters: busy and total ticks over all cores.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MachineTicks {

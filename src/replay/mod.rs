@@ -533,61 +533,24 @@ async fn next_interrupt(term: &mut Option<tokio::signal::unix::Signal>) -> Optio
     }
 }
 
-/// A note naming the levels during which the replayer's own process kept
-/// the machine's cores busy (`client_cpu::BUSY_PCT`), or the machine as a
-/// whole was (`client_cpu::MACHINE_BUSY_PCT`: a server or anything else on
-/// it competed with the replayer): there its timing may hold its own waits.
+/// A note naming the levels during which the replayer's own process, or
+/// its machine as a whole, kept the cores busy (`analysis::notes::client_busy`).
 fn client_busy_note(level_times: &[(config::LoadMode, u32, runner::LevelTimes)]) -> Option<String> {
-    let mut own = Vec::new();
-    let mut machine = Vec::new();
-    for (mode, round, t) in level_times {
-        let name = format!(
-            "{} {} (round {round})",
-            mode.name(),
-            summary::fmt_value(mode.value())
-        );
-        let share = t
-            .client_cpu_s
-            .and_then(|c| client_cpu::share_pct(c, (t.end_ms - t.start_ms) / 1000.0));
-        if let Some(p) = share.filter(|&p| p >= client_cpu::BUSY_PCT) {
-            own.push((name, p));
-        } else if let Some(m) = t
-            .machine_cpu_pct
-            .filter(|&m| m >= client_cpu::MACHINE_BUSY_PCT)
-        {
-            machine.push((
-                format!("{name}, the replayer's share {:.0}%", share.unwrap_or(0.0)),
-                m,
-            ));
-        }
-    }
-    let list = |v: &[(String, f64)]| -> Option<(String, String)> {
-        let range = analysis::notes::pct_range(&v.iter().map(|b| b.1).collect::<Vec<_>>())?;
-        let names: Vec<&str> = v.iter().map(|b| b.0.as_str()).collect();
-        Some((range, names.join("; ")))
-    };
-    let cores = client_cpu::cores();
-    let mut parts = Vec::new();
-    if let Some((range, names)) = list(&own) {
-        parts.push(format!(
-            "the replayer itself kept {range} of this machine's {cores} cores busy during {names}"
-        ));
-    }
-    if let Some((range, names)) = list(&machine) {
-        parts.push(format!(
-            "this machine's {cores} cores were {range} busy during {names}: if the server runs \
-             here too, the two competed for them"
-        ));
-    }
-    if parts.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "note: {}. Chunks that had arrived may have waited for a core before they were timed, so \
-         TTFT and ITL there may be longer than the server's; give the replayer cores of its own \
-         (client_cpu_pct and machine_cpu_pct per level in run.json)",
-        parts.join("; ")
-    ))
+    let levels: Vec<(String, Option<f64>, Option<f64>)> = level_times
+        .iter()
+        .map(|(mode, round, t)| {
+            let name = format!(
+                "{} {} (round {round})",
+                mode.name(),
+                summary::fmt_value(mode.value())
+            );
+            let share = t
+                .client_cpu_s
+                .and_then(|c| client_cpu::share_pct(c, (t.end_ms - t.start_ms) / 1000.0));
+            (name, share, t.machine_cpu_pct)
+        })
+        .collect();
+    analysis::notes::client_busy(&levels).map(|n| format!("note: {n}"))
 }
 
 /// The seed of a level's `--isolate-levels` tags: FNV-1a of the run id
@@ -666,13 +629,12 @@ mod tests {
         let shared = level(16, 2.0 * cores, 85.0);
         let note = client_busy_note(&[calm, own, shared]).expect("a note");
         assert!(
-            note.contains("the replayer itself kept 90% of this machine's")
-                && note.contains("busy during concurrency 4 (round 1)"),
+            note.starts_with("note: the replayer itself kept 90% of its machine's CPU busy during concurrency 4 (round 1);"),
             "{note}"
         );
         assert!(
             note.contains(
-                "cores were 85% busy during concurrency 16 (round 1), the replayer's share 20%"
+                "machine was 85% busy during concurrency 16 (round 1), the replayer's share 20%"
             ),
             "{note}"
         );

@@ -168,6 +168,27 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         if let Some(note) = stopped_short_note(&run.run_id, &levels, ignore_eos) {
             notes.push(note);
         }
+        if let Some(j) = &run.run_json {
+            let busy: Vec<(String, Option<f64>, Option<f64>)> = j
+                .windows
+                .iter()
+                .map(|w| {
+                    (
+                        format!(
+                            "{} {} (round {})",
+                            w.load_mode,
+                            fmt_value(w.load_value),
+                            w.round
+                        ),
+                        w.client_cpu_pct,
+                        w.machine_cpu_pct,
+                    )
+                })
+                .collect();
+            if let Some(note) = crate::notes::client_busy(&busy) {
+                notes.push(format!("{}: {note}", run.run_id));
+            }
+        }
         let cache_reset = run.run_json.as_ref().is_some_and(|j| j.cache_reset);
         if !cache_reset && let Some(note) = cache_reuse_note(&run.run_id, &levels) {
             notes.push(note);
