@@ -46,6 +46,30 @@ fn inspect_reports_counts_and_metadata() {
     assert!(text.contains("sessions     500"), "{text}");
 }
 
+/// Sessions that all arrive at once have no rate to show: the text says
+/// so instead of "null req/s".
+#[test]
+fn inspect_says_a_burst_when_every_arrival_is_at_one_time() {
+    let dir = tempdir();
+    let out = dir.path().join("burst.parquet");
+    trace_ok([
+        "synth".as_ref(),
+        "agent".as_ref(),
+        "--users".as_ref(),
+        "3".as_ref(),
+        "--turns".as_ref(),
+        "2".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    let text = trace_ok(["inspect".as_ref(), out.as_os_str()]);
+    assert!(
+        text.contains("arrivals     3 rows, all at 0.0 ms (a burst)"),
+        "{text}"
+    );
+    assert!(!text.contains("null req/s"), "{text}");
+}
+
 #[test]
 fn mix_draws_sessions_by_weight_without_repeats() {
     let dir = tempdir();

@@ -697,31 +697,36 @@ fn a_busy_replayer_is_noted_in_the_report() {
         l["machine_cpu_pct"] = 20.0.into();
     }
     std::fs::write(copy.join("run.json"), edited.to_string()).expect("write");
-    let notes = report_of_run(&copy)["notes"].to_string();
-    let name = |i: usize| {
-        let l = &run["levels"][i];
-        format!(
-            "{} {} (round {})",
-            l["load_mode"].as_str().expect("mode"),
-            l["load_value"].as_f64().expect("value"),
-            l["round"]
-        )
-    };
+    let notes = report_of_run(&copy)["notes"].clone();
+    let busy = notes
+        .as_array()
+        .expect("notes")
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.contains("the replayer itself"))
+        .unwrap_or_else(|| panic!("no busy note: {notes}"));
+    // The report names levels as its other notes do: `qps 20`, `qps 20 (round 2)`.
+    let (first, second) = (&run["levels"][0], &run["levels"][1]);
+    assert_eq!(
+        (first["round"].as_u64(), second["round"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let value = first["load_value"].as_f64().expect("value");
+    assert_eq!(second["load_value"].as_f64(), Some(value));
     assert!(
-        notes.contains(&format!(
-            "the replayer itself kept 93% of its machine's CPU busy during {}",
-            name(0)
+        busy.contains(&format!(
+            "the replayer itself kept 93% of its machine's CPU busy during qps {value};"
         )),
-        "{notes}"
+        "{busy}"
     );
     assert!(
-        notes.contains(&format!(
-            "machine was 88% busy during {}, the replayer's share 10%",
-            name(1)
+        busy.contains(&format!(
+            "machine was 88% busy during qps {value} (round 2), the replayer's share 10%:"
         )),
-        "{notes}"
+        "{busy}"
     );
-    assert!(!notes.contains(&name(2)), "{notes}");
+    let third = run["levels"][2]["load_value"].as_f64().expect("value");
+    assert!(!busy.contains(&format!("qps {third}")), "{busy}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -122,6 +122,12 @@ pub const TREND_MIN_ARRIVALS: u64 = 10;
 /// A rise below this (ms) is never called falling behind.
 pub const TREND_MIN_RISE_MS: f64 = 250.0;
 
+/// Load modes whose arrivals do not wait for the server (`qps`, `trace`):
+/// the ones whose TTFT trend is judged.
+pub fn is_open_loop(load_mode: &str) -> bool {
+    matches!(load_mode, "qps" | "trace")
+}
+
 /// The least-squares line of the TTFT of a level's arrivals (first turns,
 /// ok) against their scheduled time, from running sums so that it streams.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -161,37 +167,46 @@ impl TtftTrend {
     /// its last; `None` under [`TREND_MIN_ARRIVALS`] or when all arrivals
     /// were at one time.
     pub fn rise_ms(&self) -> Option<f64> {
-        if self.n < TREND_MIN_ARRIVALS {
-            return None;
-        }
-        let n = self.n as f64;
-        // Centred sums: the run clock's offsets would cancel otherwise.
-        let mean_x = self.sum_x / n;
-        let sxx = self.sum_xx - n * mean_x * mean_x;
-        let sxy = self.sum_xy - mean_x * self.sum_y;
-        let span = self.max_x - self.min_x;
-        (sxx > 0.0 && span > 0.0).then(|| sxy / sxx * span)
+        let c = self.centred()?;
+        Some(c.sxy / c.sxx * (self.max_x - self.min_x))
     }
 
     /// The slope over its standard error (the t statistic of the fit);
     /// `None` when [`Self::rise_ms`] is.
     pub fn t_statistic(&self) -> Option<f64> {
-        self.rise_ms()?;
-        let n = self.n as f64;
-        let mean_x = self.sum_x / n;
-        let mean_y = self.sum_y / n;
-        let sxx = self.sum_xx - n * mean_x * mean_x;
-        let sxy = self.sum_xy - mean_x * self.sum_y;
-        let syy = self.sum_yy - n * mean_y * mean_y;
-        let slope = sxy / sxx;
-        let residual = (syy - slope * sxy).max(0.0) / (n - 2.0);
-        let se = (residual / sxx).sqrt();
+        let c = self.centred()?;
+        let slope = c.sxy / c.sxx;
+        let residual = (c.syy - slope * c.sxy).max(0.0) / (self.n as f64 - 2.0);
+        let se = (residual / c.sxx).sqrt();
         Some(if se > 0.0 {
             slope / se
         } else {
             f64::INFINITY * slope.signum()
         })
     }
+
+    /// The centred sums of squares and products; `None` under
+    /// [`TREND_MIN_ARRIVALS`] or when all arrivals were at one time.
+    fn centred(&self) -> Option<Centred> {
+        if self.n < TREND_MIN_ARRIVALS || self.max_x <= self.min_x {
+            return None;
+        }
+        let n = self.n as f64;
+        // Centred: the run clock's offsets would cancel otherwise.
+        let (mean_x, mean_y) = (self.sum_x / n, self.sum_y / n);
+        let c = Centred {
+            sxx: self.sum_xx - n * mean_x * mean_x,
+            sxy: self.sum_xy - mean_x * self.sum_y,
+            syy: self.sum_yy - n * mean_y * mean_y,
+        };
+        (c.sxx > 0.0).then_some(c)
+    }
+}
+
+struct Centred {
+    sxx: f64,
+    sxy: f64,
+    syy: f64,
 }
 
 /// The t statistic from which a rise is taken as a trend, not chance.

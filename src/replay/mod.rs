@@ -310,6 +310,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             let mut times = times?;
             times.cache_reset = cache_reset;
             times.client_cpu_s = cpu_before.zip(cpu_after).map(|(a, b)| (b - a).max(0.0));
+            times.client_cpu_pct = times
+                .client_cpu_s
+                .and_then(|c| client_cpu::share_pct(c, (times.end_ms - times.start_ms) / 1000.0));
             times.machine_cpu_pct = machine_before
                 .zip(machine_after)
                 .and_then(|(a, b)| a.busy_pct_until(&b));
@@ -544,10 +547,7 @@ fn client_busy_note(level_times: &[(config::LoadMode, u32, runner::LevelTimes)])
                 mode.name(),
                 summary::fmt_value(mode.value())
             );
-            let share = t
-                .client_cpu_s
-                .and_then(|c| client_cpu::share_pct(c, (t.end_ms - t.start_ms) / 1000.0));
-            (name, share, t.machine_cpu_pct)
+            (name, t.client_cpu_pct, t.machine_cpu_pct)
         })
         .collect();
     analysis::notes::client_busy(&levels).map(|n| format!("note: {n}"))
@@ -614,6 +614,7 @@ mod tests {
             resent: 0,
             cache_reset: None,
             client_cpu_s: Some(cpu_s),
+            client_cpu_pct: client_cpu::share_pct(cpu_s, 10.0),
             machine_cpu_pct: Some(machine),
         };
         (config::LoadMode::Concurrency(n), 1, times)

@@ -115,9 +115,7 @@ impl RunDir {
                     "start_ms": t.start_ms, "end_ms": t.end_ms, "sessions_started": t.arrivals,
                     "requests_resent": t.resent, "cache_reset": t.cache_reset,
                     "client_cpu_s": t.client_cpu_s,
-                    "client_cpu_pct": t.client_cpu_s.and_then(|c| {
-                        super::client_cpu::share_pct(c, (t.end_ms - t.start_ms) / 1000.0)
-                    }),
+                    "client_cpu_pct": t.client_cpu_pct,
                     "machine_cpu_pct": t.machine_cpu_pct,
                 })
             })

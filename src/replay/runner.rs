@@ -253,8 +253,10 @@ pub struct LevelTimes {
     /// Whether `--cache-reset` emptied the server's prefix cache before
     /// the level (`None`: not asked, or a later round).
     pub cache_reset: Option<bool>,
-    /// CPU seconds the replayer's process used during the level.
+    /// CPU seconds the replayer's process used during the level, and that
+    /// as a share of all the machine's cores over the level, %.
     pub client_cpu_s: Option<f64>,
+    pub client_cpu_pct: Option<f64>,
     /// % of the whole machine's CPU time that was busy during the level.
     pub machine_cpu_pct: Option<f64>,
 }
@@ -473,6 +475,7 @@ pub async fn run_level(
         resent: shared.resent.load(Ordering::Relaxed) - resent_before,
         cache_reset: None,
         client_cpu_s: None,
+        client_cpu_pct: None,
         machine_cpu_pct: None,
     })
 }

@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use analysis::compute::stats::quantiles_of;
-use analysis::notes::{TtftTrend, fell_behind, fell_behind_reason};
+use analysis::compute::stats::{
+    achieved_rate, quantiles_of, rate_short_of_target, rate_standard_error,
+};
+use analysis::notes::{TtftTrend, fell_behind, fell_behind_reason, is_open_loop};
 use serde::Serialize;
 use traces::results::Status;
 
@@ -153,31 +155,18 @@ pub fn summarise(
         ((end - start) / 1000.0).max(1e-9)
     };
     // Achieved rate: arrivals (session starts; requests for single-turn
-    // traces) per second of the schedule they were sent over. n arrivals of
-    // a process at rate r span (n - 1) / r on average, so one mean gap is
-    // added back to make n / span an unbiased estimate of r.
+    // traces) per second, as `trace report` defines it.
     let starts: Vec<&&Compact> = rows.iter().filter(|c| c.session_start).collect();
-    let first_scheduled = starts
-        .iter()
-        .map(|c| c.scheduled_ms)
-        .fold(f64::INFINITY, f64::min);
-    let last_sent = starts
-        .iter()
-        .map(|c| c.sent_ms)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let n_starts = starts.len() as f64;
-    let achieved_rate = match target_rate {
-        Some(t) if t.is_finite() && t > 0.0 && !starts.is_empty() => {
-            n_starts / ((last_sent - first_scheduled).max(0.0) / 1000.0 + 1.0 / t)
-        }
-        // Recorded timestamps: the rate the arrivals were sent at, (n - 1)
-        // gaps over their span, not diluted by the level's drain.
-        _ if key.mode == "trace" && n_starts >= 2.0 && last_sent > first_scheduled => {
-            (n_starts - 1.0) / ((last_sent - first_scheduled) / 1000.0)
-        }
-        _ if duration_s > 0.0 => n_starts / duration_s,
-        _ => 0.0,
-    };
+    let first_scheduled = starts.iter().map(|c| c.scheduled_ms).reduce(f64::min);
+    let last_sent = starts.iter().map(|c| c.sent_ms).reduce(f64::max);
+    let achieved_rate = achieved_rate(
+        &key.mode,
+        target_rate,
+        starts.len() as u64,
+        first_scheduled,
+        last_sent,
+        duration_s,
+    );
     let request_rate = if duration_s > 0.0 {
         rows.len() as f64 / duration_s
     } else {
@@ -259,8 +248,7 @@ pub fn summarise(
     let slo_met = slo_attainment_pct.map(|a| a >= 99.0 - 1e-9);
     // Open loop, the server's pace does not slow the arrivals: a queue that
     // grows through the level shows as TTFT rising with arrival time.
-    let open_loop = matches!(key.mode.as_str(), "qps" | "trace");
-    let trend = if open_loop {
+    let trend = if is_open_loop(&key.mode) {
         TtftTrend::of(
             ok.iter()
                 .filter(|c| c.session_start)
@@ -335,11 +323,8 @@ fn verdict(s: &LevelSummary, late_p99: f64) -> String {
         );
     }
     let mut parts = vec![format!("{:.1}% ok", s.success_pct)];
-    // Arrivals are random: n of them estimate the rate within about 1/√n,
-    // so only a shortfall beyond 10 % and beyond 3 standard errors counts
-    // (as `trace report`'s saturation test).
-    let se = 1.0 / (s.arrivals.max(1) as f64).sqrt();
-    let tolerance = (3.0 * se).max(0.1);
+    // Arrivals are random: n of them estimate the rate within about 1/√n.
+    let se = rate_standard_error(s.arrivals as u64);
     if let Some(t) = s.target_rate {
         if t.is_finite() {
             parts.push(format!(
@@ -363,8 +348,7 @@ fn verdict(s: &LevelSummary, late_p99: f64) -> String {
     let bad = s.success_pct < 99.0
         || s.fell_behind
         || s.slo_met == Some(false)
-        || s.target_rate
-            .is_some_and(|t| t.is_finite() && s.achieved_rate < (1.0 - tolerance) * t);
+        || rate_short_of_target(s.achieved_rate, s.target_rate, s.arrivals as u64);
     let tag = if bad { "DEGRADED" } else { "OK" };
     format!("{level}: {tag} — {}", parts.join(", "))
 }

@@ -13,11 +13,11 @@ use rayon::prelude::*;
 
 use super::frames::{self, LEVEL, Levels};
 use super::grouped::{Agg, Grouped, GroupedAcc, Metric};
-use super::stats::{Blocks, Frame, is_ok, measured, only};
+use super::stats::{self, Blocks, Frame, is_ok, measured, only};
 use super::store::{Store, Value};
 use crate::error::{PolarsContext, Result};
 use crate::model::{Dist, LevelKey, LevelStats, Slo};
-use crate::notes::{TtftTrend, fell_behind};
+use crate::notes::{TtftTrend, fell_behind, is_open_loop};
 use crate::run::RunFiles;
 
 /// Arrival lateness p99 over which an uncapped open-loop level is the
@@ -328,23 +328,15 @@ fn levels_from(
         };
         let target_rate =
             (key.load_mode == "qps" && key.load_value.is_finite()).then_some(key.load_value);
-        let starts = main.u64("starts", i)? as f64;
-        let achieved_rate = match (
+        let starts = main.u64("starts", i)?;
+        let achieved_rate = stats::achieved_rate(
+            &key.load_mode,
             target_rate,
+            starts,
             main.f64("starts_first_scheduled", i)?,
             main.f64("starts_last_sent", i)?,
-        ) {
-            (Some(t), Some(first), Some(last)) if t > 0.0 && starts > 0.0 => {
-                starts / ((last - first).max(0.0) / 1000.0 + 1.0 / t)
-            }
-            // Recorded timestamps: (n - 1) gaps over the arrivals' span.
-            (None, Some(first), Some(last))
-                if key.load_mode == "trace" && starts >= 2.0 && last > first =>
-            {
-                (starts - 1.0) / ((last - first) / 1000.0)
-            }
-            _ => per_s(starts),
-        };
+            duration_s,
+        );
         let cached_base = main.f64("cached_base", i)?.unwrap_or(0.0);
         let good = main.u64("good", i)? as f64;
         let asked = main.f64("asked", i)?.unwrap_or(0.0);
@@ -359,19 +351,17 @@ fn levels_from(
                     .any(|(m, v)| *m == key.load_mode && v.to_bits() == key.load_value.to_bits())
             });
         let label = level_label(&key);
-        let open_loop = matches!(key.load_mode.as_str(), "qps" | "trace");
-        let trend = TtftTrend {
-            n: main.u64("trend_n", i)?,
-            sum_x: main.f64("trend_x", i)?.unwrap_or(0.0),
-            sum_y: main.f64("trend_y", i)?.unwrap_or(0.0),
-            sum_xx: main.f64("trend_xx", i)?.unwrap_or(0.0),
-            sum_xy: main.f64("trend_xy", i)?.unwrap_or(0.0),
-            sum_yy: main.f64("trend_yy", i)?.unwrap_or(0.0),
-            min_x: main.f64("trend_min_x", i)?.unwrap_or(0.0),
-            max_x: main.f64("trend_max_x", i)?.unwrap_or(0.0),
-        };
-        let trend = if open_loop {
-            trend
+        let trend = if is_open_loop(&key.load_mode) {
+            TtftTrend {
+                n: main.u64("trend_n", i)?,
+                sum_x: main.f64("trend_x", i)?.unwrap_or(0.0),
+                sum_y: main.f64("trend_y", i)?.unwrap_or(0.0),
+                sum_xx: main.f64("trend_xx", i)?.unwrap_or(0.0),
+                sum_xy: main.f64("trend_xy", i)?.unwrap_or(0.0),
+                sum_yy: main.f64("trend_yy", i)?.unwrap_or(0.0),
+                min_x: main.f64("trend_min_x", i)?.unwrap_or(0.0),
+                max_x: main.f64("trend_max_x", i)?.unwrap_or(0.0),
+            }
         } else {
             TtftTrend::default()
         };
@@ -392,7 +382,7 @@ fn levels_from(
             first_scheduled_ms: start,
             last_end_ms: end,
             target_rate,
-            arrivals: starts as u64,
+            arrivals: starts,
             achieved_rate,
             request_rate: per_s(requests as f64),
             input_tokens_per_s: per_s(main.f64("in_tokens", i)?.unwrap_or(0.0)),

@@ -173,16 +173,13 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
                 .windows
                 .iter()
                 .map(|w| {
-                    (
-                        format!(
-                            "{} {} (round {})",
-                            w.load_mode,
-                            fmt_value(w.load_value),
-                            w.round
-                        ),
-                        w.client_cpu_pct,
-                        w.machine_cpu_pct,
-                    )
+                    let key = crate::model::LevelKey {
+                        run_id: run.run_id.clone(),
+                        load_mode: w.load_mode.clone(),
+                        load_value: w.load_value,
+                        round: w.round,
+                    };
+                    (key.label(), w.client_cpu_pct, w.machine_cpu_pct)
                 })
                 .collect();
             if let Some(note) = crate::notes::client_busy(&busy) {

@@ -15,6 +15,7 @@
 use crate::model::{LevelStats, LevelVerdict, Saturation, Slo, fmt_value};
 
 use super::Options;
+use super::stats::rate_short_of_target;
 
 /// `skip`: `(run_id, load_mode)` groups left out (a sweep's probe).
 pub fn assess(
@@ -81,11 +82,9 @@ fn verdict(l: &LevelStats, base: &LevelStats, slo: &Slo, opts: &Options) -> Leve
             reasons.push("no request succeeded".into());
         }
     }
-    // Arrivals are random: with n of them the achieved rate varies by about
-    // 1/√n, so only a shortfall beyond 10 % and beyond 3 standard errors counts.
-    let tolerance = (3.0 / (l.arrivals.max(1) as f64).sqrt()).max(0.1);
+    // Arrivals are random: only a shortfall beyond their spread counts.
     if let Some(t) = l.target_rate
-        && l.achieved_rate < (1.0 - tolerance) * t
+        && rate_short_of_target(l.achieved_rate, Some(t), l.arrivals)
     {
         reasons.push(format!(
             "achieved {:.2} of {} req/s",

@@ -67,6 +67,48 @@ impl Sample for f32 {
     }
 }
 
+/// Arrivals (session starts) per second that a level achieved, as the
+/// replay summary and the report both define it: `starts` arrivals, the
+/// first scheduled and the last actually sent (ms), the level's duration.
+/// - With a finite target rate: n arrivals at rate r span (n - 1) / r on
+///   average, so one mean gap is added back to make n / span unbiased.
+/// - Recorded timestamps (`trace`): the rate they were sent at, (n - 1)
+///   gaps over their span, not diluted by the level's drain.
+/// - Otherwise (closed loop): arrivals over the level's duration.
+pub fn achieved_rate(
+    load_mode: &str,
+    target: Option<f64>,
+    starts: u64,
+    first_scheduled_ms: Option<f64>,
+    last_sent_ms: Option<f64>,
+    duration_s: f64,
+) -> f64 {
+    let n = starts as f64;
+    match (target, first_scheduled_ms, last_sent_ms) {
+        (Some(t), Some(first), Some(last)) if t.is_finite() && t > 0.0 && n > 0.0 => {
+            n / ((last - first).max(0.0) / 1000.0 + 1.0 / t)
+        }
+        (_, Some(first), Some(last)) if load_mode == "trace" && n >= 2.0 && last > first => {
+            (n - 1.0) / ((last - first) / 1000.0)
+        }
+        _ if duration_s > 0.0 => n / duration_s,
+        _ => 0.0,
+    }
+}
+
+/// The relative standard error of a rate estimated from `arrivals`
+/// random arrivals: about 1/√n.
+pub fn rate_standard_error(arrivals: u64) -> f64 {
+    1.0 / (arrivals.max(1) as f64).sqrt()
+}
+
+/// Whether an achieved rate fell short of a finite target by more than
+/// chance explains: beyond 10 % and beyond 3 standard errors of its arrivals.
+pub fn rate_short_of_target(achieved: f64, target: Option<f64>, arrivals: u64) -> bool {
+    let tolerance = (3.0 * rate_standard_error(arrivals)).max(0.1);
+    target.is_some_and(|t| t.is_finite() && achieved < (1.0 - tolerance) * t)
+}
+
 /// Linear-interpolation quantiles (DuckDB's `quantile_cont`) of unsorted
 /// values, `ps` rising, in 0..=1: the value at position (n - 1)·p, found by
 /// selection rather than a full sort, interpolated in `f64`. Each
