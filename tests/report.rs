@@ -631,6 +631,23 @@ fn a_server_falling_behind_its_arrivals_fails_even_a_single_level() {
         sat.contains("even the lowest level (60) failed: TTFT rose by"),
         "{sat}"
     );
+    // The timeline shows the queue: 30 requests make three slices of
+    // scheduled time, and each waited longer than the one before.
+    let slices = report["timeline"].as_array().expect("a timeline");
+    assert_eq!(slices.len(), 3, "{slices:#?}");
+    let p50s: Vec<f64> = slices
+        .iter()
+        .map(|s| s["ttft_ms"]["p50"].as_f64().expect("a TTFT"))
+        .collect();
+    assert!(p50s[0] < p50s[1] && p50s[1] < p50s[2], "{p50s:?}");
+    assert_eq!(
+        slices
+            .iter()
+            .map(|s| s["requests"].as_u64())
+            .sum::<Option<u64>>(),
+        Some(30)
+    );
+    assert_eq!(slices[0]["group"], "0-0.161 s", "{slices:#?}");
 
     // Well under capacity the TTFT stays flat.
     let results = dir.path().join("under");

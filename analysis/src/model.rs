@@ -36,6 +36,9 @@ pub struct Report {
     pub session_spans: Vec<SessionSpans>,
     /// Latency by prompt-token bucket (`prompt_tokens`, else the target length).
     pub prompt_buckets: Vec<GroupStats>,
+    /// Each level cut into slices of its time (by when requests were
+    /// scheduled), with the latency of each slice.
+    pub timeline: Vec<GroupStats>,
     /// Per-user aggregates, for `--users` runs.
     pub users: Vec<UserStats>,
     /// Per level of a `--users` run, the spread of its users' spans.

@@ -4,7 +4,7 @@ Usage: check_report.py REPORT.json RUN_DIR [RUN_DIR...]
 
 Every figure the report states for a level (counts, rates, throughput,
 latency distributions, lateness, cached ratio, goodput, errors), and the
-rounds, turns, sessions, users and --by sections, is computed here independently
+rounds, turns, sessions, timeline, users and --by sections, is computed here independently
 from the same Parquet parts, once with DuckDB and once with Polars, and
 must agree to 1e-9 (relative). Prints what it checked; exits 1 on the
 first mismatches.
@@ -63,6 +63,7 @@ def main():
     check_users(con, report["users"])
     check_user_spans(con, report["user_spans"])
     check_session_spans(con, report["session_spans"])
+    check_timeline(con, report["timeline"])
     if report.get("by"):
         check_by(con, report["by"])
     print(f"checked {checked} figures against DuckDB and Polars")
@@ -290,6 +291,57 @@ def check_groups(con, groups, column):
         expect(f"turn {t} requests", g["requests"], n)
         expect(f"turn {t} ttft p50", g["ttft_ms"]["p50"], t50)
         expect(f"turn {t} e2e p99", g["e2e_ms"]["p99"], e99)
+
+
+def check_timeline(con, slices):
+    # Each level cut into min(10, n // 10) slices of equal scheduled time
+    # (n measured requests), when that is at least 2.
+    rows = con.execute(
+        """WITH lv AS (
+               SELECT run_id, load_mode, load_value, round, count(*) AS n,
+                      min(scheduled_ms) AS lo, max(scheduled_ms) AS hi,
+                      least(10, count(*) // 10) AS slices
+               FROM r GROUP BY ALL),
+           cut AS (
+               SELECT r.*, lv.slices,
+                      least(floor((scheduled_ms - lo) / ((hi - lo) / slices)),
+                            slices - 1)::INT AS k
+               FROM r JOIN lv USING (run_id, load_mode, load_value, round)
+               WHERE slices >= 2 AND hi > lo)
+           SELECT run_id, load_mode, load_value, round, k, count(*),
+                  count(*) FILTER (WHERE status = 'ok'),
+                  count(*) FILTER (WHERE compaction),
+                  avg(prompt_tokens::DOUBLE) FILTER (WHERE status = 'ok'),
+                  quantile_cont(ttft_ms, 0.5) FILTER (WHERE status = 'ok'),
+                  quantile_cont(ttft_ms, 0.99) FILTER (WHERE status = 'ok'),
+                  quantile_cont(e2e_ms, 0.5) FILTER (WHERE status = 'ok'),
+                  max(slices)
+           FROM cut GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    by_level = {}
+    for g in slices:
+        key = (g["run_id"], g["load_mode"], float(g["load_value"]), g["round"])
+        by_level.setdefault(key, []).append(g)
+    for v in by_level.values():
+        v.sort(key=lambda g: g["order"])
+    # A slice nothing was scheduled in is listed with 0 requests.
+    expect("number of timeline slices with requests",
+           sum(1 for g in slices if g["requests"] > 0), len(rows))
+    for run, mode, value, rnd, k, n, ok, comp, prompt, t50, t99, e50, n_slices in rows:
+        level = by_level.get((run, mode, float(value), int(rnd)), [])
+        expect(f"{mode} {value} round {rnd} slices", len(level), n_slices)
+        if k >= len(level):
+            failures.append(f"slice {k} of {mode} {value} missing")
+            continue
+        g = level[k]
+        what = f"{mode} {value} slice {g['group']}"
+        expect(f"{what} requests", g["requests"], n)
+        expect(f"{what} ok", g["ok"], ok)
+        expect(f"{what} compactions", g["compactions"], comp)
+        expect(f"{what} prompt tokens mean", g["prompt_tokens_mean"], prompt)
+        expect(f"{what} ttft p50", g["ttft_ms"]["p50"], t50)
+        expect(f"{what} ttft p99", g["ttft_ms"]["p99"], t99)
+        expect(f"{what} e2e p50", g["e2e_ms"]["p50"], e50)
 
 
 def check_users(con, users):

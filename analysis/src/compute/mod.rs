@@ -15,6 +15,7 @@ mod server;
 mod session_spans;
 pub mod stats;
 mod store;
+pub mod timeline;
 mod users;
 
 pub use users::spans as user_spans;
@@ -101,6 +102,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     let mut by = (!opts.by.is_empty()).then(|| groups::ByAcc::new(&opts.by));
     let mut rounds = rounds::RoundsAcc::default();
     let mut spans = session_spans::SessionSpansAcc::default();
+    let mut timeline = timeline::TimelineAcc::default();
     let mut level_ids = frames::Levels::default();
     let mut store = store::Store::default();
     frames::for_each_batch(runs, &opts.by, true, &mut level_ids, |batch| {
@@ -117,6 +119,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
                         users.add(batch)?;
                         rounds.add(batch)?;
                         spans.add(batch)?;
+                        timeline.add(batch)?;
                         match by.as_mut() {
                             Some(by) => by.add(batch),
                             None => Ok(()),
@@ -223,6 +226,8 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
     lap.done("rounds");
     let session_spans = spans.finish(&level_ids);
     lap.done("session spans");
+    let timeline = timeline.finish(&level_ids, &store)?;
+    lap.done("timeline");
     Ok(Report {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),
@@ -234,6 +239,7 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         turns,
         session_spans,
         prompt_buckets,
+        timeline,
         users,
         user_spans,
         by,

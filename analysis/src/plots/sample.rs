@@ -184,6 +184,7 @@ pub fn report() -> Report {
     }
     let mut turns = Vec::new();
     let mut prompt_buckets = Vec::new();
+    let mut timeline = Vec::new();
     for load in [2.0, 8.0] {
         let k = key("run-a", load, 1);
         for t in 1..=6u32 {
@@ -193,6 +194,17 @@ pub fn report() -> Report {
         for (lo, hi) in [(0, 1023), (1024, 2047), (2048, 4095), (4096, 8191)] {
             let mid = f64::from(lo + hi) / 2.0;
             prompt_buckets.push(group(&k, format!("{lo}-{hi}"), f64::from(lo), mid));
+        }
+        // The higher load's queue grows over the level.
+        for s in 0..5u32 {
+            let (from, to) = (f64::from(s) * 12.0, f64::from(s + 1) * 12.0);
+            let tokens = 1000.0 + load * 100.0 * f64::from(s) * (load - 2.0);
+            timeline.push(group(
+                &k,
+                format!("{from}-{to} s"),
+                (from + to) / 2.0,
+                tokens,
+            ));
         }
     }
     let users: Vec<UserStats> = (0..USERS as u32)
@@ -236,6 +248,7 @@ pub fn report() -> Report {
             span_s: crate::compute::stats::dist_of(vec![30.0, 41.5, 44.0, 52.0]),
         }],
         prompt_buckets,
+        timeline,
         user_spans: crate::compute::user_spans(&users),
         users,
         by: Some(ByTable {

@@ -56,6 +56,7 @@ pub fn charts(report: &Report) -> Vec<ChartSpec> {
         throughput_latency(report),
         context(report),
         lateness(report),
+        timeline(report),
         server(report),
     ]
     .into_iter()
@@ -170,7 +171,7 @@ fn context(report: &Report) -> Option<ChartSpec> {
             title,
             "prompt tokens (mean of the group)",
             "TTFT (ms)",
-            level_series(groups, |g, i| {
+            level_series(groups, P50_P99, |g, i| {
                 let x = g.prompt_tokens_mean?;
                 Some((
                     x,
@@ -191,6 +192,78 @@ fn context(report: &Report) -> Option<ChartSpec> {
             by("By prompt-token bucket", &report.prompt_buckets),
         ],
     )
+}
+
+/// Each level over its own time: TTFT and E2E per slice of scheduled
+/// time, and (when some failed) the share of the slice's requests that
+/// succeeded. A queue
+/// that grows shows as a rising line, failures that begin mid-level as a
+/// falling one.
+fn timeline(report: &Report) -> Option<ChartSpec> {
+    let slices = &in_percent(&report.timeline);
+    let latency = |title: &str, dist: fn(&GroupStats) -> &crate::model::Dist| {
+        panel(
+            title,
+            LEVEL_SHARE,
+            "latency (ms)",
+            level_series(slices, P50_P99, |g, i| {
+                let d = dist(g);
+                Some((g.order, if i == 0 { d.p50? } else { d.p99? }))
+            }),
+        )
+        .map(linear_x)
+    };
+    // Only when some slice had a failure: otherwise a flat line at 100 %.
+    let failures = slices.iter().any(|g| g.ok < g.requests);
+    let ok = panel(
+        "Requests that succeeded",
+        LEVEL_SHARE,
+        "ok (%)",
+        level_series(slices, &[("ok", false)], |g, _| {
+            (g.requests > 0).then(|| (g.order, 100.0 * g.ok as f64 / g.requests as f64))
+        }),
+    )
+    .filter(|_| failures)
+    .map(|p| Panel {
+        y_max: Some(105.0),
+        ..linear_x(p)
+    });
+    chart(
+        "timeline",
+        "Latency over each level's time (by when requests were scheduled)",
+        vec![
+            latency("Time to first token", |g| &g.ttft_ms),
+            latency("End-to-end latency", |g| &g.e2e_ms),
+            ok,
+        ],
+    )
+}
+
+const LEVEL_SHARE: &str = "into the level (% of its scheduled span, slice middles)";
+
+/// The slices with `order` as the slice middle's place in its level, in
+/// percent: levels of different lengths (a level of N requests at rate R
+/// lasts N / R) share one axis. The report's slices are sorted by level
+/// and time, so a level's are consecutive.
+fn in_percent(slices: &[GroupStats]) -> Vec<GroupStats> {
+    let mut out: Vec<GroupStats> = slices.to_vec();
+    let mut start = 0;
+    while start < out.len() {
+        let n = out[start..]
+            .iter()
+            .take_while(|g| g.key == out[start].key)
+            .count();
+        for (k, g) in out[start..start + n].iter_mut().enumerate() {
+            g.order = (k as f64 + 0.5) / n as f64 * 100.0;
+        }
+        start += n;
+    }
+    out
+}
+
+/// Time runs on a linear axis, however far it spans.
+fn linear_x(p: Panel) -> Panel {
+    Panel { x_log: false, ..p }
 }
 
 /// How late the client sent requests against its schedule.
@@ -424,10 +497,11 @@ impl Groups {
     }
 }
 
-/// Series per level (turns and buckets belong to one level each), p50 solid
-/// and p99 dashed, points in group order.
+/// Series per level (turns, buckets and slices belong to one level each),
+/// one per figure in `stats` (label, dashed), points in group order.
 fn level_series(
     groups: &[GroupStats],
+    stats: &[(&str, bool)],
     point: impl Fn(&GroupStats, usize) -> Option<(f64, f64)>,
 ) -> Vec<Series> {
     let mut by_level: BTreeMap<usize, (&LevelKey, Vec<&GroupStats>)> = BTreeMap::new();
@@ -455,7 +529,7 @@ fn level_series(
         } else {
             key.label()
         };
-        for (i, (stat, dashed)) in P50_P99.iter().enumerate() {
+        for (i, (stat, dashed)) in stats.iter().enumerate() {
             out.push(Series {
                 group: name.clone(),
                 stat: stat.to_string(),

@@ -1,5 +1,5 @@
 use super::sample::{self, HOSTILE_RUN, LOADS_A};
-use super::spec::{self, Panel};
+use super::spec::{self, Panel, Series};
 use super::*;
 
 fn chart<'a>(charts: &'a [ChartSpec], name: &str) -> &'a ChartSpec {
@@ -20,12 +20,13 @@ fn panel<'a>(chart: &'a ChartSpec, title: &str) -> &'a Panel {
     }
 }
 
-const ALL: [&str; 6] = [
+const ALL: [&str; 7] = [
     "rate",
     "latency",
     "throughput_latency",
     "context",
     "lateness",
+    "timeline",
     "server",
 ];
 
@@ -82,6 +83,7 @@ fn charts_without_data_are_left_out() {
     let mut r = sample::report();
     r.turns.clear();
     r.prompt_buckets.clear();
+    r.timeline.clear();
     for l in &mut r.levels {
         l.server = None;
         l.lateness_p50_ms = None;
@@ -327,4 +329,47 @@ fn long_legend_labels_are_cut() {
     assert_eq!(short.chars().count(), 56);
     assert!(short.ends_with('…'));
     assert_eq!(draw::shorten("run-a"), "run-a");
+}
+
+#[test]
+fn timeline_draws_each_level_over_its_slices_and_failures_only_when_some() {
+    let mut r = sample::report();
+    let charts = spec::charts(&r);
+    let timeline = chart(&charts, "timeline");
+    let titles: Vec<&str> = timeline.panels.iter().map(|p| p.title.as_str()).collect();
+    assert_eq!(titles, ["Time to first token", "End-to-end latency"]);
+    let ttft = panel(timeline, "Time to first token");
+    assert!(!ttft.x_log);
+    // Two levels, p50 solid and p99 dashed, a point per slice at its middle.
+    assert_eq!(ttft.series.len(), 4);
+    let p50: Vec<&Series> = ttft.series.iter().filter(|s| s.stat == "p50").collect();
+    assert_eq!(p50.len(), 2);
+    assert_ne!(p50[0].color, p50[1].color);
+    let xs: Vec<f64> = p50[1].points.iter().map(|p| p.0).collect();
+    // The level's five slices at their middles, in percent of the level.
+    assert_eq!(xs, [10.0, 30.0, 50.0, 70.0, 90.0]);
+    // The sample's higher load rises slice by slice; its lower load is flat.
+    let ys = |s: &Series| s.points.iter().map(|p| p.1).collect::<Vec<f64>>();
+    assert!(
+        ys(p50[1]).windows(2).all(|w| w[1] > w[0]),
+        "{:?}",
+        ys(p50[1])
+    );
+    assert!(
+        ys(p50[0]).windows(2).all(|w| w[1] == w[0]),
+        "{:?}",
+        ys(p50[0])
+    );
+
+    // A slice with failures adds the panel of the share that succeeded.
+    r.timeline[3].ok = 15;
+    let charts = spec::charts(&r);
+    let ok = panel(chart(&charts, "timeline"), "Requests that succeeded");
+    assert_eq!(ok.y_max, Some(105.0));
+    let first = &ok.series[0];
+    assert_eq!(first.points[3], (70.0, 75.0));
+    assert_eq!(first.points[2], (50.0, 100.0));
+
+    r.timeline.clear();
+    assert!(!names(&spec::charts(&r)).contains(&"timeline"));
 }

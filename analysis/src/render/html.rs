@@ -60,6 +60,7 @@ pub fn render(report: &Report) -> crate::Result<String> {
         (typed::rounds(report), None),
         (typed::turns(report, false), sessions_note(report)),
         (typed::prompt_buckets(report, false), None),
+        (typed::timeline(report, false), timeline_note(report)),
         (users, users_note(report, hidden_users)),
         (typed::by(report, false), None),
         (typed::runs(report), None),
@@ -95,6 +96,7 @@ fn head(page: &mut String, report: &Report) {
         ("rounds", "Rounds"),
         ("turns", "Turns"),
         ("prompt_buckets", "Prompt tokens"),
+        ("timeline", "Over time"),
         ("users", "Users"),
         ("by", "Grouped"),
         ("runs", "Runs"),
@@ -181,6 +183,16 @@ fn attr<'a>(svg: &'a str, name: &str) -> Option<&'a str> {
 fn sessions_note(report: &Report) -> Option<String> {
     let lines = super::sections::session_lines(report);
     (!lines.is_empty()).then(|| lines.join(". "))
+}
+
+fn timeline_note(report: &Report) -> Option<String> {
+    (!report.timeline.is_empty()).then(|| {
+        format!(
+            "Each level cut into at most {} slices of equal length by when its requests were scheduled (from its first scheduled request), {} requests a slice at least; a level with fewer than two slices' worth is left out. A slice's latency is that of the requests scheduled in it.",
+            crate::compute::timeline::SLICES,
+            crate::compute::timeline::MIN_PER_SLICE
+        )
+    })
 }
 
 fn users_note(report: &Report, hidden: usize) -> Option<String> {

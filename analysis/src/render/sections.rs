@@ -155,6 +155,14 @@ pub fn report_tables(r: &Report) -> Vec<Table> {
             many,
         ));
     }
+    if !r.timeline.is_empty() {
+        tables.push(group_table(
+            "Latency over each level's time (by scheduled send)",
+            "seconds in",
+            &r.timeline,
+            many,
+        ));
+    }
     if !r.users.is_empty() {
         tables.push(users_table(r, many));
     }

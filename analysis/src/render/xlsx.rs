@@ -20,6 +20,7 @@ pub fn tables(report: &Report) -> Vec<TypedTable> {
         typed::rounds(report),
         typed::turns(report, true),
         typed::prompt_buckets(report, true),
+        typed::timeline(report, true),
         typed::users(report, None).0,
         typed::by(report, true),
         typed::runs(report),

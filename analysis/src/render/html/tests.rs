@@ -31,6 +31,7 @@ fn the_page_holds_every_chart_inline() {
         "throughput_latency",
         "context",
         "lateness",
+        "timeline",
         "server",
     ] {
         assert!(
@@ -38,8 +39,8 @@ fn the_page_holds_every_chart_inline() {
             "{name}"
         );
     }
-    assert_eq!(page.matches("<svg ").count(), 6);
-    assert_eq!(page.matches("</svg>").count(), 6);
+    assert_eq!(page.matches("<svg ").count(), 7);
+    assert_eq!(page.matches("</svg>").count(), 7);
     assert!(!page.contains("<?xml"));
     assert!(page.contains("viewBox="));
 }
@@ -58,6 +59,7 @@ fn the_page_holds_every_section() {
     assert_eq!(rows("rounds"), report.rounds.len());
     assert_eq!(rows("turns"), report.turns.len());
     assert_eq!(rows("prompt_buckets"), report.prompt_buckets.len());
+    assert_eq!(rows("timeline"), report.timeline.len());
     assert_eq!(rows("by"), 2);
     assert_eq!(rows("runs"), 2);
     // Every distribution figure is there, and the definition of percentiles.
@@ -124,6 +126,7 @@ fn empty_sections_say_so() {
     r.levels.clear();
     r.turns.clear();
     r.prompt_buckets.clear();
+    r.timeline.clear();
     let page = match render(&r) {
         Ok(p) => p,
         Err(e) => panic!("{e}"),

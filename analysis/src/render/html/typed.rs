@@ -471,6 +471,16 @@ pub fn prompt_buckets(report: &Report, wide: bool) -> TypedTable {
     )
 }
 
+pub fn timeline(report: &Report, wide: bool) -> TypedTable {
+    groups(
+        "timeline",
+        "Latency over each level's time",
+        "seconds into the level",
+        &report.timeline,
+        wide,
+    )
+}
+
 pub fn by(report: &Report, wide: bool) -> TypedTable {
     match &report.by {
         Some(b) => groups("by", "Grouped by", &b.columns.join(", "), &b.groups, wide),

@@ -3,7 +3,7 @@ use std::io::Read;
 use super::*;
 use crate::plots::sample::{self, USERS};
 
-const SHEETS: [&str; 11] = [
+const SHEETS: [&str; 12] = [
     "levels",
     "errors",
     "saturation",
@@ -11,6 +11,7 @@ const SHEETS: [&str; 11] = [
     "rounds",
     "turns",
     "prompt_buckets",
+    "timeline",
     "users",
     "by",
     "runs",
@@ -187,9 +188,10 @@ fn sheets_hold_every_row() {
     };
     assert_eq!(rows(book.cells(1)), report.levels.len());
     // All users, not only the slowest 20 the HTML shows.
-    assert_eq!(rows(book.cells(8)), USERS);
+    assert_eq!(rows(book.cells(9)), USERS);
     assert_eq!(rows(book.cells(6)), report.turns.len());
-    assert_eq!(rows(book.cells(10)), report.runs.len());
+    assert_eq!(rows(book.cells(8)), report.timeline.len());
+    assert_eq!(rows(book.cells(11)), report.runs.len());
 }
 
 #[test]
