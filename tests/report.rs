@@ -843,3 +843,70 @@ fn html_report_shows_its_charts_in_a_browser() {
     let shot = std::fs::read(dir.path().join("shot.png")).expect("screenshot written");
     assert_eq!(&shot[..8], b"\x89PNG\r\n\x1a\n");
 }
+
+/// A server that streams several tokens a chunk (a stream interval, or
+/// speculative decoding) makes ITL a per-chunk figure: the replay and the
+/// report say how many tokens a chunk carried and that TPOT is the one to
+/// compare; a server that streams one token a chunk gets no such note.
+#[test]
+fn a_server_streaming_several_tokens_a_chunk_is_noted() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 24, 32, 17, &[]);
+    let mock = MockProcess::start(&["--tokens-per-chunk", "4", "--decode-step-ms", "4"]);
+    let results = dir.path().join("chunked");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "2", "--no-metrics"],
+    );
+    stop_mock(mock);
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 24);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // 17 tokens: the first alone, then 4, 4, 4 and 4: five chunks.
+    assert!(
+        stdout.contains("the server streamed several tokens a chunk (concurrency 2 (round 1): 3.40 tokens a chunk"),
+        "{stdout}"
+    );
+    let level = read_json(&run.join("summary.json"))["levels"][0].clone();
+    let per_chunk = level["tokens_per_chunk"]
+        .as_f64()
+        .expect("tokens per chunk");
+    assert!((per_chunk - 17.0 / 5.0).abs() < 1e-12, "{per_chunk}");
+    let p50 = |m: &str| level[m]["percentiles"]["p50"].as_f64().expect("a p50");
+    assert!(p50("itl_ms") > 2.5 * p50("tpot_ms"), "{level:#}");
+    let report_path = dir.path().join("chunked.json");
+    trace_ok([
+        "report",
+        run.to_str().expect("utf8"),
+        "--format",
+        "json",
+        "-o",
+        report_path.to_str().expect("utf8"),
+    ]);
+    let report = read_json(&report_path);
+    assert_eq!(
+        report["levels"][0]["tokens_per_chunk"].as_f64(),
+        Some(per_chunk)
+    );
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("3.40 tokens a chunk"), "{notes}");
+
+    // One token a chunk: 1.0, and no note.
+    let r = runs();
+    let report_path = dir.path().join("plain.json");
+    trace_ok([
+        "report",
+        r.qps.to_str().expect("utf8"),
+        "--format",
+        "json",
+        "-o",
+        report_path.to_str().expect("utf8"),
+    ]);
+    let report = read_json(&report_path);
+    for l in report["levels"].as_array().expect("levels") {
+        assert_eq!(l["tokens_per_chunk"].as_f64(), Some(1.0), "{l:#}");
+    }
+    assert!(!report["notes"].to_string().contains("tokens a chunk"));
+}

@@ -202,6 +202,11 @@ pub struct LevelStats {
     /// Σ completion_tokens / Σ max_tokens of those requests and the ones
     /// that got their full length, %.
     pub output_fill_pct: Option<f64>,
+    /// Σ completion_tokens / Σ token-bearing chunks over ok requests whose
+    /// tokens the server reported (a chunk is the first token or one gap
+    /// of `itl_ms` after it): above 1 when the server streams several
+    /// tokens a chunk, so that ITL is per chunk, not per token.
+    pub tokens_per_chunk: Option<f64>,
     /// Open loop (`qps`, `trace`): how much the least-squares line of the
     /// arrivals' TTFT (first turns, ok) against their scheduled time rose
     /// from the first arrival to the last, ms.

@@ -117,6 +117,51 @@ pub fn client_busy(levels: &[(String, Option<f64>, Option<f64>)]) -> Option<Stri
     ))
 }
 
+/// Tokens per chunk, on average over a level, from which the chunked-stream
+/// note is given.
+pub const CHUNKED_TOKENS_PER_CHUNK: f64 = 1.2;
+
+/// A level's streaming figures, for [`chunked_stream`].
+#[derive(Debug, Clone)]
+pub struct ChunkedLevel {
+    pub name: String,
+    pub tokens_per_chunk: Option<f64>,
+    pub itl_p50_ms: Option<f64>,
+    pub tpot_p50_ms: Option<f64>,
+}
+
+/// When the server streamed several tokens a chunk: the levels where it
+/// did, each with its tokens per chunk and its ITL and TPOT p50. ITL is
+/// timed between chunks, TPOT per token, so the two part by about that
+/// factor.
+pub fn chunked_stream(levels: &[ChunkedLevel]) -> Option<String> {
+    let ms = |v: &Option<f64>| v.map_or_else(|| "-".to_string(), |x| format!("{x:.1} ms"));
+    let chunked: Vec<String> = levels
+        .iter()
+        .filter_map(|l| {
+            let k = l
+                .tokens_per_chunk
+                .filter(|&k| k >= CHUNKED_TOKENS_PER_CHUNK)?;
+            Some(format!(
+                "{}: {k:.2} tokens a chunk, ITL p50 {} against TPOT p50 {}",
+                l.name,
+                ms(&l.itl_p50_ms),
+                ms(&l.tpot_p50_ms)
+            ))
+        })
+        .collect();
+    if chunked.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the server streamed several tokens a chunk ({}), as a stream interval or speculative \
+         decoding does. ITL is timed between chunks, so it is the gap a reader of the stream \
+         waits, not the time per token: compare servers by TPOT (per token, from the server's \
+         usage); tokens_per_chunk per level",
+        chunked.join("; ")
+    ))
+}
+
 /// Fewest arrivals whose TTFT trend is judged.
 pub const TREND_MIN_ARRIVALS: u64 = 10;
 /// A rise below this (ms) is never called falling behind.
@@ -319,5 +364,27 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("c 8"), "{s}");
+    }
+
+    #[test]
+    fn chunked_streams_are_named_from_1_2_tokens_a_chunk() {
+        let level = |name: &str, k, itl, tpot| ChunkedLevel {
+            name: name.to_string(),
+            tokens_per_chunk: k,
+            itl_p50_ms: itl,
+            tpot_p50_ms: tpot,
+        };
+        let one = level("qps 1", Some(1.0), Some(10.0), Some(10.0));
+        let near = level("qps 2", Some(1.19), Some(12.0), Some(10.0));
+        let unknown = level("qps 3", None, None, Some(10.0));
+        assert_eq!(chunked_stream(&[one.clone(), near, unknown]), None);
+        let spec = level("qps 4", Some(3.4), Some(40.5), None);
+        let s = chunked_stream(&[one, spec]).expect("a note");
+        assert!(
+            s.contains("(qps 4: 3.40 tokens a chunk, ITL p50 40.5 ms against TPOT p50 -)"),
+            "{s}"
+        );
+        assert!(!s.contains("qps 1"), "{s}");
+        assert!(s.contains("compare servers by TPOT"), "{s}");
     }
 }

@@ -273,7 +273,15 @@ impl Writer {
     }
 
     /// The event of reply token `i` (the first chat chunk also carries the role).
+    #[cfg(test)]
     pub fn token(&self, out: &mut Vec<u8>, i: u32) {
+        self.tokens(out, i..i + 1);
+    }
+
+    /// One event carrying reply tokens `range` (the first chat chunk also
+    /// carries the role).
+    pub fn tokens(&self, out: &mut Vec<u8>, range: std::ops::Range<u32>) {
+        let i = range.start;
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(self.head.as_bytes());
         match self.endpoint {
@@ -285,7 +293,9 @@ impl Writer {
             }
             Endpoint::Completions => out.extend_from_slice(br#""choices":[{"index":0,"text":""#),
         }
-        out.extend_from_slice(word(i).as_bytes());
+        for t in range {
+            out.extend_from_slice(word(t).as_bytes());
+        }
         match self.endpoint {
             Endpoint::Chat => out.extend_from_slice(b"\"}"),
             Endpoint::Completions => out.extend_from_slice(b"\""),

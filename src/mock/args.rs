@@ -74,6 +74,12 @@ pub struct MockArgs {
     /// Extra decode step time per running request, ms.
     #[arg(long, default_value_t = 0.05)]
     pub decode_ms_per_seq: f64,
+    /// Tokens per streamed chunk after the first, which goes out alone: a
+    /// server's stream interval (vLLM, SGLang `--stream-interval`) or the
+    /// several tokens a speculative-decoding step accepts. The last chunk
+    /// carries what is left.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub tokens_per_chunk: u32,
     /// Tokens per prefix-cache block.
     #[arg(long, default_value_t = 16)]
     pub block_size: u32,
@@ -119,6 +125,7 @@ impl Default for MockArgs {
             external_tps: 80_000.0,
             decode_step_ms: 10.0,
             decode_ms_per_seq: 0.05,
+            tokens_per_chunk: 1,
             block_size: 16,
             gpu_blocks: 8192,
             cpu_blocks: 32_768,
@@ -162,6 +169,7 @@ pub struct Config {
     pub external_tps: f64,
     pub decode_step: Duration,
     pub decode_per_seq: Duration,
+    pub tokens_per_chunk: u32,
     pub block_size: u32,
     pub gpu_blocks: u32,
     pub cpu_blocks: u32,
@@ -193,6 +201,9 @@ impl Config {
         }
         if args.block_size == 0 {
             bail!("--block-size must be at least 1");
+        }
+        if args.tokens_per_chunk == 0 {
+            bail!("--tokens-per-chunk must be at least 1");
         }
         if args.default_max_tokens == 0 {
             bail!("--default-max-tokens must be at least 1");
@@ -233,6 +244,7 @@ impl Config {
             external_tps: positive("external-tps", args.external_tps)?,
             decode_step: millis("decode-step-ms", args.decode_step_ms)?,
             decode_per_seq: millis("decode-ms-per-seq", args.decode_ms_per_seq)?,
+            tokens_per_chunk: args.tokens_per_chunk,
             block_size: args.block_size,
             gpu_blocks: args.gpu_blocks,
             cpu_blocks: args.cpu_blocks,

@@ -91,6 +91,9 @@ pub struct TokenStream {
     sleep: Option<Pin<Box<Sleep>>>,
     /// Where `reset`/`stall` cut the stream and `malformed` inserts its line.
     break_at: Option<u32>,
+    /// Tokens written to the stream; `progress.sent - written` are decoded
+    /// and wait for their chunk (`--tokens-per-chunk`).
+    written: u32,
     reset: Arc<AtomicBool>,
 }
 
@@ -108,6 +111,7 @@ impl TokenStream {
             last_emit: None,
             sleep: None,
             break_at,
+            written: 0,
             reset,
             reply,
         };
@@ -183,20 +187,29 @@ impl TokenStream {
                             _ => {}
                         }
                     }
-                    return Poll::Ready(Some(Ok(Frame::data(self.emit(now)))));
+                    let frame = self.emit(now);
+                    if frame.is_empty() && matches!(self.state, State::Streaming) {
+                        // Decoded tokens wait for the rest of their chunk.
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(frame))));
                 }
             }
         }
     }
 
-    /// Every token due by `now` (stopping at a cut), and the end of the
-    /// stream once the last token is out.
+    /// Every token due by `now` (stopping at a cut), in chunks of
+    /// `--tokens-per-chunk` after the first token, which goes out alone,
+    /// and the end of the stream once the last token is out. Empty when
+    /// the tokens due wait for the rest of their chunk.
     fn emit(&mut self, now: Instant) -> Bytes {
         let n = self.reply.tokens;
         let engine = self.reply.engine.clone();
         let m = &engine.metrics;
+        let per_chunk = engine.cfg.tokens_per_chunk.max(1);
         let mut out = Vec::with_capacity(256);
         let first_sent = self.progress.sent;
+        let first_written = self.written;
         while self.progress.sent < n && self.next_due <= now {
             let i = self.progress.sent;
             if self.break_at == Some(i)
@@ -209,13 +222,17 @@ impl TokenStream {
                 Writer::malformed(&mut out);
                 self.break_at = None;
             }
-            self.reply.writer.token(&mut out, i);
             self.progress.sent += 1;
+            let sent = self.progress.sent;
+            if self.written == 0 || sent - self.written >= per_chunk || sent == n {
+                self.reply.writer.tokens(&mut out, self.written..sent);
+                self.written = sent;
+            }
             if self.progress.sent < n {
                 self.next_due += engine.decode_step();
             }
         }
-        let count = self.progress.sent - first_sent;
+        let count = self.written - first_written;
         if count > 0 {
             match self.last_emit {
                 Some(prev) => m.itl.observe_duration(now.saturating_duration_since(prev)),

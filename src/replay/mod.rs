@@ -419,6 +419,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         if let Some(note) = client_busy_note(&level_times) {
             println!("\n{note}");
         }
+        if let Some(note) = summary::chunked_stream_note(&levels) {
+            println!("\n{note}");
+        }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
         if resent > 0 {
             let (what, their) = if resent == 1 {

@@ -97,6 +97,10 @@ pub struct LevelSummary {
     /// Σ completion_tokens / Σ max_tokens over ok requests with both
     /// (from the server's usage), %: how much of the asked output came back.
     pub output_fill_pct: Option<f64>,
+    /// Σ completion_tokens / Σ token-bearing chunks (the first token and
+    /// one per ITL gap) over ok requests with the server's usage: above 1
+    /// when the server streams several tokens a chunk.
+    pub tokens_per_chunk: Option<f64>,
     /// Requests of sessions sent a second time or more in the level (the
     /// trace held fewer sessions than it needed): their prompts repeat.
     pub repeated_requests: usize,
@@ -212,6 +216,13 @@ pub fn summarise(
     let asked_sum: f64 = asked.iter().map(|&(_, m)| f64::from(m)).sum();
     let output_fill_pct = (asked_sum > 0.0)
         .then(|| 100.0 * asked.iter().map(|&(g, _)| f64::from(g)).sum::<f64>() / asked_sum);
+    // Tokens per chunk: the server's token counts over the chunks timed.
+    let (chunk_tokens, chunks) = ok
+        .iter()
+        .filter(|c| !c.counted_tokens && c.ttft_ms.is_some())
+        .filter_map(|c| Some((f64::from(c.completion_tokens?), c.itl_ms.len() as f64 + 1.0)))
+        .fold((0.0, 0.0), |(t, n), (ct, cn)| (t + ct, n + cn));
+    let tokens_per_chunk = (chunks > 0.0).then(|| chunk_tokens / chunks);
     let meets = |c: &Compact| {
         slo.ttft_ms
             .is_none_or(|t| c.ttft_ms.is_some_and(|x| x <= t))
@@ -294,6 +305,7 @@ pub fn summarise(
         tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
         stopped_short,
         output_fill_pct,
+        tokens_per_chunk,
         repeated_requests: rows.iter().filter(|c| c.repeat).count(),
         goodput: slo.is_set().then(|| per_s(good as f64)),
         slo_attainment_pct,
@@ -365,6 +377,27 @@ pub fn stopped_short_note(levels: &[LevelSummary], ignore_eos: bool) -> Option<S
     Some(format!(
         "note: {note} (stopped_short and output_fill_pct in summary.json)"
     ))
+}
+
+/// What to tell the user when the server streamed several tokens a chunk,
+/// so that ITL (per chunk) and TPOT (per token) part.
+pub fn chunked_stream_note(levels: &[LevelSummary]) -> Option<String> {
+    let p50 = |d: &Dist| d.percentiles.get("p50").copied();
+    let named: Vec<_> = levels
+        .iter()
+        .map(|l| analysis::notes::ChunkedLevel {
+            name: format!(
+                "{} {} (round {})",
+                l.load_mode,
+                fmt_value(l.load_value),
+                l.round
+            ),
+            tokens_per_chunk: l.tokens_per_chunk,
+            itl_p50_ms: p50(&l.itl_ms),
+            tpot_p50_ms: p50(&l.tpot_ms),
+        })
+        .collect();
+    analysis::notes::chunked_stream(&named).map(|n| format!("note: {n}"))
 }
 
 /// What to tell the user when prompts were sent more than once, so that a
@@ -546,6 +579,7 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
             "client_behind",
             "stopped_short",
             "output_fill_pct",
+            "tokens_per_chunk",
             "repeated_requests",
             "ttft_rise_ms",
             "fell_behind",
@@ -584,6 +618,7 @@ pub fn csv(levels: &[LevelSummary], ps: &[f64]) -> String {
         r.push(l.client_behind.to_string());
         r.push(l.stopped_short.to_string());
         r.push(opt(l.output_fill_pct));
+        r.push(opt(l.tokens_per_chunk));
         r.push(l.repeated_requests.to_string());
         r.push(opt(l.ttft_rise_ms));
         r.push(l.fell_behind.to_string());

@@ -153,6 +153,18 @@ def check_levels_duckdb(con, levels, slo):
         expect(f"{key}.stopped_short", l["stopped_short"], short)
         fill = 100.0 * float(got) / float(want) if want else None
         expect(f"{key}.output_fill_pct", l["output_fill_pct"], fill)
+    # Tokens per chunk: the server's token counts over the chunks timed.
+    chunked = con.execute(
+        """SELECT run_id, load_mode, load_value, round,
+                  sum(completion_tokens::DOUBLE) / sum(len(itl_ms) + 1)
+           FROM r WHERE status = 'ok' AND tokens_source = 'usage'
+                AND completion_tokens IS NOT NULL AND ttft_ms IS NOT NULL
+                AND itl_ms IS NOT NULL
+           GROUP BY ALL"""
+    ).fetchall()
+    for run, mode, value, rnd, per_chunk in chunked:
+        key = (run, mode, float(value), int(rnd))
+        expect(f"{key}.tokens_per_chunk", levels[key]["tokens_per_chunk"], per_chunk)
     # The TTFT trend of open-loop levels: the least-squares slope over the
     # ok arrivals (first turns), times their span, from 10 arrivals on.
     trend = con.execute(

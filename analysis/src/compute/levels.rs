@@ -84,6 +84,17 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             "stopped_short",
             Agg::Sum(asked().and(col("completion_tokens").lt(col("max_tokens")))),
         ),
+        (
+            "chunk_tokens",
+            Agg::Sum(only(chunked(), col("completion_tokens"))),
+        ),
+        (
+            "chunks",
+            Agg::Sum(only(
+                chunked(),
+                col("itl_ms").list().len().cast(DataType::Float64) + lit(1.0),
+            )),
+        ),
         // The TTFT trend of the arrivals (`notes::TtftTrend`), as sums.
         ("trend_n", Agg::Sum(trend_point())),
         (
@@ -122,6 +133,17 @@ fn trend_point() -> Expr {
     is_ok()
         .and(col("turn").eq(lit(0u32)))
         .and(col("ttft_ms").is_not_null())
+        .fill_null(lit(false))
+}
+
+/// Ok requests whose tokens the server reported and whose chunks were
+/// timed (a first token, and `itl_ms` after it): their tokens per chunk.
+fn chunked() -> Expr {
+    is_ok()
+        .and(col("tokens_source").eq(lit("usage")))
+        .and(col("completion_tokens").is_not_null())
+        .and(col("ttft_ms").is_not_null())
+        .and(col("itl_ms").is_not_null())
         .fill_null(lit(false))
 }
 
@@ -407,6 +429,10 @@ fn levels_from(
             stopped_short: main.u64("stopped_short", i)?,
             output_fill_pct: (asked > 0.0)
                 .then(|| 100.0 * main.f64("asked_got", i).ok().flatten().unwrap_or(0.0) / asked),
+            tokens_per_chunk: match (main.f64("chunk_tokens", i)?, main.f64("chunks", i)?) {
+                (Some(t), Some(c)) if c > 0.0 => Some(t / c),
+                _ => None,
+            },
             server: None,
             key,
         });

@@ -189,6 +189,19 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
                 notes.push(format!("{}: {note}", run.run_id));
             }
         }
+        let chunked: Vec<_> = levels
+            .iter()
+            .filter(|l| l.key.run_id == run.run_id)
+            .map(|l| crate::notes::ChunkedLevel {
+                name: l.key.label(),
+                tokens_per_chunk: l.tokens_per_chunk,
+                itl_p50_ms: l.itl_ms.p50,
+                tpot_p50_ms: l.tpot_ms.p50,
+            })
+            .collect();
+        if let Some(note) = crate::notes::chunked_stream(&chunked) {
+            notes.push(format!("{}: {note}", run.run_id));
+        }
         let cache_reset = run.run_json.as_ref().is_some_and(|j| j.cache_reset);
         if !cache_reset && let Some(note) = cache_reuse_note(&run.run_id, &levels) {
             notes.push(note);

@@ -512,6 +512,7 @@ pub fn levels_csv(r: &Report) -> String {
             "errors",
             "stopped_short",
             "output_fill_pct",
+            "tokens_per_chunk",
             "ttft_rise_ms",
             "fell_behind",
         ]
@@ -561,6 +562,7 @@ pub fn levels_csv(r: &Report) -> String {
             csv_cell(&errors),
             l.stopped_short.to_string(),
             opt(l.output_fill_pct),
+            opt(l.tokens_per_chunk),
             opt(l.ttft_rise_ms),
             l.fell_behind.to_string(),
         ]);
