@@ -55,18 +55,40 @@ impl TimelineAcc {
     /// Add the measured rows of a batch of requests.
     pub fn add(&mut self, batch: &DataFrame) -> Result<()> {
         let what = || "the levels' timelines".to_string();
+        // Polars computes each row's word and values column by column; the
+        // columns are then appended as they are.
+        let flag = |pred: Expr, bit: u32| {
+            when(pred.fill_null(lit(false)))
+                .then(lit(bit))
+                .otherwise(lit(0u32))
+        };
+        let ok = is_ok().fill_null(lit(false));
+        let usable = col(LEVEL)
+            .lt_eq(lit(LEVEL_MASK))
+            .and(col("scheduled_ms").is_not_null())
+            .fill_null(lit(false));
+        let word = when(usable)
+            .then(
+                col(LEVEL).cast(DataType::UInt32)
+                    + flag(ok.clone(), OK_BIT)
+                    + flag(col("compaction"), COMPACTION_BIT),
+            )
+            .otherwise(lit(NO_GROUP));
         let cols = batch
             .clone()
             .lazy()
             .filter(measured())
             .select([
-                col(LEVEL),
-                is_ok().fill_null(lit(false)).alias("__ok"),
-                col("scheduled_ms").cast(DataType::Float64),
-                col("prompt_tokens").cast(DataType::Float32),
-                col("compaction")
-                    .fill_null(lit(false))
-                    .alias("__compaction"),
+                word.alias("__word"),
+                col("scheduled_ms")
+                    .cast(DataType::Float64)
+                    .fill_null(lit(f64::NAN))
+                    .alias("__at"),
+                when(ok)
+                    .then(col("prompt_tokens").cast(DataType::Float32))
+                    .otherwise(lit(NULL).cast(DataType::Float32))
+                    .fill_null(lit(f32::NAN))
+                    .alias("__prompt"),
             ])
             .collect()
             .ctx(what)?;
@@ -75,48 +97,37 @@ impl TimelineAcc {
                 .map(|c| c.as_materialized_series().rechunk())
                 .ctx(what)
         };
-        let (level, ok, scheduled, prompt, compaction) = (
-            column(LEVEL)?,
-            column("__ok")?,
-            column("scheduled_ms")?,
-            column("prompt_tokens")?,
-            column("__compaction")?,
-        );
-        let (level, ok, scheduled, prompt, compaction) = (
-            level.u32().ctx(what)?,
-            ok.bool().ctx(what)?,
-            scheduled.f64().ctx(what)?,
+        let (word, at, prompt) = (column("__word")?, column("__at")?, column("__prompt")?);
+        let (word, at, prompt) = (
+            word.u32().ctx(what)?,
+            at.f64().ctx(what)?,
             prompt.f32().ctx(what)?,
-            compaction.bool().ctx(what)?,
         );
-        let n = cols.height();
-        self.level.reserve(n);
-        self.at.reserve(n);
-        self.prompt.reserve(n);
-        let rows = level
+        let start = self.level.len();
+        for arr in word.downcast_iter() {
+            self.level.extend_from_slice(arr.values());
+        }
+        for arr in at.downcast_iter() {
+            self.at.extend_from_slice(arr.values());
+        }
+        for arr in prompt.downcast_iter() {
+            self.prompt.extend_from_slice(arr.values());
+        }
+        if self.at.len() != self.level.len() || self.prompt.len() != self.level.len() {
+            return Err(Error::Internal(format!(
+                "timelines: columns of {} rows read with {} and {} values",
+                self.level.len(),
+                self.at.len(),
+                self.prompt.len()
+            )));
+        }
+        let highest = self.level[start..]
             .iter()
-            .zip(ok.iter())
-            .zip(scheduled.iter())
-            .zip(prompt.iter())
-            .zip(compaction.iter());
-        for ((((l, ok), t), p), c) in rows {
-            let ok = ok == Some(true);
-            let (Some(l), Some(t)) = (
-                l.filter(|l| l & !LEVEL_MASK == 0),
-                t.filter(|t| t.is_finite()),
-            ) else {
-                self.level.push(NO_GROUP);
-                self.at.push(f64::NAN);
-                self.prompt.push(f32::NAN);
-                continue;
-            };
-            self.n_levels = self.n_levels.max(l as usize + 1);
-            let flags =
-                if ok { OK_BIT } else { 0 } | if c == Some(true) { COMPACTION_BIT } else { 0 };
-            self.level.push(l | flags);
-            self.at.push(t);
-            self.prompt
-                .push(if ok { p.unwrap_or(f32::NAN) } else { f32::NAN });
+            .filter(|&&w| w != NO_GROUP)
+            .map(|&w| w & LEVEL_MASK)
+            .max();
+        if let Some(h) = highest {
+            self.n_levels = self.n_levels.max(h as usize + 1);
         }
         Ok(())
     }
@@ -137,7 +148,7 @@ impl TimelineAcc {
         // Per level: rows, earliest and latest scheduled time.
         let mut span = vec![(0usize, f64::INFINITY, f64::NEG_INFINITY); n_levels];
         for (&l, &t) in self.level.iter().zip(&self.at) {
-            if l == NO_GROUP {
+            if l == NO_GROUP || !t.is_finite() {
                 continue;
             }
             let s = &mut span[(l & LEVEL_MASK) as usize];
@@ -165,7 +176,7 @@ impl TimelineAcc {
         let mut group_of = vec![NO_GROUP; self.level.len()];
         let mut sums = vec![Sums::default(); n_groups];
         for (i, (&l, &t)) in self.level.iter().zip(&self.at).enumerate() {
-            if l == NO_GROUP {
+            if l == NO_GROUP || !t.is_finite() {
                 continue;
             }
             let Some(cut) = &cuts[(l & LEVEL_MASK) as usize] else {
@@ -187,6 +198,9 @@ impl TimelineAcc {
                 }
             }
         }
+        // The rows' times are no longer needed: free them before the
+        // latency values are sorted into the slices.
+        drop(self);
         let dists = |v: Value| store.dists(v, &group_of, n_groups);
         let (ttft, tpot, e2e) = (dists(Value::Ttft), dists(Value::Tpot), dists(Value::E2e));
         let mut out = Vec::with_capacity(n_groups);
