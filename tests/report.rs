@@ -893,6 +893,30 @@ fn a_server_streaming_several_tokens_a_chunk_is_noted() {
     let notes = report["notes"].to_string();
     assert!(notes.contains("3.40 tokens a chunk"), "{notes}");
 
+    // Compared with a server that streams a token a chunk, the ITL
+    // difference is named as one of chunking.
+    let plain = MockProcess::start(&["--decode-step-ms", "4"]);
+    let results = dir.path().join("plain");
+    let out = run_replay(
+        &trace,
+        &plain.url,
+        &results,
+        &["--concurrency", "2", "--no-metrics"],
+    );
+    stop_mock(plain);
+    let (plain_run, _) = replay_rows(&out, &results);
+    let cmp = trace_ok([
+        "compare",
+        plain_run.to_str().expect("utf8"),
+        run.to_str().expect("utf8"),
+    ]);
+    assert!(
+        cmp.contains("the servers streamed different numbers of tokens a chunk at concurrency 2 (")
+            && cmp.contains(": 1.00; ")
+            && cmp.contains(": 3.40)"),
+        "{cmp}"
+    );
+
     // One token a chunk: 1.0, and no note.
     let r = runs();
     let report_path = dir.path().join("plain.json");

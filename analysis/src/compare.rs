@@ -336,6 +336,52 @@ fn fell_behind_note(
     ))
 }
 
+/// A note when the runs' servers streamed different numbers of tokens a
+/// chunk at a level (by a factor of [`notes::CHUNKED_TOKENS_PER_CHUNK`] or
+/// more): ITL is timed between chunks, so there its difference is one of
+/// chunking (a stream interval, speculative decoding), not of per-token
+/// speed, which TPOT compares.
+///
+/// [`notes::CHUNKED_TOKENS_PER_CHUNK`]: crate::notes::CHUNKED_TOKENS_PER_CHUNK
+fn chunking_note(
+    keys: &[LevelKey],
+    per_run: &[RunLevels],
+    infos: &[crate::model::RunInfo],
+) -> Option<String> {
+    let mut differ = Vec::new();
+    for key in keys {
+        let found: Vec<(f64, &str)> = per_run
+            .iter()
+            .zip(infos)
+            .filter_map(|(r, i)| {
+                let l = r.levels.iter().find(|l| l.key.same_level(key))?;
+                Some((l.tokens_per_chunk?, i.run_id.as_str()))
+            })
+            .collect();
+        let (lo, hi) = found
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), (k, _)| {
+                (lo.min(*k), hi.max(*k))
+            });
+        if found.len() > 1 && lo > 0.0 && hi / lo >= crate::notes::CHUNKED_TOKENS_PER_CHUNK {
+            let each: Vec<String> = found
+                .iter()
+                .map(|(k, run)| format!("{run}: {k:.2}"))
+                .collect();
+            differ.push(format!("{} ({})", key.label(), each.join("; ")));
+        }
+    }
+    if differ.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the servers streamed different numbers of tokens a chunk at {}: ITL is timed between \
+         chunks, so its difference there is one of chunking (a stream interval, speculative \
+         decoding), not of per-token speed; compare TPOT",
+        differ.join("; ")
+    ))
+}
+
 /// Whether a change `d` from the baseline `b` is too small to matter,
 /// however little noise the runs show.
 fn negligible(m: &Metric, d: f64, b: f64) -> bool {
@@ -410,6 +456,7 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
     notes.extend(output_lengths_note(&per_run, &infos));
     notes.extend(cache_note(&keys, &per_run, &infos));
     notes.extend(fell_behind_note(&keys, &per_run, &infos));
+    notes.extend(chunking_note(&keys, &per_run, &infos));
     Ok(Comparison {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),
