@@ -88,7 +88,14 @@ fn read_groups(
             e2e_ms: g.dist("e2e", i),
         });
     }
-    out.sort_by(|a, b| {
+    sort_groups(&mut out);
+    Ok(out)
+}
+
+/// Groups in report order: by run, mode, value and round, then by their
+/// order and name within the level.
+pub(super) fn sort_groups(groups: &mut [GroupStats]) {
+    groups.sort_by(|a, b| {
         (&a.key.run_id, &a.key.load_mode)
             .cmp(&(&b.key.run_id, &b.key.load_mode))
             .then(a.key.load_value.total_cmp(&b.key.load_value))
@@ -96,7 +103,6 @@ fn read_groups(
             .then(a.order.total_cmp(&b.order))
             .then(a.group.cmp(&b.group))
     });
-    Ok(out)
 }
 
 /// Latency by turn and by prompt-length bucket.

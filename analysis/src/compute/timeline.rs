@@ -231,13 +231,7 @@ impl TimelineAcc {
                 });
             }
         }
-        out.sort_by(|a, b| {
-            (&a.key.run_id, &a.key.load_mode)
-                .cmp(&(&b.key.run_id, &b.key.load_mode))
-                .then(a.key.load_value.total_cmp(&b.key.load_value))
-                .then(a.key.round.cmp(&b.key.round))
-                .then(a.order.total_cmp(&b.order))
-        });
+        super::groups::sort_groups(&mut out);
         Ok(out)
     }
 }
