@@ -579,6 +579,55 @@ fn saturation_is_found_on_a_server_with_little_capacity() {
     );
 }
 
+/// A level sent in one burst (`--qps inf`) has no span of scheduled time to
+/// cut, so the timeline leaves it out, while a timed level beside it in the
+/// same run is cut as usual.
+#[test]
+fn a_level_sent_in_one_burst_has_no_timeline() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 30, 32, 8, &[]);
+    let mock = MockProcess::start(&["--decode-step-ms", "1"]);
+    let results = dir.path().join("r");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "inf,100",
+            "--arrival",
+            "constant",
+            "--requests",
+            "30",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 60);
+    let report = report_json(&[run.to_str().expect("utf8")]);
+    let slices = report["timeline"].as_array().expect("a timeline");
+    assert_eq!(slices.len(), 3, "{slices:#?}");
+    for s in slices {
+        assert_eq!(s["load_value"], 100.0, "{s:#}");
+    }
+    // A run of one burst alone has no timeline section at all.
+    let results = dir.path().join("burst");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--qps", "inf", "--requests", "30", "--no-metrics"],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    stop_mock(mock);
+    assert_eq!(rows.len(), 30);
+    let report = report_json(&[run.to_str().expect("utf8")]);
+    assert_eq!(report["timeline"].as_array().map(Vec::len), Some(0));
+    let text = trace_ok(["report", run.to_str().expect("utf8")]);
+    assert!(text.contains("Latency"), "{text}");
+    assert!(!text.contains("over each level's time"), "{text}");
+}
+
 /// One open-loop level alone: no lower level to hold its latency against,
 /// yet a server whose queue grows through it is caught by the TTFT trend.
 #[test]

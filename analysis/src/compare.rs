@@ -241,6 +241,23 @@ fn output_lengths_note(per_run: &[RunLevels], infos: &[crate::model::RunInfo]) -
     ))
 }
 
+/// Each run's level at `key` with the run's id, for the runs that have it,
+/// in the runs' order.
+fn levels_at<'a>(
+    key: &LevelKey,
+    per_run: &'a [RunLevels],
+    infos: &'a [crate::model::RunInfo],
+) -> Vec<(&'a LevelStats, &'a str)> {
+    per_run
+        .iter()
+        .zip(infos)
+        .filter_map(|(r, i)| {
+            let l = r.levels.iter().find(|l| l.key.same_level(key))?;
+            Some((l, i.run_id.as_str()))
+        })
+        .collect()
+}
+
 /// Difference in cached-token ratio (points of %) between runs at one
 /// level from which their TTFTs measure unlike work.
 const CACHE_POINTS: f64 = 20.0;
@@ -256,27 +273,20 @@ fn cache_note(
 ) -> Option<String> {
     let mut differ = Vec::new();
     for key in keys {
-        let ratios: Vec<Option<f64>> = per_run
-            .iter()
-            .map(|r| {
-                r.levels
-                    .iter()
-                    .find(|l| l.key.same_level(key))
-                    .and_then(|l| l.cached_token_ratio)
-            })
+        let ratios: Vec<(f64, &str)> = levels_at(key, per_run, infos)
+            .into_iter()
+            .filter_map(|(l, run)| Some((100.0 * l.cached_token_ratio?, run)))
             .collect();
-        let known: Vec<f64> = ratios.iter().flatten().map(|r| 100.0 * r).collect();
         let (Some(lo), Some(hi)) = (
-            known.iter().copied().reduce(f64::min),
-            known.iter().copied().reduce(f64::max),
+            ratios.iter().map(|(r, _)| *r).reduce(f64::min),
+            ratios.iter().map(|(r, _)| *r).reduce(f64::max),
         ) else {
             continue;
         };
         if hi - lo >= CACHE_POINTS {
             let each: Vec<String> = ratios
                 .iter()
-                .zip(infos)
-                .filter_map(|(r, i)| Some(format!("{:.0}% in {}", 100.0 * (*r)?, i.run_id)))
+                .map(|(r, run)| format!("{r:.0}% in {run}"))
                 .collect();
             differ.push(format!("{} ({})", key.label(), each.join(", ")));
         }
@@ -303,14 +313,7 @@ fn fell_behind_note(
 ) -> Option<String> {
     let mut differ = Vec::new();
     for key in keys {
-        let found: Vec<(&LevelStats, &str)> = per_run
-            .iter()
-            .zip(infos)
-            .filter_map(|(r, i)| {
-                let l = r.levels.iter().find(|l| l.key.same_level(key))?;
-                Some((l, i.run_id.as_str()))
-            })
-            .collect();
+        let found = levels_at(key, per_run, infos);
         let behind: Vec<String> = found
             .iter()
             .filter(|(l, _)| l.fell_behind)
@@ -350,13 +353,9 @@ fn chunking_note(
 ) -> Option<String> {
     let mut differ = Vec::new();
     for key in keys {
-        let found: Vec<(f64, &str)> = per_run
-            .iter()
-            .zip(infos)
-            .filter_map(|(r, i)| {
-                let l = r.levels.iter().find(|l| l.key.same_level(key))?;
-                Some((l.tokens_per_chunk?, i.run_id.as_str()))
-            })
+        let found: Vec<(f64, &str)> = levels_at(key, per_run, infos)
+            .into_iter()
+            .filter_map(|(l, run)| Some((l.tokens_per_chunk?, run)))
             .collect();
         let (lo, hi) = found
             .iter()

@@ -63,8 +63,10 @@ impl TimelineAcc {
                 .otherwise(lit(0u32))
         };
         let ok = is_ok().fill_null(lit(false));
+        // Strictly below the mask: level LEVEL_MASK with both flags set
+        // would read as NO_GROUP.
         let usable = col(LEVEL)
-            .lt_eq(lit(LEVEL_MASK))
+            .lt(lit(LEVEL_MASK))
             .and(col("scheduled_ms").is_not_null())
             .fill_null(lit(false));
         let word = when(usable)
