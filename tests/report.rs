@@ -983,3 +983,100 @@ fn a_server_streaming_several_tokens_a_chunk_is_noted() {
     }
     assert!(!report["notes"].to_string().contains("tokens a chunk"));
 }
+
+/// A server that sends no usage leaves the replayer counting chunks, which
+/// is short when a chunk carries several tokens; the replay and the report
+/// say so, and `--tokenizer` counts the reply's text instead, from which
+/// TPOT, tokens per chunk and the output fill follow.
+#[test]
+fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 12, 32, 17, &[]);
+    let mock = MockProcess::start(&["--tokens-per-chunk", "4", "--decode-step-ms", "2"]);
+    let flags = ["--concurrency", "2", "--no-metrics", "--no-usage"];
+
+    let results = dir.path().join("chunks");
+    let out = run_replay(&trace, &mock.url, &results, &flags);
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 12);
+    for r in &rows {
+        assert_eq!(r.tokens_source.as_deref(), Some("counted"), "{r:?}");
+        // 17 tokens in 5 chunks: the first alone, then 4 a chunk.
+        assert_eq!(r.completion_tokens, Some(5), "{r:?}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the server reported no usage for 12 of 12 ok requests"),
+        "{stdout}"
+    );
+    let level = read_json(&run.join("summary.json"))["levels"][0].clone();
+    assert_eq!(level["tokens_counted_locally"], 12, "{level:#}");
+    assert_eq!(level["tokens_tokenized"], 0, "{level:#}");
+    let report = report_json(&[run.to_str().expect("utf8")]);
+    assert_eq!(report["levels"][0]["tokens_counted"], 12);
+    assert!(report["levels"][0]["tokens_per_chunk"].is_null());
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("reported no usage for 12 of 12 ok requests"),
+        "{:#}",
+        report["notes"]
+    );
+
+    // With the tokenizer: the mock's words are one Llama 3 token each.
+    let tok = crate::tokenize::llama3();
+    let tok = tok.to_str().expect("utf8");
+    let results = dir.path().join("tokenized");
+    let mut with = flags.to_vec();
+    with.extend(["--tokenizer", tok]);
+    let out = run_replay(&trace, &mock.url, &results, &with);
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 12);
+    for r in &rows {
+        assert_eq!(r.tokens_source.as_deref(), Some("tokenized"), "{r:?}");
+        assert_eq!(r.completion_tokens, Some(17), "{r:?}");
+        let (ttft, e2e, tpot) = (
+            r.ttft_ms.expect("ttft"),
+            r.e2e_ms.expect("e2e"),
+            r.tpot_ms.expect("tpot"),
+        );
+        assert!((tpot - (e2e - ttft) / 16.0).abs() < 1e-9, "{r:?}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("reported no usage"), "{stdout}");
+    let level = read_json(&run.join("summary.json"))["levels"][0].clone();
+    assert_eq!(level["tokens_tokenized"], 12, "{level:#}");
+    assert_eq!(level["tokens_counted_locally"], 0, "{level:#}");
+    let per_chunk = level["tokens_per_chunk"]
+        .as_f64()
+        .expect("tokens per chunk");
+    assert!((per_chunk - 17.0 / 5.0).abs() < 1e-12, "{per_chunk}");
+    assert!(
+        stdout.contains("3.40 tokens a chunk"),
+        "the chunking is seen through the tokenizer's counts: {stdout}"
+    );
+    let config = read_json(&run.join("run.json"))["config"]["tokenizer"].clone();
+    assert_eq!(config["source"], "file", "{config:#}");
+    assert_eq!(
+        config["tokenizer_sha256"].as_str().map(str::len),
+        Some(64),
+        "{config:#}"
+    );
+    let report = report_json(&[run.to_str().expect("utf8")]);
+    assert_eq!(report["levels"][0]["tokens_counted"], 0);
+    assert_eq!(report["levels"][0]["output_fill_pct"].as_f64(), Some(100.0));
+    assert!(!report["notes"].to_string().contains("reported no usage"));
+
+    // A tokenizer that cannot be loaded stops the run before anything is
+    // sent or written.
+    let results = dir.path().join("bad");
+    let missing = dir.path().join("nope/tokenizer.json");
+    let mut bad = flags.to_vec();
+    bad.extend(["--tokenizer", missing.to_str().expect("utf8")]);
+    let out = run_replay(&trace, &mock.url, &results, &bad);
+    stop_mock(mock);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tokenizer") && err.contains("nope"), "{err}");
+    assert!(!results.exists() || files_in(&results).is_empty());
+}

@@ -199,6 +199,9 @@ pub struct LevelStats {
     /// Ok requests whose completion tokens (from the server's usage) fell
     /// short of the `max_tokens` they asked for.
     pub stopped_short: u64,
+    /// Ok requests without usage whose `completion_tokens` count chunks
+    /// (`tokens_source = 'counted'`).
+    pub tokens_counted: u64,
     /// Σ completion_tokens / Σ max_tokens of those requests and the ones
     /// that got their full length, %.
     pub output_fill_pct: Option<f64>,

@@ -44,6 +44,21 @@ pub fn stopped_short(short: u64, ok: u64, fills: &[f64], ignore_eos: bool) -> Op
     ))
 }
 
+/// When the server reported no usage for `counted` of `ok` requests, so
+/// that their `completion_tokens` count the chunks that carried tokens.
+pub fn counted_chunks(counted: u64, ok: u64) -> Option<String> {
+    if counted == 0 {
+        return None;
+    }
+    Some(format!(
+        "the server reported no usage for {counted} of {ok} ok requests, so their \
+         completion_tokens count the chunks that carried text (tokens_source = 'counted'): short \
+         when a chunk carries several tokens, and TPOT and output tokens/s with them. Replay with \
+         --tokenizer (the served model's) to count the text's tokens, or without --no-usage if \
+         it was given"
+    ))
+}
+
 /// When later levels found earlier levels' prompts in the server's prefix
 /// cache: `levels` are a run's first-round levels in the order they ran,
 /// each named, with its cached-token ratio (0 to 1).

@@ -54,6 +54,9 @@ pub struct Exchange {
     pub error: Option<String>,
     /// The generated text (content only), for live history.
     pub text: String,
+    /// The rest of the output: reasoning text, tool calls' names and
+    /// arguments (for counting output tokens with a tokenizer).
+    pub other_text: String,
     pub done_seen: bool,
     /// Sent a second time: the first send met a connection the server had
     /// closed, and got no answer.
@@ -78,6 +81,7 @@ impl Exchange {
             http_status: None,
             error: None,
             text: String::new(),
+            other_text: String::new(),
             done_seen: false,
             resent: false,
         }
@@ -355,10 +359,18 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
                 .and_then(|d| d.get("reasoning_content").or_else(|| d.get("reasoning")))
                 .and_then(Value::as_str)
                 .unwrap_or("");
-            let tool_args = delta
-                .and_then(|d| d.get("tool_calls"))
-                .map(|t| !t.is_null())
-                .unwrap_or(false);
+            let tool_calls = delta.and_then(|d| d.get("tool_calls"));
+            let tool_args = tool_calls.map(|t| !t.is_null()).unwrap_or(false);
+            for call in tool_calls.and_then(Value::as_array).into_iter().flatten() {
+                for part in ["name", "arguments"] {
+                    if let Some(t) = call
+                        .pointer(&format!("/function/{part}"))
+                        .and_then(Value::as_str)
+                    {
+                        ex.other_text.push_str(t);
+                    }
+                }
+            }
             (
                 if content.is_empty() && tool_args {
                     "\u{0}"
@@ -377,8 +389,11 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
     if ex.first_token.is_none() {
         ex.first_token = Some(now);
     }
-    if !reasoning.is_empty() && ex.first_reasoning.is_none() {
-        ex.first_reasoning = Some(now);
+    if !reasoning.is_empty() {
+        if ex.first_reasoning.is_none() {
+            ex.first_reasoning = Some(now);
+        }
+        ex.other_text.push_str(reasoning);
     }
     if !content.is_empty() {
         if ex.first_content.is_none() {
@@ -487,5 +502,23 @@ mod tests {
         assert_eq!(ex.chunks, 1);
         assert!(ex.first_content.is_some());
         assert_eq!(ex.text, "");
+        assert_eq!(ex.other_text, "{\"");
+    }
+
+    #[test]
+    fn reasoning_and_tool_calls_are_kept_apart_from_the_content() {
+        let mut ex = Exchange::new(Instant::now());
+        feed(
+            &mut ex,
+            Api::Chat,
+            &[
+                r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#,
+                r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
+                r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"ls","arguments":"{}"}}]}}]}"#,
+            ],
+        );
+        assert_eq!(ex.chunks, 3);
+        assert_eq!(ex.text, "Hi");
+        assert_eq!(ex.other_text, "thinkls{}");
     }
 }

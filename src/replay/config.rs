@@ -108,6 +108,11 @@ pub struct RunConfig {
     /// `--isolate-levels`: each level's prompts start with a tag of its own.
     pub isolate_levels: bool,
     pub include_usage: bool,
+    /// `--tokenizer` and its revision: counts the output tokens of replies
+    /// without usage.
+    pub tokenizer: Option<(String, String)>,
+    /// What identifies the loaded `--tokenizer` (set when it is loaded).
+    pub tokenizer_identity: Option<Value>,
     pub slo: Slo,
     pub fail_on_slo: bool,
     pub percentiles: Vec<f64>,
@@ -687,6 +692,18 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     // The earlier run's tags work on any server, so its levels ran cold
     // here too; a reset URL is the earlier server's and is not taken.
     let isolate_levels = args.isolate_levels || earlier.as_ref().is_some_and(|e| e.isolate_levels);
+    let tokenizer = match (&args.tokenizer, &args.tokenizer_revision) {
+        (Some(t), rev) if !t.trim().is_empty() => {
+            let rev = rev.as_deref().unwrap_or("main").trim();
+            if rev.is_empty() {
+                bail!("--tokenizer-revision must not be empty");
+            }
+            Some((t.trim().to_string(), rev.to_string()))
+        }
+        (Some(_), _) => bail!("--tokenizer: give a tokenizer.json, a folder or a hub model id"),
+        (None, Some(_)) => bail!("--tokenizer-revision needs --tokenizer"),
+        (None, None) => None,
+    };
     let rounds = rounds.unwrap_or(1);
     if rounds == 0 {
         bail!("--rounds must be at least 1");
@@ -787,6 +804,8 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         cache_reset,
         isolate_levels,
         include_usage: !args.no_usage,
+        tokenizer,
+        tokenizer_identity: None,
         slo,
         fail_on_slo: args.fail_on_slo,
         percentiles,
@@ -874,6 +893,7 @@ impl RunConfig {
             "cache_reset": self.cache_reset,
             "isolate_levels": self.isolate_levels,
             "include_usage": self.include_usage,
+            "tokenizer": self.tokenizer_identity,
             "slo": self.slo,
             "fail_on_slo": self.fail_on_slo,
             "percentiles": self.percentiles,

@@ -15,6 +15,7 @@ mod client_cpu;
 pub mod config;
 pub mod metrics;
 mod output;
+pub mod output_tokens;
 mod recorder;
 mod runner;
 pub mod schedule;
@@ -151,10 +152,23 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 "--cache-reset: the server did not empty its prefix cache; nothing was sent",
             )?;
     }
+    let counter = match cfg.tokenizer.clone() {
+        Some((spec, rev)) => {
+            let c = tokio::task::spawn_blocking(move || {
+                output_tokens::OutputCounter::load(&spec, &rev)
+            })
+            .await
+            .context("loading --tokenizer")??;
+            cfg.tokenizer_identity = Some(c.identity.clone());
+            Some(c)
+        }
+        None => None,
+    };
+    let count_output = counter.is_some();
     let run = output::RunDir::create(&cfg)?;
     let clock = Instant::now();
     let wall_start = std::time::SystemTime::now();
-    let (tx, recorder) = recorder::spawn(run.path.join("requests"))?;
+    let (tx, recorder) = recorder::spawn(run.path.join("requests"), counter)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (stopping_tx, stopping_rx) = watch::channel(false);
     let (hard_tx, hard_rx) = watch::channel(false);
@@ -193,6 +207,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         think_scale: cfg.think_scale,
         clock,
         tx,
+        count_output,
         run_id: run.id.clone(),
         stop: stop.clone(),
         stopping: stopping_rx,
@@ -421,6 +436,11 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         }
         if let Some(note) = summary::chunked_stream_note(&levels) {
             println!("\n{note}");
+        }
+        let counted: usize = levels.iter().map(|l| l.tokens_counted_locally).sum();
+        let ok: usize = levels.iter().map(|l| l.ok).sum();
+        if let Some(note) = analysis::notes::counted_chunks(counted as u64, ok as u64) {
+            println!("\nnote: {note}");
         }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
         if resent > 0 {

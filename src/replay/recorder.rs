@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use traces::results::{PartsWriter, RequestRecord, Status};
 
+use super::output_tokens::{FROM_CHUNKS, FROM_TOKENIZER, OutputCounter};
+
 const PART_ROWS: usize = 5000;
 const FLUSH_EVERY: Duration = Duration::from_secs(2);
 
@@ -31,7 +33,10 @@ pub struct Compact {
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
     pub cached_tokens: Option<u32>,
+    /// `completion_tokens` is a count of chunks (no usage, no `--tokenizer`).
     pub counted_tokens: bool,
+    /// `completion_tokens` was counted by `--tokenizer` (no usage).
+    pub tokenized_tokens: bool,
     /// The output length the request asked for.
     pub max_tokens: Option<u32>,
     /// Of a session sent again in the level (`~c1`, `~c2`, ...): the trace
@@ -84,7 +89,8 @@ impl Collected {
             prompt_tokens: r.prompt_tokens,
             completion_tokens: r.completion_tokens,
             cached_tokens: r.cached_tokens,
-            counted_tokens: r.tokens_source.as_deref() == Some("counted"),
+            counted_tokens: r.tokens_source.as_deref() == Some(FROM_CHUNKS),
+            tokenized_tokens: r.tokens_source.as_deref() == Some(FROM_TOKENIZER),
             max_tokens: r.max_tokens,
             repeat: is_repeat(&r.session_id),
         };
@@ -96,17 +102,27 @@ impl Collected {
     }
 }
 
-/// Starts the recorder on its own OS thread, so Parquet encoding never
-/// stalls the async workers that time requests. Drop every sender to let it
-/// finish; join the handle for the collected figures.
+/// A finished request, as a request task hands it over.
+pub struct Finished {
+    pub rec: RequestRecord,
+    /// The reply's text (content, reasoning, tool calls) when its output
+    /// tokens are to be counted with `--tokenizer` (no usage came back).
+    pub output: Option<String>,
+}
+
+/// Starts the recorder on its own OS thread, so Parquet encoding (and
+/// counting output tokens with `counter`) never stalls the async workers
+/// that time requests. Drop every sender to let it finish; join the handle
+/// for the collected figures.
 pub fn spawn(
     dir: PathBuf,
+    counter: Option<OutputCounter>,
 ) -> anyhow::Result<(
-    std::sync::mpsc::Sender<RequestRecord>,
+    std::sync::mpsc::Sender<Finished>,
     std::thread::JoinHandle<anyhow::Result<Collected>>,
 )> {
     let mut writer = PartsWriter::create(&dir, PART_ROWS)?;
-    let (tx, rx) = std::sync::mpsc::channel::<RequestRecord>();
+    let (tx, rx) = std::sync::mpsc::channel::<Finished>();
     let handle = std::thread::Builder::new()
         .name("trace-recorder".into())
         .spawn(move || {
@@ -114,7 +130,10 @@ pub fn spawn(
             let mut last_flush = std::time::Instant::now();
             loop {
                 match rx.recv_timeout(FLUSH_EVERY) {
-                    Ok(rec) => {
+                    Ok(Finished { mut rec, output }) => {
+                        if let (Some(c), Some(text)) = (&counter, &output) {
+                            c.apply(&mut rec, text);
+                        }
                         collected.add(&rec);
                         writer.write(rec)?;
                     }

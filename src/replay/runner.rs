@@ -15,6 +15,7 @@ use traces::results::{RequestRecord, Status};
 
 use super::client::{Endpoint, Exchange, exchange};
 use super::config::{LoadMode, UserArrival};
+use super::output_tokens::{self, FROM_CHUNKS, FROM_USAGE};
 use super::schedule::{Rate, offsets_for_count, offsets_for_duration};
 use super::workload::{
     Conversation, History, RequestOptions, Session, max_tokens_for, request_body,
@@ -37,7 +38,10 @@ pub struct Shared {
     pub think_scale: f64,
     /// The run's clock: every `*_ms` column counts from here.
     pub clock: Instant,
-    pub tx: std::sync::mpsc::Sender<RequestRecord>,
+    pub tx: std::sync::mpsc::Sender<super::recorder::Finished>,
+    /// `--tokenizer` was given: replies without usage go to the recorder
+    /// with their text, to have their output tokens counted.
+    pub count_output: bool,
     pub run_id: String,
     /// Set on the first Ctrl-C: no new arrivals, no new turns.
     pub stop: Arc<AtomicBool>,
@@ -660,16 +664,16 @@ fn record(
     let first = ex.first_token.map(ms);
     let ok = ex.status == Status::Ok;
     let (completion, source) = match ex.completion_tokens {
-        Some(n) => (Some(n), Some("usage")),
-        None if ex.chunks > 0 => (Some(ex.chunks), Some("counted")),
+        Some(n) => (Some(n), Some(FROM_USAGE)),
+        None if ex.chunks > 0 => (Some(ex.chunks), Some(FROM_CHUNKS)),
         None => (None, None),
     };
     let ttft = first.map(|f| f - sent_ms);
     let e2e = end_ms - sent_ms;
-    let tpot = match (ttft, completion) {
-        (Some(t), Some(n)) if n > 1 && ok => Some((e2e - t) / f64::from(n - 1)),
-        _ => None,
-    };
+    let tpot = output_tokens::tpot(Some(ex.status), ttft, Some(e2e), completion);
+    // The recorder counts these with the tokenizer.
+    let output = (shared.count_output && source == Some(FROM_CHUNKS))
+        .then(|| format!("{}{}", ex.text, ex.other_text));
     let rec = RequestRecord {
         run_id: shared.run_id.clone(),
         load_mode: labels.mode.to_string(),
@@ -715,5 +719,5 @@ fn record(
         shared.failed.fetch_add(1, Ordering::Relaxed);
     }
     // The recorder outlives every request task; a send error means the run is being torn down.
-    let _ = shared.tx.send(rec);
+    let _ = shared.tx.send(super::recorder::Finished { rec, output });
 }

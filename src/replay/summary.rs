@@ -90,7 +90,11 @@ pub struct LevelSummary {
     /// Lateness of the schedule's arrivals (first turns): the client's own precision.
     pub arrival_lateness_ms: Dist,
     pub cached_token_ratio: Option<f64>,
+    /// Ok requests without usage whose `completion_tokens` is a count of
+    /// chunks (short by the tokens per chunk; `--tokenizer` counts them).
     pub tokens_counted_locally: usize,
+    /// Ok requests without usage whose output tokens `--tokenizer` counted.
+    pub tokens_tokenized: usize,
     /// Ok requests whose reported completion tokens fell short of the
     /// `max_tokens` they asked for: the model ended its reply first.
     pub stopped_short: usize,
@@ -303,6 +307,7 @@ pub fn summarise(
         arrival_lateness_ms: arrival_lateness,
         cached_token_ratio: (with_cached > 0.0).then(|| cached / with_cached),
         tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
+        tokens_tokenized: ok.iter().filter(|c| c.tokenized_tokens).count(),
         stopped_short,
         output_fill_pct,
         tokens_per_chunk,
@@ -671,6 +676,7 @@ mod tests {
                     completion_tokens: Some(9),
                     cached_tokens: None,
                     counted_tokens: false,
+                    tokenized_tokens: false,
                     max_tokens: Some(9),
                     repeat: false,
                 }

@@ -81,7 +81,13 @@ fn looks_like_hub_id(spec: &str) -> bool {
 
 /// Loads what `--tokenizer`, `--revision` and `--chat-template` name.
 pub fn load(args: &TokenizeArgs) -> anyhow::Result<Loaded> {
-    let spec = args.tokenizer.trim();
+    load_spec(&args.tokenizer, &args.revision, args.template_choice())
+}
+
+/// Loads the tokenizer `spec` names (a `tokenizer.json`, a folder, or a hub
+/// model id at `revision`) with the chat template `choice` picks.
+pub fn load_spec(spec: &str, revision: &str, choice: TemplateChoice) -> anyhow::Result<Loaded> {
+    let spec = spec.trim();
     let path = Path::new(spec);
     let mut identity = json!({ "tokenizer": spec });
     let files = if path.is_file() {
@@ -97,10 +103,10 @@ pub fn load(args: &TokenizeArgs) -> anyhow::Result<Loaded> {
     } else if looks_like_hub_id(spec) {
         let env = hub::HubEnv::from_env()
             .context("--tokenizer: cannot tell where the Hugging Face cache is: set HF_HOME")?;
-        let fetched = hub::fetch(&env, spec, args.revision.trim())?;
+        let fetched = hub::fetch(&env, spec, revision.trim())?;
         identity["source"] = json!("hub");
         identity["revision"] = json!(fetched.commit);
-        identity["requested_revision"] = json!(args.revision.trim());
+        identity["requested_revision"] = json!(revision.trim());
         fetched.files
     } else {
         bail!(
@@ -132,7 +138,7 @@ pub fn load(args: &TokenizeArgs) -> anyhow::Result<Loaded> {
         .map(|(_, c)| special_tokens(c))
         .unwrap_or_default();
 
-    let (source, origin): (Option<String>, Option<String>) = match args.template_choice() {
+    let (source, origin): (Option<String>, Option<String>) = match choice {
         TemplateChoice::None => (None, None),
         TemplateChoice::File(p) => {
             let text = template_from_file(&p)?;

@@ -25,7 +25,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 use traces::{TraceMetadata, TraceReader, TraceRow, TraceWriter, WriterOptions, column};
 
-pub use args::TokenizeArgs;
+pub use args::{TemplateChoice, TokenizeArgs};
+pub use load::load_spec;
 
 use materialize::{MaterializeReport, Materializer};
 use prompt::Prompter;

@@ -103,7 +103,7 @@ def check_levels_duckdb(con, levels, slo):
         good.append(f"coalesce(e2e_ms <= {slo['e2e_ms']}, false)")
     # Ok requests whose output can be held against the max_tokens asked.
     asked = (
-        "status = 'ok' AND tokens_source = 'usage' "
+        "status = 'ok' AND tokens_source IN ('usage', 'tokenized') "
         "AND max_tokens IS NOT NULL AND completion_tokens IS NOT NULL"
     )
     q = f"""
@@ -119,7 +119,8 @@ def check_levels_duckdb(con, levels, slo):
       {dist_sql('ttft_ms')}, {dist_sql('tpot_ms')}, {dist_sql('e2e_ms')},
       count(*) FILTER (WHERE {asked} AND completion_tokens < max_tokens),
       sum(completion_tokens) FILTER (WHERE {asked}),
-      sum(max_tokens) FILTER (WHERE {asked})
+      sum(max_tokens) FILTER (WHERE {asked}),
+      count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'counted')
     FROM r GROUP BY ALL
     """
     rows = con.execute(q).fetchall()
@@ -149,15 +150,16 @@ def check_levels_duckdb(con, levels, slo):
         for m in ["ttft_ms", "tpot_ms", "e2e_ms"]:
             check_dist(f"{key}.{m}", l[m], row[base : base + 9])
             base += 9
-        short, got, want = row[base : base + 3]
+        short, got, want, counted = row[base : base + 4]
         expect(f"{key}.stopped_short", l["stopped_short"], short)
+        expect(f"{key}.tokens_counted", l["tokens_counted"], counted)
         fill = 100.0 * float(got) / float(want) if want else None
         expect(f"{key}.output_fill_pct", l["output_fill_pct"], fill)
     # Tokens per chunk: the server's token counts over the chunks timed.
     chunked = con.execute(
         """SELECT run_id, load_mode, load_value, round,
                   sum(completion_tokens::DOUBLE) / sum(len(itl_ms) + 1)
-           FROM r WHERE status = 'ok' AND tokens_source = 'usage'
+           FROM r WHERE status = 'ok' AND tokens_source IN ('usage', 'tokenized')
                 AND completion_tokens IS NOT NULL AND ttft_ms IS NOT NULL
                 AND itl_ms IS NOT NULL
            GROUP BY ALL"""

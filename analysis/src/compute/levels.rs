@@ -85,6 +85,14 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             Agg::Sum(asked().and(col("completion_tokens").lt(col("max_tokens")))),
         ),
         (
+            "tokens_counted",
+            Agg::Sum(
+                is_ok()
+                    .and(col("tokens_source").eq(lit("counted")))
+                    .fill_null(lit(false)),
+            ),
+        ),
+        (
             "chunk_tokens",
             Agg::Sum(only(chunked(), col("completion_tokens"))),
         ),
@@ -136,11 +144,18 @@ fn trend_point() -> Expr {
         .fill_null(lit(false))
 }
 
-/// Ok requests whose tokens the server reported and whose chunks were
+/// Output tokens that are tokens: the server's usage, or `--tokenizer`'s
+/// count of the text (not a count of chunks).
+fn tokens_known() -> Expr {
+    let src = || col("tokens_source");
+    src().eq(lit("usage")).or(src().eq(lit("tokenized")))
+}
+
+/// Ok requests whose output tokens are known and whose chunks were
 /// timed (a first token, and `itl_ms` after it): their tokens per chunk.
 fn chunked() -> Expr {
     is_ok()
-        .and(col("tokens_source").eq(lit("usage")))
+        .and(tokens_known())
         .and(col("completion_tokens").is_not_null())
         .and(col("ttft_ms").is_not_null())
         .and(col("itl_ms").is_not_null())
@@ -148,11 +163,11 @@ fn chunked() -> Expr {
 }
 
 /// Ok requests whose output length can be held against the `max_tokens`
-/// they asked for: both known, the length from the server's usage (counted
-/// chunks may carry several tokens each).
+/// they asked for: both known, the length in tokens (counted chunks may
+/// carry several tokens each).
 fn asked() -> Expr {
     is_ok()
-        .and(col("tokens_source").eq(lit("usage")))
+        .and(tokens_known())
         .and(col("max_tokens").is_not_null())
         .and(col("completion_tokens").is_not_null())
         .fill_null(lit(false))
@@ -427,6 +442,7 @@ fn levels_from(
             slo_attainment_pct: (slo.is_set() && requests > 0)
                 .then(|| 100.0 * good / requests as f64),
             stopped_short: main.u64("stopped_short", i)?,
+            tokens_counted: main.u64("tokens_counted", i)?,
             output_fill_pct: (asked > 0.0)
                 .then(|| 100.0 * main.f64("asked_got", i).ok().flatten().unwrap_or(0.0) / asked),
             tokens_per_chunk: match (main.f64("chunk_tokens", i)?, main.f64("chunks", i)?) {

@@ -171,6 +171,12 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         if let Some(note) = stopped_short_note(&run.run_id, &levels, ignore_eos) {
             notes.push(note);
         }
+        let of_run = || levels.iter().filter(|l| l.key.run_id == run.run_id);
+        let counted: u64 = of_run().map(|l| l.tokens_counted).sum();
+        let ok: u64 = of_run().map(|l| l.ok).sum();
+        if let Some(note) = crate::notes::counted_chunks(counted, ok) {
+            notes.push(format!("{}: {note}", run.run_id));
+        }
         if let Some(j) = &run.run_json {
             let busy: Vec<(String, Option<f64>, Option<f64>)> = j
                 .windows

@@ -513,6 +513,7 @@ pub fn levels_csv(r: &Report) -> String {
             "stopped_short",
             "output_fill_pct",
             "tokens_per_chunk",
+            "tokens_counted",
             "ttft_rise_ms",
             "fell_behind",
         ]
@@ -563,6 +564,7 @@ pub fn levels_csv(r: &Report) -> String {
             l.stopped_short.to_string(),
             opt(l.output_fill_pct),
             opt(l.tokens_per_chunk),
+            l.tokens_counted.to_string(),
             opt(l.ttft_rise_ms),
             l.fell_behind.to_string(),
         ]);
