@@ -92,7 +92,7 @@ fn runs() -> Arc<Runs> {
             "--itl-ms",
             "1",
             "--faults",
-            "500=0.05,reset=0.03",
+            "500=0.05,reset=0.03,usage-missing=0.04",
             "--fault-seed",
             "7",
         ]);
@@ -1006,7 +1006,8 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("the server reported no usage for 12 of 12 ok requests"),
+        stdout.contains("the server reported no usage for 12 of 12 ok requests")
+            && stdout.contains("and their completion_tokens count the chunks"),
         "{stdout}"
     );
     let level = read_json(&run.join("summary.json"))["levels"][0].clone();
@@ -1043,7 +1044,14 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
         assert!((tpot - (e2e - ttft) / 16.0).abs() < 1e-9, "{r:?}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!stdout.contains("reported no usage"), "{stdout}");
+    // Prompt tokens are still unknown; the output tokens were counted.
+    assert!(
+        stdout.contains(
+            "reported no usage for 12 of 12 ok requests: their prompt tokens are unknown"
+        ) && stdout.contains("--tokenizer counted their output tokens")
+            && !stdout.contains("count the chunks"),
+        "{stdout}"
+    );
     let level = read_json(&run.join("summary.json"))["levels"][0].clone();
     assert_eq!(level["tokens_tokenized"], 12, "{level:#}");
     assert_eq!(level["tokens_counted_locally"], 0, "{level:#}");
@@ -1064,8 +1072,14 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     );
     let report = report_json(&[run.to_str().expect("utf8")]);
     assert_eq!(report["levels"][0]["tokens_counted"], 0);
+    assert_eq!(report["levels"][0]["tokens_tokenized"], 12);
     assert_eq!(report["levels"][0]["output_fill_pct"].as_f64(), Some(100.0));
-    assert!(!report["notes"].to_string().contains("reported no usage"));
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("--tokenizer counted their output tokens")
+            && !notes.contains("count the chunks"),
+        "{notes}"
+    );
 
     // A tokenizer that cannot be loaded stops the run before anything is
     // sent or written.

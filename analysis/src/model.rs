@@ -202,6 +202,9 @@ pub struct LevelStats {
     /// Ok requests without usage whose `completion_tokens` count chunks
     /// (`tokens_source = 'counted'`).
     pub tokens_counted: u64,
+    /// Ok requests without usage whose output tokens `replay --tokenizer`
+    /// counted (`tokens_source = 'tokenized'`).
+    pub tokens_tokenized: u64,
     /// Σ completion_tokens / Σ max_tokens of those requests and the ones
     /// that got their full length, %.
     pub output_fill_pct: Option<f64>,

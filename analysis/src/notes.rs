@@ -44,19 +44,36 @@ pub fn stopped_short(short: u64, ok: u64, fills: &[f64], ignore_eos: bool) -> Op
     ))
 }
 
-/// When the server reported no usage for `counted` of `ok` requests, so
-/// that their `completion_tokens` count the chunks that carried tokens.
-pub fn counted_chunks(counted: u64, ok: u64) -> Option<String> {
-    if counted == 0 {
+/// When the server reported no usage for some ok requests: `counted` of
+/// them have `completion_tokens` counting the chunks that carried text (no
+/// `--tokenizer`), `tokenized` were counted by `--tokenizer`; `ok` in all.
+pub fn no_usage(counted: u64, tokenized: u64, ok: u64) -> Option<String> {
+    let without = counted + tokenized;
+    if without == 0 {
         return None;
     }
-    Some(format!(
-        "the server reported no usage for {counted} of {ok} ok requests, so their \
-         completion_tokens count the chunks that carried text (tokens_source = 'counted'): short \
-         when a chunk carries several tokens, and TPOT and output tokens/s with them. Replay with \
-         --tokenizer (the served model's) to count the text's tokens, or without --no-usage if \
-         it was given"
-    ))
+    let mut note = format!(
+        "the server reported no usage for {without} of {ok} ok requests: their prompt tokens \
+         are unknown, so input tokens/s leaves them out (input_tokens_target holds the lengths \
+         the trace asked for)"
+    );
+    if counted > 0 {
+        note.push_str(&format!(
+            ", and {} completion_tokens count the chunks that carried text \
+             (tokens_source = 'counted'): short when a chunk carries several tokens, and TPOT \
+             and output tokens/s with them. Replay with --tokenizer (the served model's) to \
+             count the text's tokens",
+            if counted == without {
+                "their".to_string()
+            } else {
+                format!("for {counted} of them")
+            }
+        ));
+    } else {
+        note.push_str("; --tokenizer counted their output tokens");
+    }
+    note.push_str(" (or replay without --no-usage if it was given)");
+    Some(note)
 }
 
 /// When later levels found earlier levels' prompts in the server's prefix
@@ -297,6 +314,29 @@ pub fn fell_behind_reason(rise_ms: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replies_without_usage_are_noted_by_how_their_tokens_were_counted() {
+        assert_eq!(no_usage(0, 0, 10), None);
+        let all = no_usage(4, 0, 10).expect("a note");
+        assert!(all.contains("no usage for 4 of 10 ok requests"), "{all}");
+        assert!(
+            all.contains("and their completion_tokens count the chunks"),
+            "{all}"
+        );
+        let some = no_usage(1, 3, 10).expect("a note");
+        assert!(some.contains("no usage for 4 of 10"), "{some}");
+        assert!(
+            some.contains("and for 1 of them completion_tokens count"),
+            "{some}"
+        );
+        let counted = no_usage(0, 4, 10).expect("a note");
+        assert!(
+            counted.contains("--tokenizer counted their output tokens"),
+            "{counted}"
+        );
+        assert!(!counted.contains("chunks"), "{counted}");
+    }
 
     #[test]
     fn a_steady_queue_growth_is_told_from_noise() {

@@ -438,8 +438,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             println!("\n{note}");
         }
         let counted: usize = levels.iter().map(|l| l.tokens_counted_locally).sum();
+        let tokenized: usize = levels.iter().map(|l| l.tokens_tokenized).sum();
         let ok: usize = levels.iter().map(|l| l.ok).sum();
-        if let Some(note) = analysis::notes::counted_chunks(counted as u64, ok as u64) {
+        if let Some(note) = analysis::notes::no_usage(counted as u64, tokenized as u64, ok as u64) {
             println!("\nnote: {note}");
         }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();

@@ -120,7 +120,8 @@ def check_levels_duckdb(con, levels, slo):
       count(*) FILTER (WHERE {asked} AND completion_tokens < max_tokens),
       sum(completion_tokens) FILTER (WHERE {asked}),
       sum(max_tokens) FILTER (WHERE {asked}),
-      count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'counted')
+      count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'counted'),
+      count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'tokenized')
     FROM r GROUP BY ALL
     """
     rows = con.execute(q).fetchall()
@@ -150,9 +151,10 @@ def check_levels_duckdb(con, levels, slo):
         for m in ["ttft_ms", "tpot_ms", "e2e_ms"]:
             check_dist(f"{key}.{m}", l[m], row[base : base + 9])
             base += 9
-        short, got, want, counted = row[base : base + 4]
+        short, got, want, counted, tokenized = row[base : base + 5]
         expect(f"{key}.stopped_short", l["stopped_short"], short)
         expect(f"{key}.tokens_counted", l["tokens_counted"], counted)
+        expect(f"{key}.tokens_tokenized", l["tokens_tokenized"], tokenized)
         fill = 100.0 * float(got) / float(want) if want else None
         expect(f"{key}.output_fill_pct", l["output_fill_pct"], fill)
     # Tokens per chunk: the server's token counts over the chunks timed.

@@ -93,6 +93,14 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             ),
         ),
         (
+            "tokens_tokenized",
+            Agg::Sum(
+                is_ok()
+                    .and(col("tokens_source").eq(lit("tokenized")))
+                    .fill_null(lit(false)),
+            ),
+        ),
+        (
             "chunk_tokens",
             Agg::Sum(only(chunked(), col("completion_tokens"))),
         ),
@@ -443,6 +451,7 @@ fn levels_from(
                 .then(|| 100.0 * good / requests as f64),
             stopped_short: main.u64("stopped_short", i)?,
             tokens_counted: main.u64("tokens_counted", i)?,
+            tokens_tokenized: main.u64("tokens_tokenized", i)?,
             output_fill_pct: (asked > 0.0)
                 .then(|| 100.0 * main.f64("asked_got", i).ok().flatten().unwrap_or(0.0) / asked),
             tokens_per_chunk: match (main.f64("chunk_tokens", i)?, main.f64("chunks", i)?) {

@@ -173,8 +173,9 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         }
         let of_run = || levels.iter().filter(|l| l.key.run_id == run.run_id);
         let counted: u64 = of_run().map(|l| l.tokens_counted).sum();
+        let tokenized: u64 = of_run().map(|l| l.tokens_tokenized).sum();
         let ok: u64 = of_run().map(|l| l.ok).sum();
-        if let Some(note) = crate::notes::counted_chunks(counted, ok) {
+        if let Some(note) = crate::notes::no_usage(counted, tokenized, ok) {
             notes.push(format!("{}: {note}", run.run_id));
         }
         if let Some(j) = &run.run_json {

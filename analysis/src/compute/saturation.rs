@@ -297,6 +297,7 @@ mod tests {
             slo_attainment_pct: None,
             stopped_short: 0,
             tokens_counted: 0,
+            tokens_tokenized: 0,
             output_fill_pct: None,
             tokens_per_chunk: None,
             ttft_rise_ms: None,

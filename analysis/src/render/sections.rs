@@ -514,6 +514,7 @@ pub fn levels_csv(r: &Report) -> String {
             "output_fill_pct",
             "tokens_per_chunk",
             "tokens_counted",
+            "tokens_tokenized",
             "ttft_rise_ms",
             "fell_behind",
         ]
@@ -565,6 +566,7 @@ pub fn levels_csv(r: &Report) -> String {
             opt(l.output_fill_pct),
             opt(l.tokens_per_chunk),
             l.tokens_counted.to_string(),
+            l.tokens_tokenized.to_string(),
             opt(l.ttft_rise_ms),
             l.fell_behind.to_string(),
         ]);
