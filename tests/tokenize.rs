@@ -946,3 +946,59 @@ fn token_only_rows_are_left_uncounted_unless_materialized() {
         ]
     );
 }
+
+/// `replay --tokenizer org/model` fetches the tokenizer from the hub like
+/// `trace tokenize` does (before the run starts) and counts the output of
+/// replies that come without usage with it.
+#[test]
+fn replay_fetches_its_tokenizer_from_the_hub() {
+    let hub = tokenizer_hub();
+    let dir = tempdir();
+    let home = dir.path().join("hf");
+    let trace = crate::util::synth_random_trace(&dir.path().join("t.parquet"), 4, 32, 9, &[]);
+    let mock = crate::util::MockProcess::start(&[]);
+    let results = dir.path().join("results");
+    let args: Vec<OsString> = [
+        "replay",
+        trace.to_str().expect("utf8"),
+        "--endpoint",
+        &mock.url,
+        "--results-dir",
+        results.to_str().expect("utf8"),
+        "--quiet",
+        "--concurrency",
+        "2",
+        "--no-metrics",
+        "--no-usage",
+        "--tokenizer",
+        "org/model",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let refs: Vec<&OsString> = args.iter().collect();
+    let o = run_with_hub(&refs, &hub.endpoint, &home, false, None);
+    crate::util::stop_mock(mock);
+    let (run, rows) = crate::util::replay_rows(&o, &results);
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        assert_eq!(r.tokens_source.as_deref(), Some("tokenized"), "{r:?}");
+        assert!(r.completion_tokens.is_some_and(|n| n > 0), "{r:?}");
+    }
+    let run_json: Value =
+        serde_json::from_slice(&std::fs::read(run.join("run.json")).expect("run.json"))
+            .expect("JSON");
+    let tok = &run_json["config"]["tokenizer"];
+    assert_eq!(tok["source"], "hub", "{tok:#}");
+    assert_eq!(tok["revision"], COMMIT, "{tok:#}");
+    assert_eq!(
+        tok["tokenizer_sha256"],
+        sha256_file(&deepseek().join("tokenizer.json"))
+    );
+    assert!(
+        home.join(format!(
+            "hub/models--org--model/snapshots/{COMMIT}/tokenizer.json"
+        ))
+        .is_file()
+    );
+}
