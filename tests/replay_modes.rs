@@ -243,6 +243,90 @@ fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
     assert_eq!(run_json["levels"][0]["sessions_started"], 40);
 }
 
+/// `--level-drain` cancels what is still in flight that long after a
+/// `--duration` level's end, level by level: the next level's requests run
+/// under a fresh limit, and `--level-drain` without `--duration` is refused.
+#[test]
+fn level_drain_cancels_requests_still_in_flight_after_the_level() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 32, 200, &[]);
+    // 200 tokens 20 ms apart: 4 s a reply, against levels of 0.5 s.
+    let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "20"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "10,20",
+            "--arrival",
+            "constant",
+            "--duration",
+            "500ms",
+            "--level-drain",
+            "300ms",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    // 5 and 10 arrivals in the two half-second levels.
+    assert_eq!(rows.len(), 15);
+    for r in &rows {
+        assert_eq!(r.status, Some(Status::Cancelled), "{r:?}");
+        assert!(
+            r.error
+                .as_deref()
+                .is_some_and(|e| e.contains("--level-drain")),
+            "{r:?}"
+        );
+        // Each had begun to stream: the second level was not cut at its start.
+        assert!(r.first_token_ms.is_some(), "{r:?}");
+    }
+    assert_eq!(level(&rows, 10.0, 1).len(), 5);
+    assert_eq!(level(&rows, 20.0, 1).len(), 10);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("15 requests still in flight 0.3 s after their level's end were cancelled"),
+        "{stdout}"
+    );
+    let run_json = read_json(&run.join("run.json"));
+    assert_eq!(run_json["config"]["level_drain_s"], 0.3);
+
+    // Without it, the same level waits for its replies.
+    let results = dir.path().join("full");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--qps",
+            "10",
+            "--arrival",
+            "constant",
+            "--duration",
+            "200ms",
+            "--no-metrics",
+        ],
+    );
+    stop_mock(mock);
+    let (_, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 2);
+    assert_all_ok(&rows);
+
+    let e = trace_err([
+        "replay",
+        trace.to_str().expect("utf8"),
+        "--endpoint",
+        "http://127.0.0.1:9",
+        "--qps",
+        "1",
+        "--level-drain",
+        "1s",
+    ]);
+    assert!(e.contains("--level-drain needs --duration"), "{e}");
+}
+
 /// `--levels-from` repeats an earlier run: its levels, and its length,
 /// rounds, warm-up and seed unless given again, so that both send the same
 /// schedule; a length given on the command line wins.

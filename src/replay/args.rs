@@ -70,6 +70,12 @@ pub struct ReplayArgs {
     /// Length of each level, e.g. 60s, 5m.
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// With `--duration`: how long the requests still in flight at a
+    /// level's end may run on before they are cancelled (recorded as
+    /// `cancelled`), so that an overloaded level's queue does not hold up
+    /// the run; default: each runs to its end (or `--timeout`).
+    #[arg(long, value_name = "DURATION")]
+    pub level_drain: Option<String>,
     /// Sessions started per level (= requests for single-turn traces); default: the whole trace once.
     #[arg(long, value_name = "N")]
     pub requests: Option<usize>,

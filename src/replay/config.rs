@@ -125,6 +125,9 @@ pub struct RunConfig {
     pub name: Option<String>,
     pub seed: u64,
     pub drain_timeout: Duration,
+    /// `--level-drain`: how long requests in flight at a `--duration`
+    /// level's end may run on; `None`: to their end.
+    pub level_drain: Option<Duration>,
     pub quiet: bool,
     /// The arguments as given (command line over run file), secrets removed.
     pub arguments: Value,
@@ -268,7 +271,13 @@ fn normalise_file_value(map: &mut Map<String, Value>) {
     if let Some(v @ Value::Object(_)) = map.get("extra_body").cloned() {
         map.insert("extra_body".into(), Value::String(v.to_string()));
     }
-    for key in ["duration", "timeout", "metrics_interval", "drain_timeout"] {
+    for key in [
+        "duration",
+        "level_drain",
+        "timeout",
+        "metrics_interval",
+        "drain_timeout",
+    ] {
         if let Some(Value::Number(n)) = map.get(key).cloned() {
             map.insert(key.into(), Value::String(format!("{n}s")));
         }
@@ -756,6 +765,13 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     }
     let drain_timeout = parse_duration(args.drain_timeout.as_deref().unwrap_or("30s"))
         .context("--drain-timeout")?;
+    let level_drain = match args.level_drain.as_deref() {
+        None => None,
+        Some(_) if duration.is_none() => {
+            bail!("--level-drain needs --duration (without it a level ends when its requests do)")
+        }
+        Some(d) => Some(parse_duration(d).context("--level-drain")?),
+    };
     let cache_reset = args
         .cache_reset
         .as_deref()
@@ -821,6 +837,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         name: args.name.clone(),
         seed: seed.unwrap_or(0),
         drain_timeout,
+        level_drain,
         quiet: args.quiet,
         arguments: resolved,
     })
@@ -906,6 +923,7 @@ impl RunConfig {
             },
             "seed": self.seed,
             "drain_timeout_s": self.drain_timeout.as_secs_f64(),
+            "level_drain_s": self.level_drain.map(|d| d.as_secs_f64()),
         })
     }
 }

@@ -289,6 +289,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 tag_seed: cfg
                     .isolate_levels
                     .then(|| level_tag_seed(&shared.run_id, li)),
+                drain: cfg.level_drain,
             };
             if !cfg.quiet {
                 eprintln!(
@@ -418,6 +419,22 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             println!("{}", l.verdict);
             for (kind, n) in &l.errors_detail {
                 println!("    {n} × {kind}");
+            }
+        }
+        if let Some(drain) = cfg.level_drain
+            && !was_interrupted
+        {
+            let cut: usize = levels
+                .iter()
+                .filter_map(|l| l.errors.get("cancelled"))
+                .sum();
+            if cut > 0 {
+                println!(
+                    "\nnote: {cut} requests still in flight {} s after their level's end were \
+                     cancelled (--level-drain; status cancelled, counted as errors): the server \
+                     had not finished them",
+                    summary::fmt_value(drain.as_secs_f64())
+                );
             }
         }
         if let Some(note) = summary::stopped_short_note(&levels, cfg.ignore_eos) {

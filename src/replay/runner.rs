@@ -86,6 +86,9 @@ pub struct LevelPlan {
     pub seed: u64,
     /// `--isolate-levels`: the seed of this level's prompt tags.
     pub tag_seed: Option<u64>,
+    /// `--level-drain`: how long requests in flight at the level's end
+    /// (with a duration) may run on before they are cancelled.
+    pub drain: Option<Duration>,
 }
 
 /// One session to run, possibly a repeat of the trace (`cycle > 0`).
@@ -103,6 +106,16 @@ struct Labels {
     mode: &'static str,
     value: f64,
     round: u32,
+    /// Turns `true` when this level's requests in flight must end now: the
+    /// run's hard stop, or `--level-drain` after a `--duration` level's end.
+    cancel: watch::Receiver<bool>,
+}
+
+impl Labels {
+    /// A request cancelled by the level's drain limit, not by the run's stop.
+    fn drain_cut(&self, shared: &Shared) -> bool {
+        *self.cancel.borrow() && !*shared.hard.borrow()
+    }
 }
 
 fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
@@ -311,16 +324,33 @@ pub async fn run_level(
     sessions: &[Arc<Session>],
     plan: &LevelPlan,
 ) -> anyhow::Result<LevelTimes> {
-    let labels = Arc::new(Labels {
-        mode: plan.mode.name(),
-        value: plan.mode.value(),
-        round: plan.round,
-    });
     let resent_before = shared.resent.load(Ordering::Relaxed);
     let lead = Duration::from_millis(20);
     let level_start = Instant::now() + lead;
     let start_ms = shared.ms(level_start);
     let deadline = plan.duration.map(|d| level_start + d);
+    // The level's cancel signal: the run's hard stop, or the drain limit.
+    let (cut_tx, cancel) = watch::channel(false);
+    let cut_at = deadline.zip(plan.drain).map(|(end, drain)| end + drain);
+    let mut run_hard = shared.hard.clone();
+    let cutter = tokio::spawn(async move {
+        match cut_at {
+            Some(at) => tokio::select! {
+                () = wait_true(&mut run_hard) => {}
+                () = tokio::time::sleep_until(at) => {}
+            },
+            None => wait_true(&mut run_hard).await,
+        }
+        let _ = cut_tx.send(true);
+        // Keep the sender: a dropped one would read as "never cancelled".
+        std::future::pending::<()>().await;
+    });
+    let labels = Arc::new(Labels {
+        mode: plan.mode.name(),
+        value: plan.mode.value(),
+        round: plan.round,
+        cancel,
+    });
     let trace_scale = match plan.mode {
         LoadMode::TraceTime { scale } => Some(scale),
         _ => None,
@@ -472,6 +502,7 @@ pub async fn run_level(
                 .saturating_sub(n);
         }
     }
+    cutter.abort();
     Ok(LevelTimes {
         start_ms,
         end_ms: shared.ms(Instant::now()),
@@ -590,7 +621,7 @@ async fn run_session(
                 return;
             }
         }
-        let mut hard = shared.hard.clone();
+        let mut hard = labels.cancel.clone();
         let permit = match &sem {
             None => None,
             Some(s) => {
@@ -599,7 +630,13 @@ async fn run_session(
                     _ = wait_true(&mut hard) => {
                         let now = Instant::now();
                         let mut ex = Exchange::cancelled_at(now);
-                        ex.error = Some("cancelled while waiting for a concurrency slot".into());
+                        ex.error = Some(if labels.drain_cut(shared) {
+                            "cancelled while waiting for a concurrency slot (still waiting \
+                             --level-drain after the level's end)"
+                                .into()
+                        } else {
+                            "cancelled while waiting for a concurrency slot".into()
+                        });
                         record(shared, &work, &session_id, row, labels, scheduled, &ex, None);
                         return;
                     }
@@ -613,9 +650,16 @@ async fn run_session(
             &shared.endpoint,
             body,
             &request_id,
-            shared.hard.clone(),
+            labels.cancel.clone(),
         )
         .await;
+        let mut ex = ex;
+        if ex.status == Status::Cancelled && labels.drain_cut(shared) {
+            ex.error = Some(format!(
+                "{} (still in flight --level-drain after the level's end)",
+                ex.error.as_deref().unwrap_or("cancelled")
+            ));
+        }
         drop(permit);
         record(
             shared,

@@ -187,7 +187,7 @@ async fn download_all(
     let Some(first) = download(&client, env, repo_id, revision, TOKENIZER).await? else {
         bail!(
             "--tokenizer {repo_id}: the model has no {TOKENIZER} at revision {revision} on {} \
-             (trace tokenize needs the \"fast\" tokenizer format)",
+             (trace needs the \"fast\" tokenizer format)",
             env.endpoint
         );
     };

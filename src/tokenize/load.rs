@@ -197,7 +197,7 @@ fn folder_files(dir: &Path) -> anyhow::Result<TokenizerFiles> {
     let tokenizer = dir.join("tokenizer.json");
     if !tokenizer.is_file() {
         bail!(
-            "{}: the folder has no tokenizer.json (trace tokenize needs a Hugging Face \
+            "{}: the folder has no tokenizer.json (trace needs a Hugging Face \
              tokenizer.json, the \"fast\" tokenizer format)",
             dir.display()
         );
