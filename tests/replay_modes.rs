@@ -293,6 +293,26 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     let run_json = read_json(&run.join("run.json"));
     assert_eq!(run_json["config"]["level_drain_s"], 0.3);
 
+    // `--levels-from` takes the limit with the levels' duration.
+    let again = dir.path().join("again");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &again,
+        &["--levels-from", run.to_str().expect("utf8"), "--no-metrics"],
+    );
+    let (again_run, again_rows) = replay_rows(&out, &again);
+    assert_eq!(again_rows.len(), 15);
+    assert!(
+        again_rows
+            .iter()
+            .all(|r| r.status == Some(Status::Cancelled))
+    );
+    assert_eq!(
+        read_json(&again_run.join("run.json"))["config"]["level_drain_s"],
+        0.3
+    );
+
     // Without it, the same level waits for its replies.
     let results = dir.path().join("full");
     let out = run_replay(

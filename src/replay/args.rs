@@ -62,7 +62,7 @@ pub struct ReplayArgs {
     pub sweep: Option<usize>,
     /// Replay at the levels an earlier run used (its run.json: mode, rates
     /// or counts, arrivals, caps; a sweep's probes and chosen rates), with
-    /// its --requests/--duration, --rounds, --warmup and --seed unless
+    /// its --requests/--duration (and --level-drain), --rounds, --warmup and --seed unless
     /// given (and its --isolate-levels), so that `trace compare` matches every level of the two runs.
     #[arg(long, value_name = "RUN_DIR")]
     pub levels_from: Option<PathBuf>,

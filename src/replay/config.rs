@@ -377,6 +377,8 @@ struct EarlierRun {
     warmup: Option<usize>,
     seed: Option<u64>,
     isolate_levels: bool,
+    /// Its `--level-drain`, taken with its duration.
+    level_drain: Option<Duration>,
 }
 
 fn earlier_run(run: &Path) -> anyhow::Result<EarlierRun> {
@@ -407,6 +409,10 @@ fn earlier_run(run: &Path) -> anyhow::Result<EarlierRun> {
         warmup: int("warmup").and_then(|n| usize::try_from(n).ok()),
         seed: int("seed"),
         isolate_levels: config("isolate_levels").and_then(Value::as_bool) == Some(true),
+        level_drain: config("level_drain_s")
+            .and_then(Value::as_f64)
+            .filter(|d| d.is_finite() && *d >= 0.0)
+            .map(Duration::from_secs_f64),
     })
 }
 
@@ -766,6 +772,10 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     let drain_timeout = parse_duration(args.drain_timeout.as_deref().unwrap_or("30s"))
         .context("--drain-timeout")?;
     let level_drain = match args.level_drain.as_deref() {
+        // The earlier run's, when its duration was taken too.
+        None if args.duration.is_none() && args.requests.is_none() => {
+            earlier.as_ref().and_then(|e| e.level_drain)
+        }
         None => None,
         Some(_) if duration.is_none() => {
             bail!("--level-drain needs --duration (without it a level ends when its requests do)")
