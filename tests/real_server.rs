@@ -149,6 +149,9 @@ fn replay_against_llama_cpp() {
     let report = report_of_run(&run);
     assert_eq!(report["levels"][0]["stopped_short"], 0);
     assert_eq!(report["levels"][0]["output_fill_pct"], 100.0);
+    // llama.cpp streams a token a chunk, and reported usage for each.
+    assert_eq!(report["levels"][0]["tokens_per_chunk"], 1.0);
+    assert_eq!(report["levels"][0]["tokens_counted"], 0);
     let server = &report["levels"][0]["server"];
     assert!(
         server["running_max"].as_f64().is_some_and(|n| n >= 1.0),
@@ -165,6 +168,41 @@ fn replay_against_llama_cpp() {
             .as_str()
             .is_some_and(|s| s.contains("uncached")),
         "{server}"
+    );
+}
+
+/// Asked for no usage, llama.cpp sends none: the replayer counts the chunks
+/// that carried text, which is exact for a server that streams a token a
+/// chunk, and says how the tokens were counted.
+#[test]
+fn replies_without_usage_from_llama_cpp_are_counted_by_chunks() {
+    let port: u16 = 18096;
+    let Some(_server) = start_server(port, &[]) else {
+        return;
+    };
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 4, 48, 10, &[]);
+    let (run, rows) = replay(
+        &trace,
+        port,
+        &dir.path().join("results"),
+        &["--concurrency", "2", "--no-metrics", "--no-usage"],
+    );
+    assert_eq!(rows.len(), 4);
+    for r in &rows {
+        assert_eq!(r.status, Some(Status::Ok), "{:?}", r.error);
+        assert_eq!(r.tokens_source.as_deref(), Some("counted"), "{r:?}");
+        assert_eq!(r.completion_tokens, Some(10), "{r:?}");
+        assert_eq!(r.prompt_tokens, None, "{r:?}");
+    }
+    let report = report_of_run(&run);
+    assert_eq!(report["levels"][0]["tokens_counted"], 4);
+    assert!(
+        report["notes"]
+            .to_string()
+            .contains("reported no usage for 4 of 4 ok requests"),
+        "{}",
+        report["notes"]
     );
 }
 

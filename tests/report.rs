@@ -1007,7 +1007,8 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("the server reported no usage for 12 of 12 ok requests")
-            && stdout.contains("and their completion_tokens count the chunks"),
+            && stdout.contains("and their completion_tokens count the chunks")
+            && stdout.contains("the run did not ask for usage: replay without --no-usage"),
         "{stdout}"
     );
     let level = read_json(&run.join("summary.json"))["levels"][0].clone();

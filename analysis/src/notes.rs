@@ -46,8 +46,9 @@ pub fn stopped_short(short: u64, ok: u64, fills: &[f64], ignore_eos: bool) -> Op
 
 /// When the server reported no usage for some ok requests: `counted` of
 /// them have `completion_tokens` counting the chunks that carried text (no
-/// `--tokenizer`), `tokenized` were counted by `--tokenizer`; `ok` in all.
-pub fn no_usage(counted: u64, tokenized: u64, ok: u64) -> Option<String> {
+/// `--tokenizer`), `tokenized` were counted by `--tokenizer`; `ok` in all;
+/// `asked` whether the run asked for usage (false under `--no-usage`).
+pub fn no_usage(counted: u64, tokenized: u64, ok: u64, asked: Option<bool>) -> Option<String> {
     let without = counted + tokenized;
     if without == 0 {
         return None;
@@ -72,7 +73,11 @@ pub fn no_usage(counted: u64, tokenized: u64, ok: u64) -> Option<String> {
     } else {
         note.push_str("; --tokenizer counted their output tokens");
     }
-    note.push_str(" (or replay without --no-usage if it was given)");
+    note.push_str(match asked {
+        Some(false) => " (the run did not ask for usage: replay without --no-usage)",
+        Some(true) => "",
+        None => " (or replay without --no-usage if it was given)",
+    });
     Some(note)
 }
 
@@ -317,20 +322,22 @@ mod tests {
 
     #[test]
     fn replies_without_usage_are_noted_by_how_their_tokens_were_counted() {
-        assert_eq!(no_usage(0, 0, 10), None);
-        let all = no_usage(4, 0, 10).expect("a note");
+        assert_eq!(no_usage(0, 0, 10, None), None);
+        let all = no_usage(4, 0, 10, Some(true)).expect("a note");
+        assert!(!all.contains("--no-usage"), "{all}");
         assert!(all.contains("no usage for 4 of 10 ok requests"), "{all}");
         assert!(
             all.contains("and their completion_tokens count the chunks"),
             "{all}"
         );
-        let some = no_usage(1, 3, 10).expect("a note");
+        let some = no_usage(1, 3, 10, Some(false)).expect("a note");
+        assert!(some.contains("replay without --no-usage"), "{some}");
         assert!(some.contains("no usage for 4 of 10"), "{some}");
         assert!(
             some.contains("and for 1 of them completion_tokens count"),
             "{some}"
         );
-        let counted = no_usage(0, 4, 10).expect("a note");
+        let counted = no_usage(0, 4, 10, None).expect("a note");
         assert!(
             counted.contains("--tokenizer counted their output tokens"),
             "{counted}"

@@ -45,6 +45,9 @@ pub struct RunJson {
     pub multi_turn: Option<bool>,
     /// The run asked the server to ignore end of sequence (`config.ignore_eos`).
     pub ignore_eos: Option<bool>,
+    /// The run asked for the usage chunk (`config.include_usage`; false
+    /// under `--no-usage`).
+    pub include_usage: Option<bool>,
     /// The run kept its levels from finding each other's prompts cached:
     /// it emptied the server's prefix cache before each level
     /// (`config.cache_reset` set) or tagged each level's prompts
@@ -314,6 +317,10 @@ fn parse_run_json(v: &Value) -> RunJson {
         ignore_eos: v
             .get("config")
             .and_then(|c| c.get("ignore_eos"))
+            .and_then(Value::as_bool),
+        include_usage: v
+            .get("config")
+            .and_then(|c| c.get("include_usage"))
             .and_then(Value::as_bool),
         cache_reset: v.get("config").is_some_and(|c| {
             c.get("cache_reset").is_some_and(Value::is_string)

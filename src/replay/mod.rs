@@ -457,7 +457,12 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         let counted: usize = levels.iter().map(|l| l.tokens_counted_locally).sum();
         let tokenized: usize = levels.iter().map(|l| l.tokens_tokenized).sum();
         let ok: usize = levels.iter().map(|l| l.ok).sum();
-        if let Some(note) = analysis::notes::no_usage(counted as u64, tokenized as u64, ok as u64) {
+        if let Some(note) = analysis::notes::no_usage(
+            counted as u64,
+            tokenized as u64,
+            ok as u64,
+            Some(cfg.include_usage),
+        ) {
             println!("\nnote: {note}");
         }
         let resent: u64 = level_times.iter().map(|(_, _, t)| t.resent).sum();
