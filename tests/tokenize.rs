@@ -1002,3 +1002,64 @@ fn replay_fetches_its_tokenizer_from_the_hub() {
         .is_file()
     );
 }
+
+/// `replay --tokenizer` counts the prompt of a reply without usage from the
+/// request it sent, and gets what `trace tokenize` counts for the same turn
+/// from the trace: multi-turn sessions with tool calls and their results,
+/// through DeepSeek-V3's chat template.
+#[test]
+fn replay_counts_the_prompts_it_sent_as_tokenize_counts_them() {
+    let dir = tempdir();
+    let trace = convert(
+        dir.path(),
+        "sharegpt",
+        &shared_data("sharegpt/llamafactory_glaive_toolcall_zh_demo.json"),
+        &["--limit", "6"],
+    );
+    let tokenized = dir.path().join("tokenized.parquet");
+    let tok = deepseek();
+    trace_ok([
+        "tokenize".as_ref(),
+        trace.as_os_str(),
+        "-o".as_ref(),
+        tokenized.as_os_str(),
+        "--tokenizer".as_ref(),
+        tok.as_os_str(),
+    ]);
+    let rows = read_rows(&tokenized);
+    assert!(rows.iter().any(|r| r.turn > 0), "multi-turn sessions");
+    assert!(
+        rows.iter()
+            .any(|r| r.messages.iter().any(|m| m.role == "tool")),
+        "tool results"
+    );
+    let mock = crate::util::MockProcess::start(&[]);
+    let results = dir.path().join("results");
+    let out = crate::util::run_replay(
+        &tokenized,
+        &mock.url,
+        &results,
+        &[
+            "--concurrency",
+            "2",
+            "--max-tokens",
+            "4",
+            "--no-metrics",
+            "--no-usage",
+            "--tokenizer",
+            tok.to_str().expect("utf8"),
+        ],
+    );
+    crate::util::stop_mock(mock);
+    let (_, recs) = crate::util::replay_rows(&out, &results);
+    assert_eq!(recs.len(), rows.len());
+    for rec in &recs {
+        let row = rows
+            .iter()
+            .find(|r| r.request_id == rec.request_id)
+            .expect("the trace's row");
+        assert_eq!(rec.tokens_source.as_deref(), Some("tokenized"), "{rec:?}");
+        assert!(row.prompt_tokens.is_some_and(|n| n > 0), "{row:?}");
+        assert_eq!(rec.prompt_tokens, row.prompt_tokens, "{}", rec.request_id);
+    }
+}

@@ -53,25 +53,24 @@ pub fn no_usage(counted: u64, tokenized: u64, ok: u64, asked: Option<bool>) -> O
     if without == 0 {
         return None;
     }
-    let mut note = format!(
-        "the server reported no usage for {without} of {ok} ok requests: their prompt tokens \
-         are unknown, so input tokens/s leaves them out (input_tokens_target holds the lengths \
-         the trace asked for)"
-    );
-    if counted > 0 {
-        note.push_str(&format!(
-            ", and {} completion_tokens count the chunks that carried text \
-             (tokens_source = 'counted'): short when a chunk carries several tokens, and TPOT \
-             and output tokens/s with them. Replay with --tokenizer (the served model's) to \
-             count the text's tokens",
-            if counted == without {
-                "their".to_string()
-            } else {
-                format!("for {counted} of them")
-            }
-        ));
+    let mut note = format!("the server reported no usage for {without} of {ok} ok requests");
+    if counted == 0 {
+        note.push_str(
+            ": --tokenizer counted their prompt and output tokens from the text sent and received",
+        );
     } else {
-        note.push_str("; --tokenizer counted their output tokens");
+        let which = if counted == without {
+            "all of them".to_string()
+        } else {
+            format!("{counted} of them")
+        };
+        note.push_str(&format!(
+            "; for {which} the prompt tokens are unknown, so input tokens/s leaves them out \
+             (input_tokens_target holds the lengths the trace asked for), and completion_tokens \
+             count the chunks that carried text (tokens_source = 'counted'): short when a chunk \
+             carries several tokens, and TPOT and output tokens/s with them. Replay with \
+             --tokenizer (the served model's) to count the text's tokens"
+        ));
     }
     note.push_str(match asked {
         Some(false) => " (the run did not ask for usage: replay without --no-usage)",
@@ -324,22 +323,21 @@ mod tests {
     fn replies_without_usage_are_noted_by_how_their_tokens_were_counted() {
         assert_eq!(no_usage(0, 0, 10, None), None);
         let all = no_usage(4, 0, 10, Some(true)).expect("a note");
-        assert!(!all.contains("--no-usage"), "{all}");
-        assert!(all.contains("no usage for 4 of 10 ok requests"), "{all}");
         assert!(
-            all.contains("and their completion_tokens count the chunks"),
+            all.contains("no usage for 4 of 10 ok requests; for all of them"),
             "{all}"
         );
+        assert!(all.contains("completion_tokens count the chunks"), "{all}");
+        assert!(!all.contains("--no-usage"), "{all}");
         let some = no_usage(1, 3, 10, Some(false)).expect("a note");
-        assert!(some.contains("replay without --no-usage"), "{some}");
-        assert!(some.contains("no usage for 4 of 10"), "{some}");
         assert!(
-            some.contains("and for 1 of them completion_tokens count"),
+            some.contains("no usage for 4 of 10 ok requests; for 1 of them"),
             "{some}"
         );
+        assert!(some.contains("replay without --no-usage"), "{some}");
         let counted = no_usage(0, 4, 10, None).expect("a note");
         assert!(
-            counted.contains("--tokenizer counted their output tokens"),
+            counted.contains("--tokenizer counted their prompt and output tokens"),
             "{counted}"
         );
         assert!(!counted.contains("chunks"), "{counted}");

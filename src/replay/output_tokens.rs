@@ -7,7 +7,6 @@
 //! time the requests.
 
 use serde_json::Value;
-use tokenizers::Tokenizer;
 use traces::results::{RequestRecord, Status};
 
 /// `tokens_source` of counts from the server's usage report.
@@ -17,54 +16,59 @@ pub const FROM_CHUNKS: &str = "counted";
 /// `tokens_source` of counts by `--tokenizer` of the text received.
 pub const FROM_TOKENIZER: &str = "tokenized";
 
-/// The tokenizer `--tokenizer` names, ready to count output text.
+/// The tokenizer `--tokenizer` names, ready to count what was sent and
+/// received.
 pub struct OutputCounter {
-    tokenizer: Tokenizer,
-    /// What identifies it (file or hub commit, sha256), for run.json.
+    loaded: crate::tokenize::Loaded,
+    /// What identifies it (file or hub commit, sha256, how prompts are
+    /// counted), for run.json.
     pub identity: Value,
 }
 
 impl OutputCounter {
-    /// Loads a `tokenizer.json`, a folder holding one, or a hub model id at
-    /// `revision`. Blocking (it may download from the hub).
+    /// Loads a `tokenizer.json`, a folder holding one (with its chat
+    /// template), or a hub model id at `revision`. Blocking (it may
+    /// download from the hub).
     pub fn load(spec: &str, revision: &str) -> anyhow::Result<Self> {
         let loaded =
-            crate::tokenize::load_spec(spec, revision, crate::tokenize::TemplateChoice::None)?;
-        let mut identity = loaded.identity;
-        // Output text is counted as it is, with no template or specials.
+            crate::tokenize::load_spec(spec, revision, crate::tokenize::TemplateChoice::Auto)?;
+        let mut identity = loaded.identity.clone();
         if let Some(m) = identity.as_object_mut() {
-            for k in [
-                "prompt",
-                "chat_template",
-                "chat_template_sha256",
-                "plain_separator",
-                "special_tokens",
-                "counting_rules",
-            ] {
-                m.remove(k);
-            }
+            m.remove("counting_rules");
             m.insert(
                 "counts".into(),
-                Value::from("completion tokens of replies without usage: content, reasoning and tool-call text, no special tokens"),
+                Value::from(
+                    "replies without usage: the prompt sent (as `prompt` says) and the text \
+                     received (content, reasoning and tool calls, no special tokens)",
+                ),
             );
         }
-        Ok(OutputCounter {
-            tokenizer: loaded.tokenizer,
-            identity,
-        })
+        Ok(OutputCounter { loaded, identity })
+    }
+
+    fn prompter(&self) -> crate::tokenize::Prompter<'_> {
+        crate::tokenize::Prompter::new(&self.loaded.tokenizer, self.loaded.template.as_ref())
     }
 
     /// Tokens of `text`, with no special tokens added.
     pub fn count(&self, text: &str) -> Option<u32> {
-        let enc = self.tokenizer.encode_fast(text, false).ok()?;
-        u32::try_from(enc.len()).ok()
+        self.prompter().count(text).ok()
     }
 
-    /// Replaces a record's chunk count by the tokens of `output` (the
-    /// content, reasoning and tool-call text received), and its TPOT with
-    /// them. Records with the server's usage are left as they are, and so
-    /// is a reply whose text counts no token (a chunk count is all there is).
-    pub fn apply(&self, rec: &mut RequestRecord, output: &str) {
+    /// Prompt tokens of a request body as sent (`None` if it cannot be
+    /// read or rendered).
+    pub fn count_prompt(&self, body: &[u8]) -> Option<u32> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        self.prompter().count_request(&v).ok().flatten()
+    }
+
+    /// For a record without usage: replaces its chunk count by the tokens
+    /// of `output` (the content, reasoning and tool-call text received),
+    /// its TPOT with them, and fills its prompt tokens from `body`, the
+    /// request sent. Records with the server's usage are left as they are,
+    /// and so is a reply whose text counts no token (a chunk count is all
+    /// there is).
+    pub fn apply(&self, rec: &mut RequestRecord, output: &str, body: &[u8]) {
         if rec.tokens_source.as_deref() != Some(FROM_CHUNKS) {
             return;
         }
@@ -74,6 +78,9 @@ impl OutputCounter {
         rec.completion_tokens = Some(n);
         rec.tokens_source = Some(FROM_TOKENIZER.to_string());
         rec.tpot_ms = tpot(rec.status, rec.ttft_ms, rec.e2e_ms, Some(n));
+        if rec.prompt_tokens.is_none() {
+            rec.prompt_tokens = self.count_prompt(body);
+        }
     }
 }
 

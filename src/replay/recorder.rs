@@ -105,9 +105,10 @@ impl Collected {
 /// A finished request, as a request task hands it over.
 pub struct Finished {
     pub rec: RequestRecord,
-    /// The reply's text (content, reasoning, tool calls) when its output
-    /// tokens are to be counted with `--tokenizer` (no usage came back).
-    pub output: Option<String>,
+    /// When its tokens are to be counted with `--tokenizer` (no usage came
+    /// back): the reply's text (content, reasoning, tool calls) and the
+    /// request body sent.
+    pub to_count: Option<(String, bytes::Bytes)>,
 }
 
 /// Starts the recorder on its own OS thread, so Parquet encoding (and
@@ -130,9 +131,9 @@ pub fn spawn(
             let mut last_flush = std::time::Instant::now();
             loop {
                 match rx.recv_timeout(FLUSH_EVERY) {
-                    Ok(Finished { mut rec, output }) => {
-                        if let (Some(c), Some(text)) = (&counter, &output) {
-                            c.apply(&mut rec, text);
+                    Ok(Finished { mut rec, to_count }) => {
+                        if let (Some(c), Some((text, body))) = (&counter, &to_count) {
+                            c.apply(&mut rec, text, body);
                         }
                         collected.add(&rec);
                         writer.write(rec)?;

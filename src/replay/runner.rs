@@ -637,13 +637,25 @@ async fn run_session(
                         } else {
                             "cancelled while waiting for a concurrency slot".into()
                         });
-                        record(shared, &work, &session_id, row, labels, scheduled, &ex, None);
+                        record(
+                            shared,
+                            &work,
+                            &session_id,
+                            row,
+                            labels,
+                            scheduled,
+                            &ex,
+                            None,
+                            None,
+                        );
                         return;
                     }
                 }
             }
         };
         let request_id = suffixed(&row.request_id, work.cycle);
+        // Kept for --tokenizer, which counts the prompt of a reply without usage.
+        let sent_body = shared.count_output.then(|| body.clone());
         let ex = exchange(
             &shared.client,
             &shared.fresh_client,
@@ -670,6 +682,7 @@ async fn run_session(
             scheduled,
             &ex,
             Some(max_tokens),
+            sent_body.as_ref(),
         );
         if ex.status != Status::Ok {
             return;
@@ -700,6 +713,7 @@ fn record(
     scheduled: Instant,
     ex: &Exchange,
     max_tokens: Option<u32>,
+    body: Option<&bytes::Bytes>,
 ) {
     let ms = |t: Instant| shared.ms(t);
     let scheduled_ms = ms(scheduled);
@@ -716,8 +730,12 @@ fn record(
     let e2e = end_ms - sent_ms;
     let tpot = output_tokens::tpot(Some(ex.status), ttft, Some(e2e), completion);
     // The recorder counts these with the tokenizer.
-    let output = (shared.count_output && source == Some(FROM_CHUNKS))
-        .then(|| format!("{}{}", ex.text, ex.other_text));
+    let to_count = (shared.count_output && source == Some(FROM_CHUNKS)).then(|| {
+        (
+            format!("{}{}", ex.text, ex.other_text),
+            body.cloned().unwrap_or_default(),
+        )
+    });
     let rec = RequestRecord {
         run_id: shared.run_id.clone(),
         load_mode: labels.mode.to_string(),
@@ -763,5 +781,5 @@ fn record(
         shared.failed.fetch_add(1, Ordering::Relaxed);
     }
     // The recorder outlives every request task; a send error means the run is being torn down.
-    let _ = shared.tx.send(super::recorder::Finished { rec, output });
+    let _ = shared.tx.send(super::recorder::Finished { rec, to_count });
 }

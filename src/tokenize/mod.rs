@@ -26,10 +26,10 @@ use serde_json::{Value, json};
 use traces::{TraceMetadata, TraceReader, TraceRow, TraceWriter, WriterOptions, column};
 
 pub use args::{TemplateChoice, TokenizeArgs};
-pub use load::load_spec;
+pub use load::{Loaded, load_spec};
+pub use prompt::Prompter;
 
 use materialize::{MaterializeReport, Materializer};
-use prompt::Prompter;
 
 /// Metadata key of what `--materialize` did.
 const KEY_MATERIALIZED: &str = "trace.materialized";

@@ -158,6 +158,36 @@ impl<'a> Prompter<'a> {
             .map_or(0, |p| u32::try_from(p.added_tokens(false)).unwrap_or(0))
     }
 
+    /// Prompt tokens of an OpenAI request body as sent: its `messages`
+    /// rendered as a session's history is (the chat template, else plain
+    /// concatenation), or its completions `prompt` with the
+    /// post-processor's specials. `None` for a body with neither.
+    pub fn count_request(&self, body: &serde_json::Value) -> anyhow::Result<Option<u32>> {
+        use serde_json::Value as Json;
+        if let Some(list) = body.get("messages").and_then(Json::as_array) {
+            let mut ctx = self.context();
+            for m in list {
+                let text = |k: &str| m.get(k).and_then(Json::as_str);
+                let mut msg = Msg::new(
+                    text("role").unwrap_or("user"),
+                    text("content").unwrap_or("").to_string(),
+                );
+                if let Some(calls) = m.get("tool_calls").filter(|t| !t.is_null()) {
+                    let calls = calls.to_string();
+                    msg.tool_calls = Msg::parse_calls(Some(&calls), "tool_calls")?;
+                    msg.tool_calls_text = Some(calls);
+                }
+                msg.tool_call_id = text("tool_call_id").map(str::to_string);
+                ctx.push(&msg);
+            }
+            return Ok(Some(self.count_prompt(&ctx.render(&[])?)?));
+        }
+        match body.get("prompt").and_then(Json::as_str) {
+            Some(p) => Ok(Some(self.encode_len(p, true)?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn context(&self) -> Context<'_, 'a> {
         Context {
             prompter: self,
