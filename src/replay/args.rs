@@ -135,10 +135,11 @@ pub struct ReplayArgs {
     /// Do not ask for the usage chunk (`stream_options.include_usage`).
     #[arg(long)]
     pub no_usage: bool,
-    /// Count the output tokens of replies that come without usage with this
-    /// tokenizer (the served model's: a `tokenizer.json`, a folder holding
-    /// one, or a hub model id), instead of counting chunks, which is short
-    /// when the server streams several tokens a chunk.
+    /// Count the prompt and output tokens of replies that come without
+    /// usage with this tokenizer (the served model's: a `tokenizer.json`, a
+    /// folder holding one with its chat template, or a hub model id),
+    /// instead of leaving the prompt unknown and counting chunks, which is
+    /// short when the server streams several tokens a chunk.
     #[arg(long, value_name = "ID_OR_PATH")]
     pub tokenizer: Option<String>,
     /// Hub revision (branch, tag or commit) of a `--tokenizer` hub model id.
