@@ -243,6 +243,51 @@ fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
     assert_eq!(run_json["levels"][0]["sessions_started"], 40);
 }
 
+/// `--no-stream` asks for whole replies: each is timed end to end, with its
+/// usage and text (a live history goes on from it), and neither the replay
+/// nor the report claims a TTFT it did not measure.
+#[test]
+fn whole_replies_are_timed_end_to_end() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 6, 32, 10, &[]);
+    // 20 ms to the first token, then 9 more 5 ms apart: at least 65 ms a reply.
+    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "5"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &["--concurrency", "2", "--no-stream", "--no-metrics"],
+    );
+    stop_mock(mock);
+    let (run, rows) = replay_rows(&out, &results);
+    assert_eq!(rows.len(), 6);
+    assert_all_ok(&rows);
+    for r in &rows {
+        assert!(r.e2e_ms.is_some_and(|e| e >= 65.0), "{r:?}");
+        assert_eq!(r.ttft_ms, None, "{r:?}");
+        assert_eq!(r.tpot_ms, None, "{r:?}");
+        assert!(r.itl_ms.is_empty(), "{r:?}");
+        assert_eq!(r.completion_tokens, Some(10), "{r:?}");
+        assert_eq!(r.tokens_source.as_deref(), Some("usage"), "{r:?}");
+        assert!(r.output_chars > 0, "{r:?}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("the replies were not streamed (--no-stream)"),
+        "{stdout}"
+    );
+    assert_eq!(read_json(&run.join("run.json"))["config"]["stream"], false);
+    let report = report_of_run(&run);
+    assert!(
+        report["notes"].to_string().contains("not streamed"),
+        "{:#}",
+        report["notes"]
+    );
+    assert_eq!(report["levels"][0]["e2e_ms"]["count"], 6);
+    assert_eq!(report["levels"][0]["ttft_ms"]["count"], 0);
+}
+
 /// `--level-drain` cancels what is still in flight that long after a
 /// `--duration` level's end, level by level: the next level's requests run
 /// under a fresh limit, and `--level-drain` without `--duration` is refused.

@@ -44,6 +44,11 @@ pub fn stopped_short(short: u64, ok: u64, fills: &[f64], ignore_eos: bool) -> Op
     ))
 }
 
+/// A run whose replies came whole (`replay --no-stream`).
+pub const NOT_STREAMED: &str = "the replies were not streamed (--no-stream): each request's E2E \
+     is measured, its TTFT, TPOT and ITL are not, as a client that waits for whole replies sees \
+     the server";
+
 /// When the server reported no usage for some ok requests: `counted` of
 /// them have `completion_tokens` counting the chunks that carried text (no
 /// `--tokenizer`), `tokenized` were counted by `--tokenizer`; `ok` in all;

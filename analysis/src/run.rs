@@ -48,6 +48,9 @@ pub struct RunJson {
     /// The run asked for the usage chunk (`config.include_usage`; false
     /// under `--no-usage`).
     pub include_usage: Option<bool>,
+    /// The run streamed its replies (`config.stream`; false under
+    /// `--no-stream`, absent before it existed).
+    pub stream: Option<bool>,
     /// The run kept its levels from finding each other's prompts cached:
     /// it emptied the server's prefix cache before each level
     /// (`config.cache_reset` set) or tagged each level's prompts
@@ -321,6 +324,10 @@ fn parse_run_json(v: &Value) -> RunJson {
         include_usage: v
             .get("config")
             .and_then(|c| c.get("include_usage"))
+            .and_then(Value::as_bool),
+        stream: v
+            .get("config")
+            .and_then(|c| c.get("stream"))
             .and_then(Value::as_bool),
         cache_reset: v.get("config").is_some_and(|c| {
             c.get("cache_reset").is_some_and(Value::is_string)

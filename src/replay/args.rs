@@ -135,6 +135,10 @@ pub struct ReplayArgs {
     /// Do not ask for the usage chunk (`stream_options.include_usage`).
     #[arg(long)]
     pub no_usage: bool,
+    /// Ask for whole replies (`"stream": false`), as a client that does not
+    /// stream sees the server: E2E only, no TTFT, TPOT or ITL.
+    #[arg(long)]
+    pub no_stream: bool,
     /// Count the prompt and output tokens of replies that come without
     /// usage with this tokenizer (the served model's: a `tokenizer.json`, a
     /// folder holding one with its chat template, or a hub model id),

@@ -31,6 +31,8 @@ pub struct Endpoint {
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// Replies are streamed (SSE); else each comes whole, as one JSON body.
+    pub stream: bool,
 }
 
 /// What happened to one request; instants are turned into run-relative
@@ -154,7 +156,14 @@ pub async fn exchange(
         let mut req = client
             .post(&endpoint.url)
             .header("content-type", "application/json")
-            .header("accept", "text/event-stream")
+            .header(
+                "accept",
+                if endpoint.stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
             .header("x-request-id", request_id)
             .body(body.clone());
         if let Some(key) = &endpoint.api_key {
@@ -230,6 +239,30 @@ pub async fn exchange(
         );
         return ex;
     }
+    if !endpoint.stream {
+        let body = tokio::select! {
+            b = response.bytes() => b,
+            _ = tokio::time::sleep_until(deadline) => {
+                ex.end = Instant::now();
+                ex.fail(Status::Timeout, format!("reply not finished within {:?}", endpoint.timeout));
+                return ex;
+            }
+            _ = cancelled(&mut cancel) => {
+                ex.end = Instant::now();
+                ex.fail(Status::Cancelled, "cancelled before the reply");
+                return ex;
+            }
+        };
+        ex.end = Instant::now();
+        match body {
+            Ok(b) => on_whole_reply(&mut ex, endpoint.api, &b),
+            Err(e) => ex.fail(
+                Status::StreamError,
+                format!("reply broken: {}", error_chain(&e)),
+            ),
+        }
+        return ex;
+    }
     let mut parser = SseParser::new();
     let mut last_token: Option<Instant> = None;
     loop {
@@ -299,6 +332,78 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Reads the usage object of a reply or of a stream's chunk.
+fn read_usage(ex: &mut Exchange, usage: &Value) {
+    let n = |x: Option<&Value>| {
+        x.and_then(Value::as_u64)
+            .map(|n| n.min(u32::MAX as u64) as u32)
+    };
+    ex.prompt_tokens = n(usage.get("prompt_tokens")).or(ex.prompt_tokens);
+    ex.completion_tokens = n(usage.get("completion_tokens")).or(ex.completion_tokens);
+    ex.cached_tokens =
+        n(usage.pointer("/prompt_tokens_details/cached_tokens")).or(ex.cached_tokens);
+    ex.reasoning_tokens =
+        n(usage.pointer("/completion_tokens_details/reasoning_tokens")).or(ex.reasoning_tokens);
+}
+
+/// A whole (non-streamed) reply: its text and usage; no token is timed.
+fn on_whole_reply(ex: &mut Exchange, api: Api, body: &[u8]) {
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            let text = String::from_utf8_lossy(body);
+            ex.fail(
+                Status::StreamError,
+                format!(
+                    "the reply is not JSON ({e}): {}",
+                    text.chars().take(200).collect::<String>()
+                ),
+            );
+            return;
+        }
+    };
+    if let Some(err) = v.get("error") {
+        let msg = err
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| err.to_string());
+        ex.fail(Status::StreamError, format!("error in reply: {msg}"));
+        return;
+    }
+    if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+        read_usage(ex, usage);
+    }
+    let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
+        ex.fail(Status::StreamError, "the reply has no choices");
+        return;
+    };
+    let text = |p: &str| choice.pointer(p).and_then(Value::as_str).unwrap_or("");
+    match api {
+        Api::Chat => {
+            ex.text.push_str(text("/message/content"));
+            let reasoning = choice
+                .pointer("/message/reasoning_content")
+                .or_else(|| choice.pointer("/message/reasoning"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            ex.other_text.push_str(reasoning);
+            let calls = choice
+                .pointer("/message/tool_calls")
+                .and_then(Value::as_array);
+            for call in calls.into_iter().flatten() {
+                for part in ["/function/name", "/function/arguments"] {
+                    if let Some(t) = call.pointer(part).and_then(Value::as_str) {
+                        ex.other_text.push_str(t);
+                    }
+                }
+            }
+        }
+        Api::Completions => ex.text.push_str(text("/text")),
+    }
+    ex.done_seen = true;
+}
+
 fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut Option<Instant>) {
     if ex.done_seen || ex.status != Status::Ok {
         return;
@@ -334,16 +439,7 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
         return;
     }
     if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
-        let n = |x: Option<&Value>| {
-            x.and_then(Value::as_u64)
-                .map(|n| n.min(u32::MAX as u64) as u32)
-        };
-        ex.prompt_tokens = n(usage.get("prompt_tokens")).or(ex.prompt_tokens);
-        ex.completion_tokens = n(usage.get("completion_tokens")).or(ex.completion_tokens);
-        ex.cached_tokens =
-            n(usage.pointer("/prompt_tokens_details/cached_tokens")).or(ex.cached_tokens);
-        ex.reasoning_tokens =
-            n(usage.pointer("/completion_tokens_details/reasoning_tokens")).or(ex.reasoning_tokens);
+        read_usage(ex, usage);
     }
     let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
         return;
@@ -503,6 +599,48 @@ mod tests {
         assert!(ex.first_content.is_some());
         assert_eq!(ex.text, "");
         assert_eq!(ex.other_text, "{\"");
+    }
+
+    #[test]
+    fn whole_replies_give_their_text_and_usage() {
+        let mut ex = Exchange::new(Instant::now());
+        on_whole_reply(
+            &mut ex,
+            Api::Chat,
+            br#"{"choices":[{"message":{"role":"assistant","content":"Hi","reasoning_content":"hm",
+                "tool_calls":[{"function":{"name":"ls","arguments":"{}"}}]}}],
+                "usage":{"prompt_tokens":7,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":3}}}"#,
+        );
+        assert_eq!(ex.status, Status::Ok);
+        assert_eq!((ex.text.as_str(), ex.other_text.as_str()), ("Hi", "hmls{}"));
+        assert_eq!(
+            (ex.prompt_tokens, ex.completion_tokens, ex.cached_tokens),
+            (Some(7), Some(5), Some(3))
+        );
+        assert!(ex.first_token.is_none() && ex.itl_ms.is_empty() && ex.chunks == 0);
+
+        let mut ex = Exchange::new(Instant::now());
+        on_whole_reply(
+            &mut ex,
+            Api::Completions,
+            br#"{"choices":[{"text":"abc"}]}"#,
+        );
+        assert_eq!((ex.status, ex.text.as_str()), (Status::Ok, "abc"));
+
+        for (body, says) in [
+            (&br#"{"error":{"message":"overloaded"}}"#[..], "overloaded"),
+            (&b"<html>busy</html>"[..], "not JSON"),
+            (&br#"{"choices":[]}"#[..], "no choices"),
+        ] {
+            let mut ex = Exchange::new(Instant::now());
+            on_whole_reply(&mut ex, Api::Chat, body);
+            assert_eq!(ex.status, Status::StreamError);
+            assert!(
+                ex.error.as_deref().is_some_and(|e| e.contains(says)),
+                "{:?}",
+                ex.error
+            );
+        }
     }
 
     #[test]

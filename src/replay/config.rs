@@ -108,6 +108,8 @@ pub struct RunConfig {
     /// `--isolate-levels`: each level's prompts start with a tag of its own.
     pub isolate_levels: bool,
     pub include_usage: bool,
+    /// `--no-stream` unset: replies are streamed and timed chunk by chunk.
+    pub stream: bool,
     /// `--tokenizer` and its revision: counts the output tokens of replies
     /// without usage.
     pub tokenizer: Option<(String, String)>,
@@ -830,6 +832,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         cache_reset,
         isolate_levels,
         include_usage: !args.no_usage,
+        stream: !args.no_stream,
         tokenizer,
         tokenizer_identity: None,
         slo,
@@ -920,6 +923,7 @@ impl RunConfig {
             "cache_reset": self.cache_reset,
             "isolate_levels": self.isolate_levels,
             "include_usage": self.include_usage,
+            "stream": self.stream,
             "tokenizer": self.tokenizer_identity,
             "slo": self.slo,
             "fail_on_slo": self.fail_on_slo,

@@ -191,6 +191,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             api_key: cfg.api_key.clone(),
             headers: cfg.headers.clone(),
             timeout: cfg.timeout,
+            stream: cfg.stream,
         },
         opts: RequestOptions {
             model: model.clone(),
@@ -201,6 +202,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             temperature: cfg.temperature,
             extra_body: cfg.extra_body.clone(),
             include_usage: cfg.include_usage,
+            stream: cfg.stream,
             block_size: meta.block_size.unwrap_or(16),
         },
         history: cfg.history,
@@ -421,6 +423,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 println!("    {n} × {kind}");
             }
         }
+        if !cfg.stream {
+            println!("\nnote: {}", analysis::notes::NOT_STREAMED);
+        }
         if let Some(drain) = cfg.level_drain
             && !was_interrupted
         {
@@ -483,7 +488,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             run.path.display()
         );
         println!(
-            "query them: duckdb -c \"SELECT load_value, quantile_cont(ttft_ms, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY 1\"",
+            "query them: duckdb -c \"SELECT load_value, quantile_cont({}, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY 1\"",
+            if cfg.stream { "ttft_ms" } else { "e2e_ms" },
             run.path.display()
         );
     }

@@ -62,14 +62,15 @@ impl OutputCounter {
         self.prompter().count_request(&v).ok().flatten()
     }
 
-    /// For a record without usage: replaces its chunk count by the tokens
+    /// For a record without usage: replaces its chunk count (none for a
+    /// whole reply) by the tokens
     /// of `output` (the content, reasoning and tool-call text received),
     /// its TPOT with them, and fills its prompt tokens from `body`, the
     /// request sent. Records with the server's usage are left as they are,
     /// and so is a reply whose text counts no token (a chunk count is all
     /// there is).
     pub fn apply(&self, rec: &mut RequestRecord, output: &str, body: &[u8]) {
-        if rec.tokens_source.as_deref() != Some(FROM_CHUNKS) {
+        if rec.tokens_source.as_deref() == Some(FROM_USAGE) {
             return;
         }
         let Some(n) = self.count(output).filter(|&n| n > 0) else {

@@ -730,7 +730,7 @@ fn record(
     let e2e = end_ms - sent_ms;
     let tpot = output_tokens::tpot(Some(ex.status), ttft, Some(e2e), completion);
     // The recorder counts these with the tokenizer.
-    let to_count = (shared.count_output && source == Some(FROM_CHUNKS)).then(|| {
+    let to_count = (shared.count_output && source != Some(FROM_USAGE)).then(|| {
         (
             format!("{}{}", ex.text, ex.other_text),
             body.cloned().unwrap_or_default(),

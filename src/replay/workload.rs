@@ -61,6 +61,8 @@ pub struct RequestOptions {
     pub temperature: Option<f64>,
     pub extra_body: Option<Map<String, Value>>,
     pub include_usage: bool,
+    /// Ask for a streamed reply.
+    pub stream: bool,
     /// Tokens per `hash_ids` block (`trace.block_size`).
     pub block_size: u32,
 }
@@ -178,8 +180,9 @@ pub fn request_body(
             body.insert("max_tokens".into(), json!(max_tokens));
         }
     }
-    body.insert("stream".into(), Value::Bool(true));
-    if opts.include_usage {
+    body.insert("stream".into(), Value::Bool(opts.stream));
+    // A whole reply carries its usage unasked.
+    if opts.include_usage && opts.stream {
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
     if opts.ignore_eos {
@@ -293,6 +296,7 @@ mod tests {
             temperature: None,
             extra_body: None,
             include_usage: false,
+            stream: true,
             block_size: 16,
         };
         let msgs = [Message::new("system", "sys"), Message::new("user", "q")];

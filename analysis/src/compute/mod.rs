@@ -175,6 +175,9 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         let counted: u64 = of_run().map(|l| l.tokens_counted).sum();
         let tokenized: u64 = of_run().map(|l| l.tokens_tokenized).sum();
         let ok: u64 = of_run().map(|l| l.ok).sum();
+        if run.run_json.as_ref().and_then(|j| j.stream) == Some(false) {
+            notes.push(format!("{}: {}", run.run_id, crate::notes::NOT_STREAMED));
+        }
         let asked = run.run_json.as_ref().and_then(|j| j.include_usage);
         if let Some(note) = crate::notes::no_usage(counted, tokenized, ok, asked) {
             notes.push(format!("{}: {note}", run.run_id));
