@@ -332,6 +332,36 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Fails the exchange on an `error` object (returns false); else reads the
+/// usage, if any, of a reply or of a stream's chunk (`what`).
+fn read_error_and_usage(ex: &mut Exchange, v: &Value, what: &str) -> bool {
+    if let Some(err) = v.get("error") {
+        let msg = err
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| err.to_string());
+        ex.fail(Status::StreamError, format!("error in {what}: {msg}"));
+        return false;
+    }
+    if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+        read_usage(ex, usage);
+    }
+    true
+}
+
+/// Keeps the names and arguments of tool calls (a message's, or a delta's
+/// pieces of them) for counting output tokens.
+fn push_tool_calls(ex: &mut Exchange, calls: Option<&Value>) {
+    for call in calls.and_then(Value::as_array).into_iter().flatten() {
+        for part in ["/function/name", "/function/arguments"] {
+            if let Some(t) = call.pointer(part).and_then(Value::as_str) {
+                ex.other_text.push_str(t);
+            }
+        }
+    }
+}
+
 /// Reads the usage object of a reply or of a stream's chunk.
 fn read_usage(ex: &mut Exchange, usage: &Value) {
     let n = |x: Option<&Value>| {
@@ -362,17 +392,8 @@ fn on_whole_reply(ex: &mut Exchange, api: Api, body: &[u8]) {
             return;
         }
     };
-    if let Some(err) = v.get("error") {
-        let msg = err
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| err.to_string());
-        ex.fail(Status::StreamError, format!("error in reply: {msg}"));
+    if !read_error_and_usage(ex, &v, "reply") {
         return;
-    }
-    if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
-        read_usage(ex, usage);
     }
     let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
         ex.fail(Status::StreamError, "the reply has no choices");
@@ -388,16 +409,7 @@ fn on_whole_reply(ex: &mut Exchange, api: Api, body: &[u8]) {
                 .and_then(Value::as_str)
                 .unwrap_or("");
             ex.other_text.push_str(reasoning);
-            let calls = choice
-                .pointer("/message/tool_calls")
-                .and_then(Value::as_array);
-            for call in calls.into_iter().flatten() {
-                for part in ["/function/name", "/function/arguments"] {
-                    if let Some(t) = call.pointer(part).and_then(Value::as_str) {
-                        ex.other_text.push_str(t);
-                    }
-                }
-            }
+            push_tool_calls(ex, choice.pointer("/message/tool_calls"));
         }
         Api::Completions => ex.text.push_str(text("/text")),
     }
@@ -429,17 +441,8 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
             return;
         }
     };
-    if let Some(err) = v.get("error") {
-        let msg = err
-            .get("message")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| err.to_string());
-        ex.fail(Status::StreamError, format!("error in stream: {msg}"));
+    if !read_error_and_usage(ex, &v, "stream") {
         return;
-    }
-    if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
-        read_usage(ex, usage);
     }
     let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
         return;
@@ -457,16 +460,7 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
                 .unwrap_or("");
             let tool_calls = delta.and_then(|d| d.get("tool_calls"));
             let tool_args = tool_calls.map(|t| !t.is_null()).unwrap_or(false);
-            for call in tool_calls.and_then(Value::as_array).into_iter().flatten() {
-                for part in ["name", "arguments"] {
-                    if let Some(t) = call
-                        .pointer(&format!("/function/{part}"))
-                        .and_then(Value::as_str)
-                    {
-                        ex.other_text.push_str(t);
-                    }
-                }
-            }
+            push_tool_calls(ex, tool_calls);
             (
                 if content.is_empty() && tool_args {
                     "\u{0}"
