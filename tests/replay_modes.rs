@@ -286,6 +286,44 @@ fn whole_replies_are_timed_end_to_end() {
     );
     assert_eq!(report["levels"][0]["e2e_ms"]["count"], 6);
     assert_eq!(report["levels"][0]["ttft_ms"]["count"], 0);
+
+    // Whole replies without usage: no token is known, and the run says
+    // so, unless --tokenizer counts the text sent and received.
+    let mock = MockProcess::start(&["--faults", "usage-missing=1"]);
+    let flags = ["--concurrency", "2", "--no-stream", "--no-metrics"];
+    let results = dir.path().join("unknown");
+    let out = run_replay(&trace, &mock.url, &results, &flags);
+    let (run, rows) = replay_rows(&out, &results);
+    assert_all_ok(&rows);
+    for r in &rows {
+        assert_eq!(
+            (r.completion_tokens, r.prompt_tokens),
+            (None, None),
+            "{r:?}"
+        );
+        assert_eq!(r.tokens_source, None, "{r:?}");
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "reported no usage for 6 of 6 ok requests: for all of them no token is known"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(report_of_run(&run)["levels"][0]["tokens_unknown"], 6);
+    let llama3 = crate::tokenize::llama3();
+    let mut with = flags.to_vec();
+    with.extend(["--tokenizer", llama3.to_str().expect("utf8")]);
+    let results = dir.path().join("counted");
+    let out = run_replay(&trace, &mock.url, &results, &with);
+    stop_mock(mock);
+    let (_, rows) = replay_rows(&out, &results);
+    for r in &rows {
+        // The mock's words are one Llama 3 token each.
+        assert_eq!(r.completion_tokens, Some(10), "{r:?}");
+        assert!(r.prompt_tokens.is_some_and(|n| n > 0), "{r:?}");
+        assert_eq!(r.tokens_source.as_deref(), Some("tokenized"), "{r:?}");
+    }
 }
 
 /// `--level-drain` cancels what is still in flight that long after a

@@ -1006,7 +1006,7 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("the server reported no usage for 12 of 12 ok requests; for all of them")
+        stdout.contains("the server reported no usage for 12 of 12 ok requests: for all of them the prompt tokens are unknown")
             && stdout.contains("and completion_tokens count the chunks")
             && stdout.contains("the run did not ask for usage: replay without --no-usage"),
         "{stdout}"
@@ -1053,8 +1053,8 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(
-            "reported no usage for 12 of 12 ok requests: --tokenizer counted their prompt and \
-             output tokens"
+            "reported no usage for 12 of 12 ok requests: for all of them --tokenizer counted the \
+             prompt and output tokens"
         ) && !stdout.contains("count the chunks"),
         "{stdout}"
     );
@@ -1082,7 +1082,7 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     assert_eq!(report["levels"][0]["output_fill_pct"].as_f64(), Some(100.0));
     let notes = report["notes"].to_string();
     assert!(
-        notes.contains("--tokenizer counted their prompt and output tokens")
+        notes.contains("--tokenizer counted the prompt and output tokens")
             && !notes.contains("count the chunks"),
         "{notes}"
     );

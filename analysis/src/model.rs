@@ -205,6 +205,9 @@ pub struct LevelStats {
     /// Ok requests without usage whose output tokens `replay --tokenizer`
     /// counted (`tokens_source = 'tokenized'`).
     pub tokens_tokenized: u64,
+    /// Ok requests without usage and no token count at all
+    /// (`tokens_source` null: whole replies without `--tokenizer`).
+    pub tokens_unknown: u64,
     /// Σ completion_tokens / Σ max_tokens of those requests and the ones
     /// that got their full length, %.
     pub output_fill_pct: Option<f64>,

@@ -49,33 +49,62 @@ pub const NOT_STREAMED: &str = "the replies were not streamed (--no-stream): eac
      is measured, its TTFT, TPOT and ITL are not, as a client that waits for whole replies sees \
      the server";
 
-/// When the server reported no usage for some ok requests: `counted` of
-/// them have `completion_tokens` counting the chunks that carried text (no
-/// `--tokenizer`), `tokenized` were counted by `--tokenizer`; `ok` in all;
-/// `asked` whether the run asked for usage (false under `--no-usage`).
-pub fn no_usage(counted: u64, tokenized: u64, ok: u64, asked: Option<bool>) -> Option<String> {
-    let without = counted + tokenized;
+/// Ok requests without usage from the server, by how their tokens were
+/// counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoUsage {
+    /// `completion_tokens` counts the chunks that carried text.
+    pub counted: u64,
+    /// `replay --tokenizer` counted the prompt and the reply.
+    pub tokenized: u64,
+    /// Nothing counted (a whole reply without `--tokenizer`).
+    pub unknown: u64,
+}
+
+/// When the server reported no usage for some of `ok` requests: how their
+/// tokens were counted, and what that leaves out. `asked` is whether the
+/// run asked for usage (false under `--no-usage`).
+pub fn no_usage(n: NoUsage, ok: u64, asked: Option<bool>) -> Option<String> {
+    let without = n.counted + n.tokenized + n.unknown;
     if without == 0 {
         return None;
     }
-    let mut note = format!("the server reported no usage for {without} of {ok} ok requests");
-    if counted == 0 {
-        note.push_str(
-            ": --tokenizer counted their prompt and output tokens from the text sent and received",
-        );
-    } else {
-        let which = if counted == without {
+    let which = |k: u64| {
+        if k == without {
             "all of them".to_string()
         } else {
-            format!("{counted} of them")
-        };
-        note.push_str(&format!(
-            "; for {which} the prompt tokens are unknown, so input tokens/s leaves them out \
+            format!("{k} of them")
+        }
+    };
+    let mut parts = Vec::new();
+    if n.tokenized > 0 {
+        parts.push(format!(
+            "for {} --tokenizer counted the prompt and output tokens from the text sent and \
+             received",
+            which(n.tokenized)
+        ));
+    }
+    if n.counted > 0 {
+        parts.push(format!(
+            "for {} the prompt tokens are unknown, so input tokens/s leaves them out \
              (input_tokens_target holds the lengths the trace asked for), and completion_tokens \
              count the chunks that carried text (tokens_source = 'counted'): short when a chunk \
-             carries several tokens, and TPOT and output tokens/s with them. Replay with \
-             --tokenizer (the served model's) to count the text's tokens"
+             carries several tokens, and TPOT and output tokens/s with them",
+            which(n.counted)
         ));
+    }
+    if n.unknown > 0 {
+        parts.push(format!(
+            "for {} no token is known (whole replies): input and output tokens/s leave them out",
+            which(n.unknown)
+        ));
+    }
+    let mut note = format!(
+        "the server reported no usage for {without} of {ok} ok requests: {}",
+        parts.join("; ")
+    );
+    if n.counted + n.unknown > 0 {
+        note.push_str(". Replay with --tokenizer (the served model's) to count the text's tokens");
     }
     note.push_str(match asked {
         Some(false) => " (the run did not ask for usage: replay without --no-usage)",
@@ -326,26 +355,44 @@ mod tests {
 
     #[test]
     fn replies_without_usage_are_noted_by_how_their_tokens_were_counted() {
-        assert_eq!(no_usage(0, 0, 10, None), None);
-        let all = no_usage(4, 0, 10, Some(true)).expect("a note");
+        let n = |counted, tokenized, unknown| NoUsage {
+            counted,
+            tokenized,
+            unknown,
+        };
+        assert_eq!(no_usage(n(0, 0, 0), 10, None), None);
+        let all = no_usage(n(4, 0, 0), 10, Some(true)).expect("a note");
         assert!(
-            all.contains("no usage for 4 of 10 ok requests; for all of them"),
+            all.contains("no usage for 4 of 10 ok requests: for all of them"),
             "{all}"
         );
         assert!(all.contains("completion_tokens count the chunks"), "{all}");
+        assert!(all.contains("Replay with --tokenizer"), "{all}");
         assert!(!all.contains("--no-usage"), "{all}");
-        let some = no_usage(1, 3, 10, Some(false)).expect("a note");
+        let some = no_usage(n(1, 3, 0), 10, Some(false)).expect("a note");
         assert!(
-            some.contains("no usage for 4 of 10 ok requests; for 1 of them"),
+            some.contains("no usage for 4 of 10 ok requests: for 3 of them --tokenizer counted"),
+            "{some}"
+        );
+        assert!(
+            some.contains("; for 1 of them the prompt tokens are unknown"),
             "{some}"
         );
         assert!(some.contains("replay without --no-usage"), "{some}");
-        let counted = no_usage(0, 4, 10, None).expect("a note");
+        let counted = no_usage(n(0, 4, 0), 10, None).expect("a note");
         assert!(
-            counted.contains("--tokenizer counted their prompt and output tokens"),
+            counted.contains("for all of them --tokenizer counted the prompt and output tokens"),
             "{counted}"
         );
-        assert!(!counted.contains("chunks"), "{counted}");
+        assert!(
+            !counted.contains("chunks") && !counted.contains("Replay with"),
+            "{counted}"
+        );
+        let whole = no_usage(n(0, 0, 2), 2, Some(true)).expect("a note");
+        assert!(
+            whole.contains("for all of them no token is known"),
+            "{whole}"
+        );
     }
 
     #[test]

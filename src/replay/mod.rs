@@ -461,10 +461,14 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         }
         let counted: usize = levels.iter().map(|l| l.tokens_counted_locally).sum();
         let tokenized: usize = levels.iter().map(|l| l.tokens_tokenized).sum();
+        let unknown: usize = levels.iter().map(|l| l.tokens_unknown).sum();
         let ok: usize = levels.iter().map(|l| l.ok).sum();
         if let Some(note) = analysis::notes::no_usage(
-            counted as u64,
-            tokenized as u64,
+            analysis::notes::NoUsage {
+                counted: counted as u64,
+                tokenized: tokenized as u64,
+                unknown: unknown as u64,
+            },
             ok as u64,
             Some(cfg.include_usage),
         ) {

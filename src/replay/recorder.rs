@@ -37,6 +37,9 @@ pub struct Compact {
     pub counted_tokens: bool,
     /// `completion_tokens` was counted by `--tokenizer` (no usage).
     pub tokenized_tokens: bool,
+    /// No token count at all (no usage, and no chunk or `--tokenizer`
+    /// count: a whole reply).
+    pub unknown_tokens: bool,
     /// The output length the request asked for.
     pub max_tokens: Option<u32>,
     /// Of a session sent again in the level (`~c1`, `~c2`, ...): the trace
@@ -91,6 +94,7 @@ impl Collected {
             cached_tokens: r.cached_tokens,
             counted_tokens: r.tokens_source.as_deref() == Some(FROM_CHUNKS),
             tokenized_tokens: r.tokens_source.as_deref() == Some(FROM_TOKENIZER),
+            unknown_tokens: r.tokens_source.is_none(),
             max_tokens: r.max_tokens,
             repeat: is_repeat(&r.session_id),
         };

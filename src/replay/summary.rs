@@ -95,6 +95,9 @@ pub struct LevelSummary {
     pub tokens_counted_locally: usize,
     /// Ok requests without usage whose output tokens `--tokenizer` counted.
     pub tokens_tokenized: usize,
+    /// Ok requests without usage and with no token count at all (whole
+    /// replies, `--no-stream`, without `--tokenizer`).
+    pub tokens_unknown: usize,
     /// Ok requests whose reported completion tokens fell short of the
     /// `max_tokens` they asked for: the model ended its reply first.
     pub stopped_short: usize,
@@ -308,6 +311,7 @@ pub fn summarise(
         cached_token_ratio: (with_cached > 0.0).then(|| cached / with_cached),
         tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
         tokens_tokenized: ok.iter().filter(|c| c.tokenized_tokens).count(),
+        tokens_unknown: ok.iter().filter(|c| c.unknown_tokens).count(),
         stopped_short,
         output_fill_pct,
         tokens_per_chunk,
@@ -677,6 +681,7 @@ mod tests {
                     cached_tokens: None,
                     counted_tokens: false,
                     tokenized_tokens: false,
+                    unknown_tokens: false,
                     max_tokens: Some(9),
                     repeat: false,
                 }

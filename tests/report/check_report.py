@@ -121,7 +121,8 @@ def check_levels_duckdb(con, levels, slo):
       sum(completion_tokens) FILTER (WHERE {asked}),
       sum(max_tokens) FILTER (WHERE {asked}),
       count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'counted'),
-      count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'tokenized')
+      count(*) FILTER (WHERE status = 'ok' AND tokens_source = 'tokenized'),
+      count(*) FILTER (WHERE status = 'ok' AND tokens_source IS NULL)
     FROM r GROUP BY ALL
     """
     rows = con.execute(q).fetchall()
@@ -151,10 +152,11 @@ def check_levels_duckdb(con, levels, slo):
         for m in ["ttft_ms", "tpot_ms", "e2e_ms"]:
             check_dist(f"{key}.{m}", l[m], row[base : base + 9])
             base += 9
-        short, got, want, counted, tokenized = row[base : base + 5]
+        short, got, want, counted, tokenized, unknown = row[base : base + 6]
         expect(f"{key}.stopped_short", l["stopped_short"], short)
         expect(f"{key}.tokens_counted", l["tokens_counted"], counted)
         expect(f"{key}.tokens_tokenized", l["tokens_tokenized"], tokenized)
+        expect(f"{key}.tokens_unknown", l["tokens_unknown"], unknown)
         fill = 100.0 * float(got) / float(want) if want else None
         expect(f"{key}.output_fill_pct", l["output_fill_pct"], fill)
     # Tokens per chunk: the server's token counts over the chunks timed.

@@ -93,6 +93,14 @@ fn main_aggs(slo: &Slo) -> Vec<(&'static str, Agg)> {
             ),
         ),
         (
+            "tokens_unknown",
+            Agg::Sum(
+                is_ok()
+                    .and(col("tokens_source").is_null())
+                    .fill_null(lit(false)),
+            ),
+        ),
+        (
             "tokens_tokenized",
             Agg::Sum(
                 is_ok()
@@ -452,6 +460,7 @@ fn levels_from(
             stopped_short: main.u64("stopped_short", i)?,
             tokens_counted: main.u64("tokens_counted", i)?,
             tokens_tokenized: main.u64("tokens_tokenized", i)?,
+            tokens_unknown: main.u64("tokens_unknown", i)?,
             output_fill_pct: (asked > 0.0)
                 .then(|| 100.0 * main.f64("asked_got", i).ok().flatten().unwrap_or(0.0) / asked),
             tokens_per_chunk: match (main.f64("chunk_tokens", i)?, main.f64("chunks", i)?) {

@@ -174,12 +174,21 @@ pub fn report(runs: &[RunFiles], opts: &Options) -> Result<Report> {
         let of_run = || levels.iter().filter(|l| l.key.run_id == run.run_id);
         let counted: u64 = of_run().map(|l| l.tokens_counted).sum();
         let tokenized: u64 = of_run().map(|l| l.tokens_tokenized).sum();
+        let unknown: u64 = of_run().map(|l| l.tokens_unknown).sum();
         let ok: u64 = of_run().map(|l| l.ok).sum();
         if run.run_json.as_ref().and_then(|j| j.stream) == Some(false) {
             notes.push(format!("{}: {}", run.run_id, crate::notes::NOT_STREAMED));
         }
         let asked = run.run_json.as_ref().and_then(|j| j.include_usage);
-        if let Some(note) = crate::notes::no_usage(counted, tokenized, ok, asked) {
+        if let Some(note) = crate::notes::no_usage(
+            crate::notes::NoUsage {
+                counted,
+                tokenized,
+                unknown,
+            },
+            ok,
+            asked,
+        ) {
             notes.push(format!("{}: {note}", run.run_id));
         }
         if let Some(j) = &run.run_json {

@@ -298,6 +298,7 @@ mod tests {
             stopped_short: 0,
             tokens_counted: 0,
             tokens_tokenized: 0,
+            tokens_unknown: 0,
             output_fill_pct: None,
             tokens_per_chunk: None,
             ttft_rise_ms: None,

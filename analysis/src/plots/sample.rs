@@ -75,6 +75,7 @@ fn level(run: &str, load: f64, round: u32, server: bool) -> LevelStats {
         stopped_short: 0,
         tokens_counted: 0,
         tokens_tokenized: 0,
+        tokens_unknown: 0,
         output_fill_pct: Some(100.0),
         tokens_per_chunk: Some(1.0),
         ttft_rise_ms: None,

@@ -515,6 +515,7 @@ pub fn levels_csv(r: &Report) -> String {
             "tokens_per_chunk",
             "tokens_counted",
             "tokens_tokenized",
+            "tokens_unknown",
             "ttft_rise_ms",
             "fell_behind",
         ]
@@ -567,6 +568,7 @@ pub fn levels_csv(r: &Report) -> String {
             opt(l.tokens_per_chunk),
             l.tokens_counted.to_string(),
             l.tokens_tokenized.to_string(),
+            l.tokens_unknown.to_string(),
             opt(l.ttft_rise_ms),
             l.fell_behind.to_string(),
         ]);
