@@ -7,6 +7,9 @@
 #
 #   bench/replay/run.sh                 # rates 500 1000 2000 5000 8000, 10 s each
 #   RATES="1000 2000" DURATION=5s bench/replay/run.sh
+#   EXTRA="--no-usage --tokenizer .cache/tokenizers/llama3/tokenizer.json" bench/replay/run.sh
+#                                       # replay flags added to every run (here: the cost of
+#                                       # counting tokens of replies without usage)
 #
 # Everything runs on 127.0.0.1. The mock and the replayer share the machine's
 # two cores, so the highest rates measure both.
@@ -15,6 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 RATES="${RATES:-500 1000 2000 5000 8000}"
 DURATION="${DURATION:-10s}"
+EXTRA="${EXTRA:-}"
 OUT="${OUT:-$ROOT/bench-out/replay}"
 PY="${PYTHON:-python3}"
 mkdir -p "$OUT"
@@ -41,7 +45,7 @@ for rate in $RATES; do
     rm -rf "$OUT/results"
     /usr/bin/time -f "%U %S" -o "$OUT/time.txt" \
         "$BIN" replay "$OUT/trace.parquet" --endpoint "$URL" --qps "$rate" --duration "$DURATION" \
-        --max-tokens 16 --no-metrics --quiet --results-dir "$OUT/results" >/dev/null
+        --max-tokens 16 --no-metrics --quiet --results-dir "$OUT/results" $EXTRA >/dev/null
     read -r user sys <"$OUT/time.txt"
     "$PY" - "$OUT/results" "$rate" "$user" "$sys" <<'PYEOF'
 import json, glob, sys
