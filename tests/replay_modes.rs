@@ -287,6 +287,46 @@ fn whole_replies_are_timed_end_to_end() {
     assert_eq!(report["levels"][0]["e2e_ms"]["count"], 6);
     assert_eq!(report["levels"][0]["ttft_ms"]["count"], 0);
 
+    // Compared with a streamed run of the same trace, only E2E compares.
+    let mock = MockProcess::start(&["--ttft-ms", "20", "--itl-ms", "5"]);
+    let streamed = dir.path().join("streamed");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &streamed,
+        &["--concurrency", "2", "--no-metrics"],
+    );
+    stop_mock(mock);
+    let (streamed_run, _) = replay_rows(&out, &streamed);
+    let cmp = trace_ok([
+        "compare",
+        streamed_run.to_str().expect("utf8"),
+        run.to_str().expect("utf8"),
+    ]);
+    // Only the run that did not stream is named (two runs of the same
+    // second share a folder name; the second is then shown as `#2`).
+    let id = |p: &std::path::Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .expect("a run id")
+            .to_string()
+    };
+    let note = cmp
+        .lines()
+        .find(|l| l.contains(" did not stream (--no-stream)"))
+        .unwrap_or_else(|| panic!("no note: {cmp}"));
+    let named = note
+        .trim_start()
+        .split(" did not stream")
+        .next()
+        .unwrap_or("");
+    let want = if id(&run) == id(&streamed_run) {
+        format!("{}#2", id(&run))
+    } else {
+        id(&run)
+    };
+    assert_eq!(named, want, "{cmp}");
+
     // Whole replies without usage: no token is known, and the run says
     // so, unless --tokenizer counts the text sent and received.
     let mock = MockProcess::start(&["--faults", "usage-missing=1"]);

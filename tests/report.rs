@@ -998,6 +998,7 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
     let results = dir.path().join("chunks");
     let out = run_replay(&trace, &mock.url, &results, &flags);
     let (run, rows) = replay_rows(&out, &results);
+    let chunks_run = run.clone();
     assert_eq!(rows.len(), 12);
     for r in &rows {
         assert_eq!(r.tokens_source.as_deref(), Some("counted"), "{r:?}");
@@ -1085,6 +1086,24 @@ fn replies_without_usage_are_counted_by_the_tokenizer_when_given() {
         notes.contains("--tokenizer counted the prompt and output tokens")
             && !notes.contains("count the chunks"),
         "{notes}"
+    );
+
+    // Compared, the run whose output was counted as chunks is named (first,
+    // so that its id is its folder's name).
+    let cmp = trace_ok([
+        "compare",
+        chunks_run.to_str().expect("utf8"),
+        run.to_str().expect("utf8"),
+    ]);
+    let chunks_id = chunks_run
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a run id");
+    assert!(
+        cmp.contains(&format!(
+            "had their output counted as chunks or not at all (12 in {chunks_id})"
+        )),
+        "{cmp}"
     );
 
     // A tokenizer that cannot be loaded stops the run before anything is

@@ -241,6 +241,52 @@ fn output_lengths_note(per_run: &[RunLevels], infos: &[crate::model::RunInfo]) -
     ))
 }
 
+/// A note when the runs measured unlike things: some did not stream
+/// (`--no-stream`: no TTFT, TPOT or ITL), or some got replies without usage
+/// whose output was counted as chunks or not at all (output tokens/s and
+/// TPOT then differ by how they were counted, not by the server).
+fn measurement_notes(
+    runs: &[RunFiles],
+    per_run: &[RunLevels],
+    infos: &[crate::model::RunInfo],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let whole: Vec<&str> = runs
+        .iter()
+        .zip(infos)
+        .filter(|(r, _)| r.run_json.as_ref().and_then(|j| j.stream) == Some(false))
+        .map(|(_, i)| i.run_id.as_str())
+        .collect();
+    if !whole.is_empty() && whole.len() < runs.len() {
+        notes.push(format!(
+            "{} did not stream (--no-stream): there is no TTFT, TPOT or ITL to compare with the \
+             other runs; E2E compares",
+            whole.join(", ")
+        ));
+    }
+    let uncounted: Vec<String> = per_run
+        .iter()
+        .zip(infos)
+        .filter_map(|(r, i)| {
+            let n: u64 = r
+                .levels
+                .iter()
+                .map(|l| l.tokens_counted + l.tokens_unknown)
+                .sum();
+            (n > 0).then(|| format!("{n} in {}", i.run_id))
+        })
+        .collect();
+    if !uncounted.is_empty() {
+        notes.push(format!(
+            "some ok requests came without usage and had their output counted as chunks or not \
+             at all ({}): output tokens/s and TPOT there are not token counts, and differ from \
+             the other runs' by how they were counted; replay with --tokenizer to count tokens",
+            uncounted.join(", ")
+        ));
+    }
+    notes
+}
+
 /// Each run's level at `key` with the run's id, for the runs that have it,
 /// in the runs' order.
 fn levels_at<'a>(
@@ -456,6 +502,7 @@ pub fn compare(runs: &[RunFiles], opts: &Options) -> Result<Comparison> {
     notes.extend(cache_note(&keys, &per_run, &infos));
     notes.extend(fell_behind_note(&keys, &per_run, &infos));
     notes.extend(chunking_note(&keys, &per_run, &infos));
+    notes.extend(measurement_notes(runs, &per_run, &infos));
     Ok(Comparison {
         report_version: REPORT_VERSION,
         percentile_definition: PERCENTILE_DEFINITION.to_string(),
