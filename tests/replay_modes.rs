@@ -243,6 +243,56 @@ fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
     assert_eq!(run_json["levels"][0]["sessions_started"], 40);
 }
 
+/// `--dry-run` says what each level would send, from the trace and the
+/// schedule alone: nothing is sent (the endpoint is a closed port) and
+/// nothing is written.
+#[test]
+fn dry_run_plans_the_levels_without_sending() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 32, 8, &[]);
+    let results = dir.path().join("results");
+    let dry = |flags: &[&str]| {
+        let mut args = vec![
+            "replay",
+            trace.to_str().expect("utf8"),
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--results-dir",
+            results.to_str().expect("utf8"),
+            "--dry-run",
+        ];
+        args.extend_from_slice(flags);
+        trace_ok(args)
+    };
+    let line = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} line: {text}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // Ten sessions 200 ms apart: arrivals over 1.8 s; 32 + 8 tokens each.
+    let text = dry(&["--qps", "5,10", "--arrival", "constant", "--rounds", "2"]);
+    assert_eq!(line(&text, "qps 5"), "qps 5 10 10 1.8 s 320 80", "{text}");
+    assert_eq!(line(&text, "qps 10"), "qps 10 10 10 0.9 s 320 80", "{text}");
+    assert!(text.contains("40 requests in all"), "{text}");
+    // Closed loop under a duration: what it sends depends on the server.
+    let text = dry(&["--concurrency", "2", "--duration", "30s"]);
+    assert_eq!(
+        line(&text, "concurrency 2"),
+        "concurrency 2 until 30 s - as the server answers - -",
+        "{text}"
+    );
+    assert!(!text.contains("in all"), "{text}");
+    // With a run file too.
+    let file = dir.path().join("run.yaml");
+    std::fs::write(&file, "qps: [5]\narrival: constant\n").expect("write");
+    let text = dry(&["--config", file.to_str().expect("utf8")]);
+    assert_eq!(line(&text, "qps 5"), "qps 5 10 10 1.8 s 320 80", "{text}");
+    assert!(!results.exists(), "a dry run writes nothing");
+}
+
 /// `--no-stream` asks for whole replies: each is timed end to end, with its
 /// usage and text (a live history goes on from it), and neither the replay
 /// nor the report claims a TTFT it did not measure.

@@ -196,4 +196,10 @@ pub struct ReplayArgs {
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print what each level would send (sessions, requests, how long its
+    /// arrivals last, prompt and output tokens) and exit without contacting
+    /// the server or writing anything.
+    #[arg(long)]
+    #[serde(skip)]
+    pub dry_run: bool,
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod metrics;
 mod output;
 pub mod output_tokens;
+mod plan;
 mod recorder;
 mod runner;
 pub mod schedule;
@@ -53,8 +54,21 @@ impl std::fmt::Display for ExitStatus {
 impl std::error::Error for ExitStatus {}
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    // Command line only: a run file cannot ask for it, and merging drops it.
+    let dry_run = args.dry_run;
     let args = config::merge_run_file(args)?;
     let cfg = config::resolve(args)?;
+    if dry_run {
+        let (sessions, _) = workload::load_sessions(&cfg.trace)
+            .with_context(|| format!("cannot load the trace {}", cfg.trace.display()))?;
+        if sessions.is_empty() {
+            bail!("{}: the trace has no rows", cfg.trace.display());
+        }
+        let sessions: Vec<Arc<workload::Session>> = sessions.into_iter().map(Arc::new).collect();
+        let levels = plan::plan(&cfg, &sessions)?;
+        print!("{}", plan::render(&cfg, sessions.len(), &levels));
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -190,7 +190,10 @@ impl SessionQueue {
 }
 
 /// Intended start offsets (ms from the level start) of the open-loop modes.
-fn open_loop_offsets(plan: &LevelPlan, sessions: &[Arc<Session>]) -> anyhow::Result<Vec<f64>> {
+pub(super) fn open_loop_offsets(
+    plan: &LevelPlan,
+    sessions: &[Arc<Session>],
+) -> anyhow::Result<Vec<f64>> {
     let mut rng = StdRng::seed_from_u64(plan.seed);
     let count = plan.sessions;
     Ok(match plan.mode {
