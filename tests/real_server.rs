@@ -121,6 +121,7 @@ fn replay_against_llama_cpp() {
         // llama.cpp honours ignore_eos: every reply is as long as asked,
         // and the run does not say otherwise.
         assert_eq!(r.completion_tokens, Some(12), "{}", r.request_id);
+        assert_eq!(r.finish_reason.as_deref(), Some("length"), "{r:?}");
         assert!(
             r.prompt_tokens.is_some_and(|n| n > 0),
             "llama.cpp reports usage"

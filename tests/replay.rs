@@ -74,6 +74,7 @@ fn qps_sweep_records_every_request_and_writes_the_run_files() {
             "the mock returns exactly max_tokens"
         );
         assert_eq!(r.tokens_source.as_deref(), Some("usage"));
+        assert_eq!(r.finish_reason.as_deref(), Some("length"));
         assert_eq!(r.itl_ms.len(), 7);
         assert!(r.ttft_ms.expect("ttft") >= 4.5);
         assert!(r.sent_ms >= r.scheduled_ms);

@@ -320,6 +320,7 @@ fn whole_replies_are_timed_end_to_end() {
         assert!(r.itl_ms.is_empty(), "{r:?}");
         assert_eq!(r.completion_tokens, Some(10), "{r:?}");
         assert_eq!(r.tokens_source.as_deref(), Some("usage"), "{r:?}");
+        assert_eq!(r.finish_reason.as_deref(), Some("length"), "{r:?}");
         assert!(r.output_chars > 0, "{r:?}");
     }
     let stdout = String::from_utf8_lossy(&out.stdout);

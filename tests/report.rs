@@ -335,6 +335,12 @@ fn replies_cut_short_by_the_server_are_counted_and_noted() {
         let max = r.max_tokens.expect("max_tokens sent");
         let n = r.completion_tokens.expect("usage reported");
         assert_eq!(n, max.min(6), "{}: asked {max}", r.request_id);
+        // The server says why each reply ended.
+        if n < max {
+            assert_eq!(r.finish_reason.as_deref(), Some("stop"), "{r:?}");
+        } else if max < 6 {
+            assert_eq!(r.finish_reason.as_deref(), Some("length"), "{r:?}");
+        }
         short += usize::from(n < max);
         got += u64::from(n);
         asked += u64::from(max);
@@ -344,6 +350,7 @@ fn replies_cut_short_by_the_server_are_counted_and_noted() {
     let fill = 100.0 * got as f64 / asked as f64;
     let summary = read_json(&cut.join("summary.json"));
     assert_eq!(summary["levels"][0]["stopped_short"], short);
+    assert_eq!(summary["levels"][0]["finish_reasons"]["stop"], short);
     let summary_fill = summary["levels"][0]["output_fill_pct"].as_f64();
     assert!(
         summary_fill.is_some_and(|f| (f - fill).abs() < 1e-9),

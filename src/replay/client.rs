@@ -59,6 +59,8 @@ pub struct Exchange {
     /// The rest of the output: reasoning text, tool calls' names and
     /// arguments (for counting output tokens with a tokenizer).
     pub other_text: String,
+    /// The reply's `finish_reason`, when the server gave one.
+    pub finish_reason: Option<String>,
     pub done_seen: bool,
     /// Sent a second time: the first send met a connection the server had
     /// closed, and got no answer.
@@ -84,6 +86,7 @@ impl Exchange {
             error: None,
             text: String::new(),
             other_text: String::new(),
+            finish_reason: None,
             done_seen: false,
             resent: false,
         }
@@ -362,6 +365,14 @@ fn push_tool_calls(ex: &mut Exchange, calls: Option<&Value>) {
     }
 }
 
+/// Keeps a choice's `finish_reason` when it has one (the last chunk of a
+/// stream, or a whole reply).
+fn read_finish_reason(ex: &mut Exchange, choice: &Value) {
+    if let Some(r) = choice.get("finish_reason").and_then(Value::as_str) {
+        ex.finish_reason = Some(r.to_string());
+    }
+}
+
 /// Reads the usage object of a reply or of a stream's chunk.
 fn read_usage(ex: &mut Exchange, usage: &Value) {
     let n = |x: Option<&Value>| {
@@ -399,6 +410,7 @@ fn on_whole_reply(ex: &mut Exchange, api: Api, body: &[u8]) {
         ex.fail(Status::StreamError, "the reply has no choices");
         return;
     };
+    read_finish_reason(ex, choice);
     let text = |p: &str| choice.pointer(p).and_then(Value::as_str).unwrap_or("");
     match api {
         Api::Chat => {
@@ -447,6 +459,7 @@ fn on_event(ex: &mut Exchange, api: Api, data: &[u8], now: Instant, last: &mut O
     let Some(choice) = v.get("choices").and_then(|c| c.get(0)) else {
         return;
     };
+    read_finish_reason(ex, choice);
     let (content, reasoning) = match api {
         Api::Chat => {
             let delta = choice.get("delta");
@@ -612,6 +625,7 @@ mod tests {
             (Some(7), Some(5), Some(3))
         );
         assert!(ex.first_token.is_none() && ex.itl_ms.is_empty() && ex.chunks == 0);
+        assert_eq!(ex.finish_reason, None);
 
         let mut ex = Exchange::new(Instant::now());
         on_whole_reply(

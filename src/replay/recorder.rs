@@ -40,6 +40,8 @@ pub struct Compact {
     /// No token count at all (no usage, and no chunk or `--tokenizer`
     /// count: a whole reply).
     pub unknown_tokens: bool,
+    /// The reply's `finish_reason`.
+    pub finish_reason: Option<String>,
     /// The output length the request asked for.
     pub max_tokens: Option<u32>,
     /// Of a session sent again in the level (`~c1`, `~c2`, ...): the trace
@@ -96,6 +98,7 @@ impl Collected {
             tokenized_tokens: r.tokens_source.as_deref() == Some(FROM_TOKENIZER),
             unknown_tokens: r.tokens_source.is_none(),
             max_tokens: r.max_tokens,
+            finish_reason: r.finish_reason.clone(),
             repeat: is_repeat(&r.session_id),
         };
         match self.levels.iter_mut().rev().find(|(k, _)| *k == key) {

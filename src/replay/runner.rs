@@ -771,6 +771,7 @@ fn record(
         input_tokens_target: row.input_tokens.or(row.prompt_tokens),
         max_tokens,
         output_chars: ex.text.chars().count() as u32,
+        finish_reason: ex.finish_reason.clone(),
         status: Some(ex.status),
         http_status: ex.http_status,
         error: ex.error.clone(),

@@ -98,6 +98,9 @@ pub struct LevelSummary {
     /// Ok requests without usage and with no token count at all (whole
     /// replies, `--no-stream`, without `--tokenizer`).
     pub tokens_unknown: usize,
+    /// Ok requests by the `finish_reason` of their reply (`length`: the
+    /// `max_tokens` asked; `stop`: the model's end of sequence; ...).
+    pub finish_reasons: BTreeMap<String, usize>,
     /// Ok requests whose reported completion tokens fell short of the
     /// `max_tokens` they asked for: the model ended its reply first.
     pub stopped_short: usize,
@@ -312,6 +315,13 @@ pub fn summarise(
         tokens_counted_locally: ok.iter().filter(|c| c.counted_tokens).count(),
         tokens_tokenized: ok.iter().filter(|c| c.tokenized_tokens).count(),
         tokens_unknown: ok.iter().filter(|c| c.unknown_tokens).count(),
+        finish_reasons: ok.iter().filter_map(|c| c.finish_reason.clone()).fold(
+            BTreeMap::new(),
+            |mut m, r| {
+                *m.entry(r).or_insert(0) += 1;
+                m
+            },
+        ),
         stopped_short,
         output_fill_pct,
         tokens_per_chunk,
@@ -682,6 +692,7 @@ mod tests {
                     counted_tokens: false,
                     tokenized_tokens: false,
                     unknown_tokens: false,
+                    finish_reason: None,
                     max_tokens: Some(9),
                     repeat: false,
                 }

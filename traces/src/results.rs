@@ -21,11 +21,12 @@ use parquet::schema::types::ColumnPath;
 use crate::{Error, Result};
 
 /// Version of the results format, stored as `results.schema_version`.
-/// Version 2 added the `source` column.
-pub const RESULTS_SCHEMA_VERSION: u32 = 2;
+/// Version 2 added the `source` column, version 3 `finish_reason`.
+pub const RESULTS_SCHEMA_VERSION: u32 = 3;
 pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
-/// The versions `read_parts` understands: version 1 parts have no `source`.
-pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2];
+/// The versions `read_parts` understands: version 1 parts have no
+/// `source`, versions 1 and 2 no `finish_reason`.
+pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2, 3];
 
 /// Service-level objectives: a request meets them when it succeeded and
 /// each one set holds (TTFT, TPOT and end-to-end time at most so many ms).
@@ -107,6 +108,9 @@ pub struct RequestRecord {
     pub input_tokens_target: Option<u32>,
     pub max_tokens: Option<u32>,
     pub output_chars: u32,
+    /// The reply's `finish_reason` (`stop`, `length`, `tool_calls`, ...),
+    /// as the server gave it.
+    pub finish_reason: Option<String>,
     pub status: Option<Status>,
     pub http_status: Option<u16>,
     pub error: Option<String>,
@@ -158,6 +162,7 @@ pub fn requests_schema() -> SchemaRef {
         f("input_tokens_target", DataType::UInt32, true),
         f("max_tokens", DataType::UInt32, true),
         f("output_chars", DataType::UInt32, false),
+        f("finish_reason", DataType::Utf8, true),
         f("status", DataType::Utf8, false),
         f("http_status", DataType::UInt16, true),
         f("error", DataType::Utf8, true),
@@ -189,6 +194,7 @@ fn records_to_batch(
     let mut lateness = Float64Builder::with_capacity(n);
     let mut u32s: Vec<UInt32Builder> = (0..7).map(|_| UInt32Builder::with_capacity(n)).collect();
     let mut tokens_source = StringBuilder::new();
+    let mut finish_reason = StringBuilder::new();
     let mut status = StringBuilder::with_capacity(n, n * 4);
     let mut http_status = UInt16Builder::with_capacity(n);
     let mut error = StringBuilder::new();
@@ -236,6 +242,7 @@ fn records_to_batch(
         for (b, v) in u32s.iter_mut().zip(counts) {
             b.append_option(v);
         }
+        finish_reason.append_option(r.finish_reason.as_deref());
         status.append_value(r.status_str());
         http_status.append_option(r.http_status);
         error.append_option(r.error.as_deref());
@@ -305,6 +312,7 @@ fn records_to_batch(
         input_target,
         max_tokens,
         output_chars,
+        Arc::new(finish_reason.finish()),
         Arc::new(status.finish()),
         Arc::new(http_status.finish()),
         Arc::new(error.finish()),
@@ -538,6 +546,11 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
             } else {
                 None
             };
+            let finish_reason = if version >= 3 {
+                Some(s("finish_reason")?)
+            } else {
+                None
+            };
             let (load_value, scheduled, sent, first, first_r, first_c, end) = (
                 f("load_value")?,
                 f("scheduled_ms")?,
@@ -619,6 +632,7 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                     input_tokens_target: ou(&target, i),
                     max_tokens: ou(&maxt, i),
                     output_chars: chars.value(i),
+                    finish_reason: finish_reason.as_ref().and_then(|a| os(a, i)),
                     status: Some(match status.value(i) {
                         "ok" => Status::Ok,
                         "http_error" => Status::HttpError,
