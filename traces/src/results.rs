@@ -771,6 +771,7 @@ mod tests {
                 ttft_ms: Some(5.0 + f64::from(i)),
                 itl_ms: vec![0.5; i as usize],
                 completion_tokens: Some(i + 1),
+                finish_reason: Some("length".into()),
                 status: Some(Status::Ok),
                 http_status: Some(200),
                 ..Default::default()
@@ -779,12 +780,20 @@ mod tests {
     }
 
     /// Writes `records` as one part laid out as results format `version`
-    /// was (version 1: no `source` column), tagged with `tag` as its
+    /// was (version 1: no `source` column; 1 and 2: no `finish_reason`),
+    /// tagged with `tag` as its
     /// `results.schema_version` (none if `None`).
     fn write_part_as(path: &Path, records: &[RequestRecord], version: u32, tag: Option<&str>) {
         let mut batch = records_to_batch(&requests_schema(), records).expect("batch");
         if version < 2 {
             let at = batch.schema().index_of("source").expect("source column");
+            batch.remove_column(at);
+        }
+        if version < 3 {
+            let at = batch
+                .schema()
+                .index_of("finish_reason")
+                .expect("finish_reason column");
             batch.remove_column(at);
         }
         let kv = tag.map(|t| {
@@ -815,9 +824,40 @@ mod tests {
         let rows = read_parts(dir.path()).expect("version 1 part reads");
         let expected: Vec<RequestRecord> = records
             .into_iter()
-            .map(|r| RequestRecord { source: None, ..r })
+            .map(|r| RequestRecord {
+                source: None,
+                finish_reason: None,
+                ..r
+            })
             .collect();
         assert_eq!(rows, expected);
+    }
+
+    #[test]
+    fn parts_of_every_version_read_together() {
+        let dir = tempfile::tempdir().expect("dir");
+        let records = sample_records();
+        for v in [1u32, 2, 3] {
+            write_part_as(
+                &dir.path().join(format!("part-0000{v}.parquet")),
+                &records,
+                v,
+                Some(&v.to_string()),
+            );
+        }
+        let rows = read_parts(dir.path()).expect("mixed parts read");
+        let got: Vec<(Option<&str>, Option<&str>)> = rows
+            .iter()
+            .map(|r| (r.source.as_deref(), r.finish_reason.as_deref()))
+            .collect();
+        let (v1, v2, v3) = (
+            (None, None),
+            (Some("sharegpt"), None),
+            (Some("sharegpt"), Some("length")),
+        );
+        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3]].concat());
+        // A version 3 part reads back as written.
+        assert_eq!(rows[6..], records[..]);
     }
 
     #[test]
