@@ -304,6 +304,26 @@ fn levels_at<'a>(
         .collect()
 }
 
+/// Values of the runs at a level with their runs' ids, lowest, highest.
+type Spread<'a> = (Vec<(f64, &'a str)>, f64, f64);
+
+/// Each run's value of `f` at `key` with the run's id (runs without one
+/// left out), and the lowest and highest of them; `None` if no run has one.
+fn spread_at<'a>(
+    key: &LevelKey,
+    per_run: &'a [RunLevels],
+    infos: &'a [crate::model::RunInfo],
+    f: impl Fn(&LevelStats) -> Option<f64>,
+) -> Option<Spread<'a>> {
+    let values: Vec<(f64, &str)> = levels_at(key, per_run, infos)
+        .into_iter()
+        .filter_map(|(l, run)| Some((f(l)?, run)))
+        .collect();
+    let lo = values.iter().map(|(v, _)| *v).reduce(f64::min)?;
+    let hi = values.iter().map(|(v, _)| *v).reduce(f64::max)?;
+    Some((values, lo, hi))
+}
+
 /// Difference in cached-token ratio (points of %) between runs at one
 /// level from which their TTFTs measure unlike work.
 const CACHE_POINTS: f64 = 20.0;
@@ -319,14 +339,9 @@ fn cache_note(
 ) -> Option<String> {
     let mut differ = Vec::new();
     for key in keys {
-        let ratios: Vec<(f64, &str)> = levels_at(key, per_run, infos)
-            .into_iter()
-            .filter_map(|(l, run)| Some((100.0 * l.cached_token_ratio?, run)))
-            .collect();
-        let (Some(lo), Some(hi)) = (
-            ratios.iter().map(|(r, _)| *r).reduce(f64::min),
-            ratios.iter().map(|(r, _)| *r).reduce(f64::max),
-        ) else {
+        let Some((ratios, lo, hi)) =
+            spread_at(key, per_run, infos, |l| Some(100.0 * l.cached_token_ratio?))
+        else {
             continue;
         };
         if hi - lo >= CACHE_POINTS {
@@ -399,15 +414,9 @@ fn chunking_note(
 ) -> Option<String> {
     let mut differ = Vec::new();
     for key in keys {
-        let found: Vec<(f64, &str)> = levels_at(key, per_run, infos)
-            .into_iter()
-            .filter_map(|(l, run)| Some((l.tokens_per_chunk?, run)))
-            .collect();
-        let (lo, hi) = found
-            .iter()
-            .fold((f64::INFINITY, 0.0f64), |(lo, hi), (k, _)| {
-                (lo.min(*k), hi.max(*k))
-            });
+        let Some((found, lo, hi)) = spread_at(key, per_run, infos, |l| l.tokens_per_chunk) else {
+            continue;
+        };
         if found.len() > 1 && lo > 0.0 && hi / lo >= crate::notes::CHUNKED_TOKENS_PER_CHUNK {
             let each: Vec<String> = found
                 .iter()
