@@ -375,6 +375,20 @@ fn replies_cut_short_by_the_server_are_counted_and_noted() {
     ]);
     let report = read_json(&json);
     assert_eq!(report["levels"][0]["stopped_short"], short);
+    // The report counts the finish reasons the parts hold.
+    let reasons = &report["levels"][0]["finish_reasons"];
+    assert_eq!(reasons["stop"], short, "{reasons}");
+    assert_eq!(
+        reasons["length"].as_u64(),
+        Some(60 - short as u64),
+        "{reasons}"
+    );
+    let text = trace_ok(["report", run]);
+    let stop_pct = 100.0 * short as f64 / 60.0;
+    assert!(
+        text.contains("Finish reasons") && text.contains(&format!("stop {stop_pct:.1}%")),
+        "{text}"
+    );
     let notes = report["notes"].to_string();
     assert!(
         notes.contains(&format!("{short} of 60 ok requests ended before")),
@@ -800,6 +814,53 @@ fn a_busy_replayer_is_noted_in_the_report() {
     );
     let third = run["levels"][2]["load_value"].as_f64().expect("value");
     assert!(!busy.contains(&format!("qps {third}")), "{busy}");
+}
+
+/// Runs written before results format 3 have no finish reasons: the
+/// report reads them beside a version 3 run (a regression: runs of two
+/// versions did not stack), gives the new run's reasons and none for the
+/// old ones (not every reply as `none`), and their other figures alike.
+#[test]
+fn finish_reasons_are_reported_for_runs_that_kept_them() {
+    let r = runs();
+    let dir = tempdir();
+    let mut args = vec![r.qps.to_str().expect("utf8").to_string()];
+    for version in [2, 1] {
+        let old = dir.path().join(format!("v{version}"));
+        copy_dir(&r.qps, &old);
+        let mut parts = 0;
+        for e in std::fs::read_dir(old.join("requests")).expect("parts") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "parquet") {
+                downgrade_results_part(&p, version);
+                parts += 1;
+            }
+        }
+        assert!(parts > 0);
+        args.push(old.to_str().expect("utf8").to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let report = report_json(&args);
+    let levels = report["levels"].as_array().expect("levels");
+    let of = |run: &str| -> Vec<&Value> { levels.iter().filter(|l| l["run_id"] == run).collect() };
+    let new = of(r.qps.file_name().and_then(|n| n.to_str()).expect("name"));
+    assert!(!new.is_empty(), "{levels:?}");
+    for l in &new {
+        let reasons = l["finish_reasons"].as_object().expect("reasons");
+        let counted: u64 = reasons.values().filter_map(|n| n.as_u64()).sum();
+        assert_eq!(Some(counted), l["ok"].as_u64(), "{l}");
+        assert!(reasons.contains_key("length"), "{l}");
+    }
+    for run in ["v2", "v1"] {
+        let old = of(run);
+        assert_eq!(old.len(), new.len(), "{run}");
+        for (o, n) in old.iter().zip(&new) {
+            assert_eq!(o["finish_reasons"], serde_json::json!({}), "{o}");
+            for k in ["ok", "requests", "ttft_ms", "errors"] {
+                assert_eq!(o[k], n[k], "{run} {k}");
+            }
+        }
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -396,3 +396,46 @@ pub fn report_json(args: &[&str]) -> serde_json::Value {
 pub fn report_of_run(run: &Path) -> serde_json::Value {
     report_json(&[run.to_str().expect("a UTF-8 run path")])
 }
+
+/// Rewrite a `requests` part as an older results version would have
+/// written it: without the columns that came later (`finish_reason` in 3,
+/// `source` in 2) and with that version in its metadata.
+pub fn downgrade_results_part(path: &Path, version: u32) {
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::file::metadata::KeyValue;
+    use parquet::file::properties::WriterProperties;
+    let mut dropped = Vec::new();
+    if version < 3 {
+        dropped.push("finish_reason");
+    }
+    if version < 2 {
+        dropped.push("source");
+    }
+    let file = std::fs::File::open(path).expect("open part");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut batches = Vec::new();
+    for b in reader {
+        let b = b.expect("batch");
+        let keep: Vec<usize> = (0..b.num_columns())
+            .filter(|&i| !dropped.contains(&b.schema().field(i).name().as_str()))
+            .collect();
+        batches.push(b.project(&keep).expect("project"));
+    }
+    let schema = batches.first().expect("a batch").schema();
+    let props = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![KeyValue::new(
+            traces::results::KEY_RESULTS_VERSION.to_string(),
+            version.to_string(),
+        )]))
+        .build();
+    let out = std::fs::File::create(path).expect("create part");
+    let mut w = ArrowWriter::try_new(out, schema, Some(props)).expect("writer");
+    for b in &batches {
+        w.write(b).expect("write");
+    }
+    w.close().expect("close");
+}

@@ -164,6 +164,10 @@ pub struct LevelStats {
     pub errors: BTreeMap<String, u64>,
     /// `status http_code` → count (`http_error 503`).
     pub errors_detail: BTreeMap<String, u64>,
+    /// Ok requests by the `finish_reason` of their reply (`length`, `stop`,
+    /// `tool_calls`, ...; `none` when the server gave none). Empty for runs
+    /// written before results format 3, which did not keep it.
+    pub finish_reasons: BTreeMap<String, u64>,
     pub success_pct: f64,
     /// First scheduled send to last byte, seconds.
     pub duration_s: f64,

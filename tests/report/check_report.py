@@ -58,6 +58,7 @@ def main():
     check_levels_duckdb(con, levels, slo)
     check_levels_polars(globs, levels)
     check_errors(con, levels)
+    check_finish_reasons(con, levels)
     check_rounds(con, report["rounds"])
     check_groups(con, report["turns"], "turn")
     check_users(con, report["users"])
@@ -264,6 +265,20 @@ def check_errors(con, levels):
         seen.setdefault((run, mode, float(value), int(rnd)), {})[status] = n
     for key, l in levels.items():
         expect(f"{key}.errors", json.dumps(l["errors"], sort_keys=True),
+               json.dumps(seen.get(key, {}), sort_keys=True))
+
+
+def check_finish_reasons(con, levels):
+    rows = con.execute(
+        """SELECT run_id, load_mode, load_value, round,
+                  coalesce(finish_reason, 'none'), count(*)
+           FROM r WHERE status = 'ok' GROUP BY ALL"""
+    ).fetchall()
+    seen = {}
+    for run, mode, value, rnd, reason, n in rows:
+        seen.setdefault((run, mode, float(value), int(rnd)), {})[reason] = n
+    for key, l in levels.items():
+        expect(f"{key}.finish_reasons", json.dumps(l["finish_reasons"], sort_keys=True),
                json.dumps(seen.get(key, {}), sort_keys=True))
 
 

@@ -31,6 +31,20 @@ fn run_scan(run: &RunFiles, parts: &[PathBuf]) -> Result<LazyFrame> {
         // Version 1 had no `source` column.
         lf = lf.with_column(lit(NULL).cast(DataType::String).alias("source"));
     }
+    if run.version < 3 {
+        // Versions 1 and 2 had no `finish_reason` column.
+        lf = lf.with_column(lit(NULL).cast(DataType::String).alias("finish_reason"));
+    }
+    if run.version < traces::results::RESULTS_SCHEMA_VERSION {
+        // The columns in today's order, so that runs of several versions
+        // stack into one frame.
+        let order: Vec<Expr> = traces::results::requests_schema()
+            .fields()
+            .iter()
+            .map(|f| col(f.name().as_str()))
+            .collect();
+        lf = lf.select(order);
+    }
     Ok(lf)
 }
 
@@ -48,7 +62,7 @@ pub fn requests(runs: &[RunFiles]) -> Result<LazyFrame> {
 
 /// The request columns the report's sections read; `request_id` is read
 /// only for runs that may have rounds to join (`may_have_rounds`).
-const LOADED: [&str; 24] = [
+const LOADED: [&str; 25] = [
     "run_id",
     "load_mode",
     "load_value",
@@ -69,6 +83,7 @@ const LOADED: [&str; 24] = [
     "completion_tokens",
     "cached_tokens",
     "tokens_source",
+    "finish_reason",
     "max_tokens",
     "input_tokens_target",
     "compaction",

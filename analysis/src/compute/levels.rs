@@ -219,6 +219,7 @@ pub struct LevelsAcc {
     main: GroupedAcc,
     warmup: GroupedAcc,
     errors: GroupedAcc,
+    finishes: GroupedAcc,
     /// The inter-token gaps of each level, by `frames::LEVEL` number.
     gaps: BTreeMap<u32, Blocks<f32>>,
 }
@@ -248,6 +249,16 @@ impl LevelsAcc {
                 vec![("n", Agg::Len)],
                 Vec::new(),
             ),
+            finishes: GroupedAcc::new(
+                "finish reasons per level",
+                Box::new(|lf| {
+                    lf.filter(measured().and(is_ok()).fill_null(lit(false)))
+                        .with_column(col("finish_reason").fill_null(lit(NO_FINISH_REASON)))
+                }),
+                &[LEVEL, "finish_reason"],
+                vec![("n", Agg::Len)],
+                Vec::new(),
+            ),
             gaps: BTreeMap::new(),
         }
     }
@@ -259,6 +270,7 @@ impl LevelsAcc {
             || {
                 self.warmup.add(batch)?;
                 self.errors.add(batch)?;
+                self.finishes.add(batch)?;
                 append_gaps(batch, &mut self.gaps)
             },
         );
@@ -346,16 +358,29 @@ impl LevelsAcc {
             .collect();
         let warmup = warmup_by_level(&self.warmup.finish(levels, store)?.frame)?;
         let (errors, errors_detail) = errors_by_level(&self.errors.finish(levels, store)?.frame)?;
-        levels_from(&grouped, &itl, &warmup, &errors, &errors_detail, runs, slo)
+        let finishes = finishes_by_level(&self.finishes.finish(levels, store)?.frame, runs)?;
+        let counts = Counted {
+            warmup: &warmup,
+            errors: &errors,
+            errors_detail: &errors_detail,
+            finishes: &finishes,
+        };
+        levels_from(&grouped, &itl, &counts, runs, slo)
     }
+}
+
+/// The counts per level taken beside the main pass, by `level_label`.
+struct Counted<'a> {
+    warmup: &'a BTreeMap<String, u64>,
+    errors: &'a Counts,
+    errors_detail: &'a Counts,
+    finishes: &'a Counts,
 }
 
 fn levels_from(
     grouped: &Grouped,
     itl: &BTreeMap<String, Dist>,
-    warmup: &BTreeMap<String, u64>,
-    errors: &Counts,
-    errors_detail: &Counts,
+    counted: &Counted,
     runs: &[RunFiles],
     slo: &Slo,
 ) -> Result<Vec<LevelStats>> {
@@ -423,9 +448,14 @@ fn levels_from(
         out.push(LevelStats {
             requests,
             ok,
-            warmup_requests: warmup.get(&label).copied().unwrap_or(0),
-            errors: errors.get(&label).cloned().unwrap_or_default(),
-            errors_detail: errors_detail.get(&label).cloned().unwrap_or_default(),
+            warmup_requests: counted.warmup.get(&label).copied().unwrap_or(0),
+            errors: counted.errors.get(&label).cloned().unwrap_or_default(),
+            errors_detail: counted
+                .errors_detail
+                .get(&label)
+                .cloned()
+                .unwrap_or_default(),
+            finish_reasons: counted.finishes.get(&label).cloned().unwrap_or_default(),
             success_pct: if requests == 0 {
                 0.0
             } else {
@@ -530,6 +560,33 @@ fn errors_by_level(f: &Frame) -> Result<(Counts, Counts)> {
         *detail.entry(label).or_default().entry(d).or_insert(0) += n;
     }
     Ok((errors, detail))
+}
+
+/// How the report names ok replies that came without a `finish_reason`.
+pub const NO_FINISH_REASON: &str = "none";
+
+/// Ok requests by finish reason, per level; runs written before results
+/// format 3 are left out (they did not keep it, and every reply would
+/// read as `none`).
+fn finishes_by_level(f: &Frame, runs: &[RunFiles]) -> Result<Counts> {
+    let mut out: Counts = BTreeMap::new();
+    for i in 0..f.height() {
+        let key = f.key(i)?;
+        let kept = runs
+            .iter()
+            .any(|r| r.run_id == key.run_id && r.version >= 3);
+        if !kept {
+            continue;
+        }
+        let reason = f
+            .str("finish_reason", i)?
+            .unwrap_or_else(|| NO_FINISH_REASON.into());
+        *out.entry(level_label(&key))
+            .or_default()
+            .entry(reason)
+            .or_insert(0) += f.u64("n", i)?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

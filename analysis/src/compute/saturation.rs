@@ -268,6 +268,7 @@ mod tests {
             warmup_requests: 0,
             errors: Default::default(),
             errors_detail: Default::default(),
+            finish_reasons: Default::default(),
             success_pct: success,
             duration_s: 1000.0 / value,
             first_scheduled_ms: 0.0,

@@ -73,6 +73,7 @@ fn level(run: &str, load: f64, round: u32, server: bool) -> LevelStats {
         goodput: Some(achieved * 0.9),
         slo_attainment_pct: Some(if saturated { 70.0 } else { 99.0 }),
         stopped_short: 0,
+        finish_reasons: [("length".to_string(), 90), ("stop".to_string(), 10)].into(),
         tokens_counted: 0,
         tokens_tokenized: 0,
         tokens_unknown: 0,

@@ -86,6 +86,9 @@ pub fn report_tables(r: &Report) -> Vec<Table> {
     if let Some(t) = errors_table(r, many) {
         tables.push(t);
     }
+    if let Some(t) = finishes_table(r, many) {
+        tables.push(t);
+    }
     if let Some(t) = server_table(r, many) {
         tables.push(t);
     }
@@ -293,6 +296,35 @@ fn errors_table(r: &Report, many: bool) -> Option<Table> {
         }
     }
     (!t.rows.is_empty()).then_some(t)
+}
+
+/// Ok replies by `finish_reason`, one row per level: `length` is a reply
+/// that reached its `max_tokens`, `stop` one the model ended.
+fn finishes_table(r: &Report, many: bool) -> Option<Table> {
+    let mut t = Table::new(
+        "Finish reasons (ok replies)",
+        &with(level_columns(many), &["ok", "finish reasons"]),
+    );
+    for l in &r.levels {
+        if l.finish_reasons.is_empty() {
+            continue;
+        }
+        let mut row = level_cells(&l.key, many);
+        row.extend([l.ok.to_string(), finish_shares(&l.finish_reasons)]);
+        t.rows.push(row);
+    }
+    (!t.rows.is_empty()).then_some(t)
+}
+
+/// `length 95.0%, stop 5.0%`: the reasons, most frequent first.
+pub fn finish_shares(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let total: u64 = counts.values().sum();
+    let mut v: Vec<(&String, &u64)> = counts.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k} {:.1}%", 100.0 * **n as f64 / total.max(1) as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn server_table(r: &Report, many: bool) -> Option<Table> {
@@ -510,6 +542,7 @@ pub fn levels_csv(r: &Report) -> String {
             "slo_attainment_pct",
             "prefix_cache_hit_rate",
             "errors",
+            "finish_reasons",
             "stopped_short",
             "output_fill_pct",
             "tokens_per_chunk",
@@ -553,6 +586,12 @@ pub fn levels_csv(r: &Report) -> String {
             .map(|(k, n)| format!("{k}:{n}"))
             .collect::<Vec<_>>()
             .join(";");
+        let finishes = l
+            .finish_reasons
+            .iter()
+            .map(|(k, n)| format!("{k}:{n}"))
+            .collect::<Vec<_>>()
+            .join(";");
         row.extend([
             opt(l.lateness_p50_ms),
             opt(l.lateness_p99_ms),
@@ -563,6 +602,7 @@ pub fn levels_csv(r: &Report) -> String {
             opt(l.slo_attainment_pct),
             opt(l.server.as_ref().and_then(|s| s.prefix_cache_hit_rate)),
             csv_cell(&errors),
+            csv_cell(&finishes),
             l.stopped_short.to_string(),
             opt(l.output_fill_pct),
             opt(l.tokens_per_chunk),

@@ -15,6 +15,7 @@ pub fn tables(report: &Report) -> Vec<TypedTable> {
     vec![
         typed::levels(report, true),
         typed::errors(report),
+        typed::finishes(report),
         typed::saturation(report),
         typed::verdicts(report),
         typed::rounds(report),

@@ -300,6 +300,26 @@ pub fn errors(report: &Report) -> TypedTable {
     t
 }
 
+/// Ok replies by `finish_reason`, per level.
+pub fn finishes(report: &Report) -> TypedTable {
+    let mut t = TypedTable::new(
+        "finish_reasons",
+        "Finish reasons",
+        headers(&[&KEY_HEADERS, &["finish reason", "requests", "share %"]]),
+    );
+    for l in &report.levels {
+        let total: u64 = l.finish_reasons.values().sum();
+        for (what, n) in &l.finish_reasons {
+            let mut row = key_cells(&l.key);
+            row.push(Cell::text(what));
+            row.push(Cell::Int(*n));
+            row.push(Cell::Num(Some(100.0 * *n as f64 / total.max(1) as f64)));
+            t.rows.push(row);
+        }
+    }
+    t
+}
+
 pub fn saturation(report: &Report) -> TypedTable {
     let mut t = TypedTable::new(
         "saturation",

@@ -3,9 +3,10 @@ use std::io::Read;
 use super::*;
 use crate::plots::sample::{self, USERS};
 
-const SHEETS: [&str; 12] = [
+const SHEETS: [&str; 13] = [
     "levels",
     "errors",
+    "finish_reasons",
     "saturation",
     "verdicts",
     "rounds",
@@ -188,10 +189,14 @@ fn sheets_hold_every_row() {
     };
     assert_eq!(rows(book.cells(1)), report.levels.len());
     // All users, not only the slowest 20 the HTML shows.
-    assert_eq!(rows(book.cells(9)), USERS);
-    assert_eq!(rows(book.cells(6)), report.turns.len());
-    assert_eq!(rows(book.cells(8)), report.timeline.len());
-    assert_eq!(rows(book.cells(11)), report.runs.len());
+    // One row per level and finish reason.
+    let reasons: usize = report.levels.iter().map(|l| l.finish_reasons.len()).sum();
+    assert!(reasons > report.levels.len());
+    assert_eq!(rows(book.cells(3)), reasons);
+    assert_eq!(rows(book.cells(10)), USERS);
+    assert_eq!(rows(book.cells(7)), report.turns.len());
+    assert_eq!(rows(book.cells(9)), report.timeline.len());
+    assert_eq!(rows(book.cells(12)), report.runs.len());
 }
 
 #[test]
