@@ -447,7 +447,8 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     // 5 and 10 arrivals in the two half-second levels.
     assert_eq!(rows.len(), 15);
     for r in &rows {
-        assert_eq!(r.status, Some(Status::Cancelled), "{r:?}");
+        // Their own status, apart from a Ctrl-C's `cancelled`.
+        assert_eq!(r.status, Some(Status::LevelDrain), "{r:?}");
         assert!(
             r.error
                 .as_deref()
@@ -466,6 +467,10 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     );
     let run_json = read_json(&run.join("run.json"));
     assert_eq!(run_json["config"]["level_drain_s"], 0.3);
+    let summary = read_json(&run.join("summary.json"));
+    assert_eq!(summary["levels"][1]["errors"]["level_drain"], 10);
+    let report = report_of_run(&run);
+    assert_eq!(report["levels"][0]["errors"]["level_drain"], 5, "{report}");
 
     // `--levels-from` takes the limit with the levels' duration.
     let again = dir.path().join("again");
@@ -480,12 +485,46 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     assert!(
         again_rows
             .iter()
-            .all(|r| r.status == Some(Status::Cancelled))
+            .all(|r| r.status == Some(Status::LevelDrain))
     );
     assert_eq!(
         read_json(&again_run.join("run.json"))["config"]["level_drain_s"],
         0.3
     );
+
+    // Requests still waiting for a `--max-concurrency` slot at the limit
+    // are cut the same way: 10 arrivals, 2 slots of 4-second replies.
+    let waited = dir.path().join("waited");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &waited,
+        &[
+            "--qps",
+            "20",
+            "--arrival",
+            "constant",
+            "--max-concurrency",
+            "2",
+            "--duration",
+            "500ms",
+            "--level-drain",
+            "300ms",
+            "--no-metrics",
+        ],
+    );
+    let (_, rows) = replay_rows(&out, &waited);
+    assert_eq!(rows.len(), 10);
+    assert!(
+        rows.iter().all(|r| r.status == Some(Status::LevelDrain)),
+        "{rows:?}"
+    );
+    let slot = |r: &&RequestRecord| {
+        r.error.as_deref().is_some_and(|e| {
+            e.contains("waiting for a concurrency slot (still waiting --level-drain")
+        })
+    };
+    assert_eq!(rows.iter().filter(slot).count(), 8, "{rows:?}");
 
     // Without it, the same level waits for its replies.
     let results = dir.path().join("full");
@@ -1265,9 +1304,12 @@ fn users_run_sessions_one_after_another_for_the_duration() {
     assert_all_ok(&rows);
     assert_unique_requests(&rows);
     let end = level_start_ms(&run, 0) + 1000.0;
+    // Every request was due before the end (it is sent when due, give or
+    // take the machine's scheduling: `lateness_ms`).
     assert!(
-        rows.iter().all(|r| r.sent_ms <= end),
-        "a request after the end"
+        rows.iter().all(|r| r.scheduled_ms < end),
+        "a request due after the end: {:?}",
+        rows.iter().find(|r| r.scheduled_ms >= end)
     );
     // Far more than the trace's two sessions ran, each user's in turn.
     let sessions = sessions_of(&rows);

@@ -71,8 +71,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
     /// With `--duration`: how long the requests still in flight at a
-    /// level's end may run on before they are cancelled (recorded as
-    /// `cancelled`), so that an overloaded level's queue does not hold up
+    /// level's end may run on before they are cancelled (recorded with
+    /// status `level_drain`), so that an overloaded level's queue does not hold up
     /// the run; default: each runs to its end (or `--timeout`).
     #[arg(long, value_name = "DURATION")]
     pub level_drain: Option<String>,

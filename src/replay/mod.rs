@@ -440,18 +440,16 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         if !cfg.stream {
             println!("\nnote: {}", analysis::notes::NOT_STREAMED);
         }
-        if let Some(drain) = cfg.level_drain
-            && !was_interrupted
-        {
+        if let Some(drain) = cfg.level_drain {
             let cut: usize = levels
                 .iter()
-                .filter_map(|l| l.errors.get("cancelled"))
+                .filter_map(|l| l.errors.get(traces::results::Status::LevelDrain.as_str()))
                 .sum();
             if cut > 0 {
                 println!(
                     "\nnote: {cut} requests still in flight {} s after their level's end were \
-                     cancelled (--level-drain; status cancelled, counted as errors): the server \
-                     had not finished them",
+                     cancelled (--level-drain; status level_drain, counted as errors): the \
+                     server had not finished them",
                     summary::fmt_value(drain.as_secs_f64())
                 );
             }

@@ -174,6 +174,10 @@ impl SessionQueue {
             }
             let first = prepare_first(shared, &work);
             let at = Instant::now();
+            if self.deadline.is_some_and(|d| at >= d) {
+                // The level ended while the request was being made.
+                return;
+            }
             run_session(
                 shared,
                 work,
@@ -628,12 +632,16 @@ async fn run_session(
         let permit = match &sem {
             None => None,
             Some(s) => {
+                // The cancel first: a slot freed by the cancel itself (a
+                // request in flight cut at the same instant) must not send
+                // a request that is cut as soon as it is sent.
                 tokio::select! {
-                    p = s.clone().acquire_owned() => p.ok(),
+                    biased;
                     _ = wait_true(&mut hard) => {
                         let now = Instant::now();
                         let mut ex = Exchange::cancelled_at(now);
                         ex.error = Some(if labels.drain_cut(shared) {
+                            ex.status = Status::LevelDrain;
                             "cancelled while waiting for a concurrency slot (still waiting \
                              --level-drain after the level's end)"
                                 .into()
@@ -653,13 +661,14 @@ async fn run_session(
                         );
                         return;
                     }
+                    p = s.clone().acquire_owned() => p.ok(),
                 }
             }
         };
         let request_id = suffixed(&row.request_id, work.cycle);
         // Kept for --tokenizer, which counts the prompt of a reply without usage.
         let sent_body = shared.count_output.then(|| body.clone());
-        let ex = exchange(
+        let mut ex = exchange(
             &shared.client,
             &shared.fresh_client,
             &shared.endpoint,
@@ -668,8 +677,8 @@ async fn run_session(
             labels.cancel.clone(),
         )
         .await;
-        let mut ex = ex;
         if ex.status == Status::Cancelled && labels.drain_cut(shared) {
+            ex.status = Status::LevelDrain;
             ex.error = Some(format!(
                 "{} (still in flight --level-drain after the level's end)",
                 ex.error.as_deref().unwrap_or("cancelled")

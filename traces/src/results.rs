@@ -21,12 +21,14 @@ use parquet::schema::types::ColumnPath;
 use crate::{Error, Result};
 
 /// Version of the results format, stored as `results.schema_version`.
-/// Version 2 added the `source` column, version 3 `finish_reason`.
-pub const RESULTS_SCHEMA_VERSION: u32 = 3;
+/// Version 2 added the `source` column, version 3 `finish_reason`,
+/// version 4 the `level_drain` status.
+pub const RESULTS_SCHEMA_VERSION: u32 = 4;
 pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
 /// The versions `read_parts` understands: version 1 parts have no
-/// `source`, versions 1 and 2 no `finish_reason`.
-pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2, 3];
+/// `source`, versions 1 and 2 no `finish_reason`, and before version 4 a
+/// request cut by `--level-drain` was `cancelled`.
+pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2, 3, 4];
 
 /// Service-level objectives: a request meets them when it succeeded and
 /// each one set holds (TTFT, TPOT and end-to-end time at most so many ms).
@@ -56,7 +58,11 @@ pub enum Status {
     Timeout,
     ConnectError,
     StreamError,
+    /// Stopped by the run's end: Ctrl-C, SIGTERM, `--drain-timeout`.
     Cancelled,
+    /// Still in flight (or waiting for a slot) `--level-drain` after its
+    /// `--duration` level's end: the server had not finished it.
+    LevelDrain,
 }
 
 impl Status {
@@ -68,6 +74,7 @@ impl Status {
             Status::ConnectError => "connect_error",
             Status::StreamError => "stream_error",
             Status::Cancelled => "cancelled",
+            Status::LevelDrain => "level_drain",
         }
     }
 }
@@ -639,6 +646,7 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                         "timeout" => Status::Timeout,
                         "connect_error" => Status::ConnectError,
                         "stream_error" => Status::StreamError,
+                        "level_drain" => Status::LevelDrain,
                         _ => Status::Cancelled,
                     }),
                     http_status: http.is_valid(i).then(|| http.value(i)),
@@ -772,7 +780,8 @@ mod tests {
                 itl_ms: vec![0.5; i as usize],
                 completion_tokens: Some(i + 1),
                 finish_reason: Some("length".into()),
-                status: Some(Status::Ok),
+                // Every status, `level_drain` (version 4) among them.
+                status: Some([Status::Ok, Status::LevelDrain, Status::Cancelled][i as usize % 3]),
                 http_status: Some(200),
                 ..Default::default()
             })
@@ -837,7 +846,7 @@ mod tests {
     fn parts_of_every_version_read_together() {
         let dir = tempfile::tempdir().expect("dir");
         let records = sample_records();
-        for v in [1u32, 2, 3] {
+        for v in [1u32, 2, 3, 4] {
             write_part_as(
                 &dir.path().join(format!("part-0000{v}.parquet")),
                 &records,
@@ -855,9 +864,10 @@ mod tests {
             (Some("sharegpt"), None),
             (Some("sharegpt"), Some("length")),
         );
-        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3]].concat());
-        // A version 3 part reads back as written.
-        assert_eq!(rows[6..], records[..]);
+        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3], [v3; 3]].concat());
+        // Version 3 and 4 parts read back as written.
+        assert_eq!(rows[6..9], records[..]);
+        assert_eq!(rows[9..], records[..]);
     }
 
     #[test]
