@@ -419,10 +419,14 @@ fn levels_find_earlier_levels_prompts_cached_unless_the_cache_is_reset() {
             &serde_json::Value::Null
         ]
     );
+    // The one server's reset URL.
+    let resets = run["config"]["cache_reset"].as_array().expect("a list");
     assert!(
-        run["config"]["cache_reset"]
-            .as_str()
-            .is_some_and(|u| u.ends_with("/reset_prefix_cache"))
+        resets.len() == 1
+            && resets[0]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/reset_prefix_cache")),
+        "{resets:?}"
     );
     assert!(
         !cold.stdout.contains("every level starts"),

@@ -1656,3 +1656,136 @@ fn unreachable_endpoint_with_a_model_records_connect_errors() {
     assert_eq!(l["ok"], 0);
     assert_eq!(l["success_pct"], 0.0);
 }
+
+// ---- several endpoints ----
+
+/// `--endpoint A,B`: sessions go to the servers in turn, every turn of a
+/// session to the same one; each row names its server, the slow server's
+/// TTFT shows in its own rows and in `report --by endpoint`, both servers'
+/// metrics are scraped, and a path given to `--cache-reset` empties both
+/// caches.
+#[test]
+fn sessions_are_spread_over_several_endpoints() {
+    let dir = tempdir();
+    let trace = synth_agent_trace(&dir.path().join("agent.parquet"), 8, 3, "0");
+    let fast = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let slow = MockProcess::start(&["--ttft-ms", "60", "--itl-ms", "1"]);
+    let endpoints = format!("{},{}/", fast.url, slow.url);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &endpoints,
+        &results,
+        &[
+            "--concurrency",
+            "4",
+            "--metrics-interval",
+            "100ms",
+            "--cache-reset",
+            "/reset_prefix_cache",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_all_ok(&rows);
+    assert_eq!(rows.len(), 24);
+    // Each session on one server; four sessions on each.
+    let mut per_server: HashMap<&str, usize> = HashMap::new();
+    for (id, turns) in sessions_of(&rows) {
+        let servers: HashSet<_> = turns.iter().map(|r| r.endpoint.as_deref()).collect();
+        assert_eq!(servers.len(), 1, "session {id} went to {servers:?}");
+        let server = turns[0].endpoint.as_deref().expect("an endpoint");
+        *per_server.entry(server).or_default() += 1;
+    }
+    let slow_name = slow.url.trim_end_matches('/');
+    assert_eq!(
+        per_server.get(fast.url.as_str()),
+        Some(&4),
+        "{per_server:?}"
+    );
+    assert_eq!(per_server.get(slow_name), Some(&4), "{per_server:?}");
+    for r in &rows {
+        let ttft = r.ttft_ms.expect("ttft");
+        match r.endpoint.as_deref() {
+            Some(e) if e == slow_name => assert!(ttft >= 60.0, "{r:?}"),
+            _ => assert!(ttft < 60.0, "{r:?}"),
+        }
+    }
+    let run_json = read_json(&run.join("run.json"));
+    assert_eq!(
+        run_json["endpoints"],
+        serde_json::json!([fast.url, slow_name])
+    );
+    assert_eq!(
+        run_json["config"]["cache_reset"],
+        serde_json::json!([
+            format!("{}/reset_prefix_cache", fast.url),
+            format!("{slow_name}/reset_prefix_cache")
+        ])
+    );
+    assert_eq!(run_json["levels"][0]["cache_reset"], true);
+    // Both servers' metrics, each under its own endpoint.
+    let metrics = run_json["config"]["metrics"]["endpoints"].clone();
+    assert_eq!(
+        metrics,
+        serde_json::json!([
+            format!("{}/metrics", fast.url),
+            format!("{slow_name}/metrics")
+        ])
+    );
+
+    // The query the replay prints runs as printed, one row per server.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let query = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("query them: "))
+        .unwrap_or_else(|| panic!("no query hint: {stdout}"));
+    let answer = venv_sh(query, dir.path());
+    assert!(
+        answer.contains(fast.url.as_str()) && answer.contains(slow_name),
+        "{query}\n{answer}"
+    );
+    assert!(stdout.contains("--by endpoint"), "{stdout}");
+
+    // The report groups by server like any column.
+    let report = report_json(&[run.to_str().expect("utf8"), "--by", "endpoint"]);
+    assert_eq!(
+        report["runs"][0]["endpoint"],
+        format!("{}, {slow_name}", fast.url)
+    );
+    let groups = report["by"]["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for g in groups {
+        let p50 = g["ttft_ms"]["p50"].as_f64().expect("p50");
+        let label = g["group"].as_str().expect("label");
+        assert_eq!(g["requests"], 12, "{g}");
+        if label == format!("endpoint={slow_name}") {
+            assert!(p50 >= 60.0, "{g}");
+        } else {
+            assert_eq!(label, format!("endpoint={}", fast.url));
+            assert!(p50 < 60.0, "{g}");
+        }
+    }
+
+    // The dry run names them; a server named twice is refused.
+    let plan = trace_ok([
+        "replay",
+        trace.to_str().expect("utf8"),
+        "--endpoint",
+        &endpoints,
+        "--concurrency",
+        "2",
+        "--model",
+        "m",
+        "--dry-run",
+    ]);
+    assert!(plan.contains("2 endpoints"), "{plan}");
+    let e = trace_err([
+        "replay",
+        trace.to_str().expect("utf8"),
+        "--endpoint",
+        &format!("{},{}", fast.url, fast.url),
+        "--concurrency",
+        "1",
+    ]);
+    assert!(e.contains("given twice"), "{e}");
+}

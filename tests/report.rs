@@ -11,13 +11,7 @@ use serde_json::Value;
 use crate::util::*;
 
 fn python() -> PathBuf {
-    match std::env::var_os("TRACE_PYTHON") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!(
-            "TRACE_PYTHON is not set: the report tests recompute figures with Polars and DuckDB \
-             from the venv that scripts/test.sh sets up"
-        ),
-    }
+    venv_python()
 }
 
 fn agent_trace(dir: &Path, users: u32, turns: u32) -> PathBuf {
@@ -901,25 +895,8 @@ fn readme_queries_work_as_written() {
             .join("results")
             .join(r.qps.file_name().expect("name")),
     );
-    let venv_bin = python().parent().expect("venv bin").to_path_buf();
-    let path = format!(
-        "{}:{}",
-        venv_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     for q in queries {
-        let out = Command::new("sh")
-            .args(["-c", q])
-            .current_dir(dir.path())
-            .env("PATH", &path)
-            .output()
-            .expect("sh runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{q}\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = venv_sh(q, dir.path());
         for level in ["20", "40"] {
             assert!(stdout.contains(level), "{q}\n{stdout}");
         }

@@ -398,14 +398,17 @@ pub fn report_of_run(run: &Path) -> serde_json::Value {
 }
 
 /// Rewrite a `requests` part as an older results version would have
-/// written it: without the columns that came later (`finish_reason` in 3,
-/// `source` in 2) and with that version in its metadata.
+/// written it: without the columns that came later (`endpoint` in 4,
+/// `finish_reason` in 3, `source` in 2) and with that version in its metadata.
 pub fn downgrade_results_part(path: &Path, version: u32) {
     use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
     let mut dropped = Vec::new();
+    if version < 4 {
+        dropped.push("endpoint");
+    }
     if version < 3 {
         dropped.push("finish_reason");
     }
@@ -438,4 +441,44 @@ pub fn downgrade_results_part(path: &Path, version: u32) {
         w.write(b).expect("write");
     }
     w.close().expect("close");
+}
+
+/// The venv's Python (`$TRACE_PYTHON`, set by scripts/test.sh), which has
+/// Polars, DuckDB (and its `duckdb` command) and PyArrow.
+pub fn venv_python() -> PathBuf {
+    match std::env::var_os("TRACE_PYTHON") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => panic!(
+            "TRACE_PYTHON is not set: these tests read results with Polars and DuckDB from the \
+             venv that scripts/test.sh sets up"
+        ),
+    }
+}
+
+/// Runs a one-line shell command (such as a `duckdb -c` query the
+/// replayer prints) with the venv's commands first on the PATH; returns
+/// its standard output, failing the test if it fails.
+pub fn venv_sh(command: &str, dir: &Path) -> String {
+    let venv_bin = venv_python()
+        .parent()
+        .expect("the venv's bin folder")
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-c", command])
+        .current_dir(dir)
+        .env("PATH", path)
+        .output()
+        .expect("sh runs");
+    assert!(
+        out.status.success(),
+        "{command}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

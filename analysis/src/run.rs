@@ -301,7 +301,16 @@ fn parse_run_json(v: &Value) -> RunJson {
     };
     RunJson {
         started_at: string_at(v, "started_at"),
-        endpoint: string_at(v, "endpoint"),
+        // Several servers: all of them, as `--endpoint` named them.
+        endpoint: match v.get("endpoints").and_then(Value::as_array) {
+            Some(all) if all.len() > 1 => Some(
+                all.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            _ => string_at(v, "endpoint"),
+        },
         model: string_at(v, "model"),
         trace: v
             .get("trace")
@@ -330,7 +339,9 @@ fn parse_run_json(v: &Value) -> RunJson {
             .and_then(|c| c.get("stream"))
             .and_then(Value::as_bool),
         cache_reset: v.get("config").is_some_and(|c| {
-            c.get("cache_reset").is_some_and(Value::is_string)
+            // A URL (runs before several endpoints), or the URLs reset.
+            c.get("cache_reset")
+                .is_some_and(|r| r.is_string() || r.as_array().is_some_and(|a| !a.is_empty()))
                 || c.get("isolate_levels").and_then(Value::as_bool) == Some(true)
         }),
     }

@@ -69,7 +69,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         println!("== trace mock: listening on {} ==\n", mock.url());
         let replay = ReplayArgs {
             trace: Some(trace.clone()),
-            endpoint: Some(mock.url()),
+            endpoint: Some(vec![mock.url()]),
             qps: Some(vec!["2".into(), "4".into(), "8".into()]),
             rounds: Some(2),
             cache_reset: Some("/reset_prefix_cache".into()),

@@ -13,8 +13,10 @@ pub struct ReplayArgs {
     #[arg(value_name = "TRACE")]
     pub trace: Option<PathBuf>,
     /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (`/v1` is added if missing).
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
+    /// Several (comma-separated or repeated): replicas without a router;
+    /// each session goes to one of them in turn, all its turns to the same.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub endpoint: Option<Vec<String>>,
     /// Model name sent in every request (default: the first model `GET /v1/models` lists).
     #[arg(long)]
     pub model: Option<String>,

@@ -6,26 +6,44 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use super::config::Server;
+
 /// How long one reset may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The reset URL of `--cache-reset`: a full URL, or a path from the
-/// server's root (`/reset_prefix_cache`).
-pub fn resolve(given: &str, root: &str) -> anyhow::Result<String> {
+/// The reset URLs of `--cache-reset`: a full URL, or a path from each
+/// server's root (`/reset_prefix_cache`), one per `--endpoint`.
+pub fn resolve(given: &str, servers: &[Server]) -> anyhow::Result<Vec<String>> {
     if given.starts_with('/') {
-        return Ok(format!("{}{given}", root.trim_end_matches('/')));
+        return Ok(servers
+            .iter()
+            .map(|s| format!("{}{given}", s.base_url.trim_end_matches("/v1")))
+            .collect());
     }
     if given.starts_with("http://") || given.starts_with("https://") {
-        return Ok(given.to_string());
+        return Ok(vec![given.to_string()]);
     }
     bail!(
         "--cache-reset: `{given}` is neither a URL nor a path such as /reset_prefix_cache (vLLM) or /flush_cache (SGLang)"
     )
 }
 
+/// Resets every URL in turn; the first that fails is the error.
+pub async fn reset_all(
+    client: &reqwest::Client,
+    urls: &[String],
+    api_key: Option<&str>,
+    headers: &[(String, String)],
+) -> anyhow::Result<()> {
+    for url in urls {
+        reset(client, url, api_key, headers).await?;
+    }
+    Ok(())
+}
+
 /// POSTs the reset; an answer other than 2xx is an error that carries the
 /// server's reply.
-pub async fn reset(
+async fn reset(
     client: &reqwest::Client,
     url: &str,
     api_key: Option<&str>,
@@ -56,17 +74,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paths_are_taken_from_the_root_and_urls_as_given() {
-        let root = "http://127.0.0.1:8000";
+    fn paths_are_taken_from_each_root_and_urls_as_given() {
+        let server = |port: u16| Server {
+            name: format!("http://127.0.0.1:{port}"),
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            url: format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        };
+        let servers = [server(8000), server(8001)];
         assert_eq!(
-            resolve("/flush_cache", root).expect("a path"),
-            "http://127.0.0.1:8000/flush_cache"
+            resolve("/flush_cache", &servers).expect("a path"),
+            [
+                "http://127.0.0.1:8000/flush_cache",
+                "http://127.0.0.1:8001/flush_cache"
+            ]
         );
         assert_eq!(
-            resolve("http://other:1/reset_prefix_cache", root).expect("a URL"),
-            "http://other:1/reset_prefix_cache"
+            resolve("http://other:1/reset_prefix_cache", &servers).expect("a URL"),
+            ["http://other:1/reset_prefix_cache"]
         );
-        let e = resolve("reset_prefix_cache", root).expect_err("neither");
+        let e = resolve("reset_prefix_cache", &servers).expect_err("neither");
         assert!(e.to_string().contains("/reset_prefix_cache"), "{e}");
     }
 }

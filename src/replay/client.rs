@@ -25,8 +25,11 @@ pub enum Api {
 /// Where and how requests are sent (validated once, shared by all tasks).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// Full URL of the chat or completions endpoint.
-    pub url: String,
+    /// Full URLs of the chat or completions endpoint of every server
+    /// (one unless `--endpoint` names several).
+    pub urls: Vec<String>,
+    /// The servers as `--endpoint` named them: the `endpoint` column.
+    pub names: Vec<String>,
     pub api: Api,
     pub api_key: Option<String>,
     pub headers: Vec<(String, String)>,
@@ -147,17 +150,19 @@ pub async fn exchange(
     client: &reqwest::Client,
     fresh_client: &reqwest::Client,
     endpoint: &Endpoint,
+    server: usize,
     body: Bytes,
     request_id: &str,
     mut cancel: watch::Receiver<bool>,
 ) -> Exchange {
+    let url = &endpoint.urls[server % endpoint.urls.len().max(1)];
     let sent = Instant::now();
     let deadline = sent + endpoint.timeout;
     let mut ex = Exchange::new(sent);
     let response = loop {
         let client = if ex.resent { fresh_client } else { client };
         let mut req = client
-            .post(&endpoint.url)
+            .post(url)
             .header("content-type", "application/json")
             .header(
                 "accept",

@@ -75,8 +75,11 @@ impl LoadMode {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub trace: PathBuf,
+    /// The first server's base URL (`.../v1`) and request URL.
     pub base_url: String,
     pub url: String,
+    /// Every server, in `--endpoint` order: sessions go to them in turn.
+    pub servers: Vec<Server>,
     pub model: Option<String>,
     pub api: Api,
     pub levels: Vec<LoadMode>,
@@ -104,7 +107,8 @@ pub struct RunConfig {
     pub timeout: Duration,
     pub fresh_connections: bool,
     /// `--cache-reset`, resolved to a URL.
-    pub cache_reset: Option<String>,
+    /// `--cache-reset`: the URLs to POST (a path: on every server).
+    pub cache_reset: Option<Vec<String>>,
     /// `--isolate-levels`: each level's prompts start with a tag of its own.
     pub isolate_levels: bool,
     pub include_usage: bool,
@@ -236,7 +240,7 @@ fn normalise_file_value(map: &mut Map<String, Value>) {
             other => Value::Array(vec![Value::String(other.to_string())]),
         }
     };
-    for key in ["qps", "metrics_endpoint", "metrics_names"] {
+    for key in ["endpoint", "qps", "metrics_endpoint", "metrics_names"] {
         if let Some(v) = map.get(key).map(to_list) {
             map.insert(key.into(), v);
         }
@@ -569,6 +573,35 @@ pub fn parse_slo(spec: Option<&str>, file: Option<&Path>) -> anyhow::Result<Slo>
     Ok(slo)
 }
 
+impl RunConfig {
+    /// The request URL, or with several servers their names.
+    pub fn servers_text(&self) -> String {
+        match self.servers.as_slice() {
+            [one] => one.url.clone(),
+            many => format!(
+                "{} endpoints ({}; sessions in turn)",
+                many.len(),
+                many.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// One server of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    /// As `--endpoint` gave it (without a trailing `/`): the `endpoint`
+    /// column of the results.
+    pub name: String,
+    /// Base URL, ending in `/v1` unless a path was given.
+    pub base_url: String,
+    /// The chat or completions URL requests are posted to.
+    pub url: String,
+}
+
 fn base_url(endpoint: &str) -> anyhow::Result<String> {
     let e = endpoint.trim().trim_end_matches('/');
     if !(e.starts_with("http://") || e.starts_with("https://")) {
@@ -588,16 +621,30 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         .trace
         .clone()
         .context("give the trace to replay (trace replay TRACE --endpoint URL ...)")?;
-    let endpoint = args
+    let given = args
         .endpoint
         .clone()
+        .filter(|e| !e.is_empty())
         .context("--endpoint: give the server's base URL, e.g. http://127.0.0.1:8000")?;
-    let base = base_url(&endpoint)?;
     let api = args.api.unwrap_or(Api::Chat);
-    let url = match api {
-        Api::Chat => format!("{base}/chat/completions"),
-        Api::Completions => format!("{base}/completions"),
-    };
+    let mut servers: Vec<Server> = Vec::with_capacity(given.len());
+    for e in &given {
+        let base = base_url(e)?;
+        let server = Server {
+            name: e.trim().trim_end_matches('/').to_string(),
+            url: match api {
+                Api::Chat => format!("{base}/chat/completions"),
+                Api::Completions => format!("{base}/completions"),
+            },
+            base_url: base,
+        };
+        if servers.iter().any(|s| s.url == server.url) {
+            bail!("--endpoint: `{e}` is given twice");
+        }
+        servers.push(server);
+    }
+    let base = servers[0].base_url.clone();
+    let url = servers[0].url.clone();
     let arrival = match args.arrival.as_deref().unwrap_or("poisson") {
         "poisson" => Arrival::Poisson,
         "constant" => Arrival::Constant,
@@ -750,11 +797,13 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     if metrics_interval.is_zero() {
         bail!("--metrics-interval must be positive");
     }
-    let root = base.trim_end_matches("/v1").to_string();
-    let metrics_endpoints = args
-        .metrics_endpoint
-        .clone()
-        .unwrap_or_else(|| vec![format!("{root}/metrics")]);
+    // Default: every server's /metrics.
+    let metrics_endpoints = args.metrics_endpoint.clone().unwrap_or_else(|| {
+        servers
+            .iter()
+            .map(|s| format!("{}/metrics", s.base_url.trim_end_matches("/v1")))
+            .collect()
+    });
     let backend = match args.backend.as_deref() {
         // Every engine's table: the names do not collide, so the series of
         // any known engine get their canonical names without a flag.
@@ -787,7 +836,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     let cache_reset = args
         .cache_reset
         .as_deref()
-        .map(|u| super::cache_reset::resolve(u, &root))
+        .map(|u| super::cache_reset::resolve(u, &servers))
         .transpose()?;
 
     let mut resolved = serde_json::to_value(&args)?;
@@ -808,6 +857,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         trace,
         base_url: base,
         url,
+        servers,
         model: args.model.clone(),
         api,
         levels,
@@ -901,6 +951,7 @@ impl RunConfig {
         serde_json::json!({
             "trace": self.trace.display().to_string(),
             "url": self.url,
+            "endpoints": self.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             "api": self.api,
             "model": self.model,
             "levels": levels,

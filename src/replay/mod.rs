@@ -159,8 +159,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         Some(m) => m.clone(),
         None => discover_model(&client, &cfg).await?,
     };
-    if let Some(url) = &cfg.cache_reset {
-        cache_reset::reset(&client, url, cfg.api_key.as_deref(), &cfg.headers)
+    if let Some(urls) = &cfg.cache_reset {
+        cache_reset::reset_all(&client, urls, cfg.api_key.as_deref(), &cfg.headers)
             .await
             .context(
                 "--cache-reset: the server did not empty its prefix cache; nothing was sent",
@@ -200,7 +200,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         client: client.clone(),
         fresh_client: build_client(true)?,
         endpoint: Endpoint {
-            url: cfg.url.clone(),
+            urls: cfg.servers.iter().map(|s| s.url.clone()).collect(),
+            names: cfg.servers.iter().map(|s| s.name.clone()).collect(),
             api: cfg.api,
             api_key: cfg.api_key.clone(),
             headers: cfg.headers.clone(),
@@ -237,7 +238,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             "replaying {} ({} sessions) against {} (model {model}); results in {}",
             cfg.trace.display(),
             sessions.len(),
-            cfg.url,
+            cfg.servers_text(),
             run.path.display()
         );
     }
@@ -279,9 +280,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             // Later rounds replay the level on the cache it left: that is
             // what rounds are for.
             let cache_reset = match (&cfg.cache_reset, round) {
-                (Some(url), 1) => {
+                (Some(urls), 1) => {
                     let done =
-                        cache_reset::reset(&client, url, cfg.api_key.as_deref(), &cfg.headers)
+                        cache_reset::reset_all(&client, urls, cfg.api_key.as_deref(), &cfg.headers)
                             .await;
                     if let Err(e) = &done {
                         eprintln!(
@@ -315,9 +316,12 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 );
             }
             if !cfg.fresh_connections {
-                let models = format!("{}/models", cfg.base_url);
-                runner::prime_connections(&shared, &models, runner::expected_connections(mode))
-                    .await;
+                // Each server gets its share of the connections.
+                let n = runner::expected_connections(mode).div_ceil(cfg.servers.len().max(1));
+                for server in &cfg.servers {
+                    let models = format!("{}/models", server.base_url);
+                    runner::prime_connections(&shared, &models, n).await;
+                }
             }
             let progress = (!cfg.quiet).then(|| {
                 spawn_progress(
@@ -503,11 +507,22 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             collected.rows,
             run.path.display()
         );
+        let by_server = if cfg.servers.len() > 1 {
+            "endpoint, "
+        } else {
+            ""
+        };
         println!(
-            "query them: duckdb -c \"SELECT load_value, quantile_cont({}, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY 1\"",
+            "query them: duckdb -c \"SELECT {by_server}load_value, quantile_cont({}, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY ALL ORDER BY ALL\"",
             if cfg.stream { "ttft_ms" } else { "e2e_ms" },
             run.path.display()
         );
+        if !by_server.is_empty() {
+            println!(
+                "per server: trace report {} --by endpoint",
+                run.path.display()
+            );
+        }
     }
     let mut exit_code = None;
     if was_interrupted {

@@ -132,6 +132,7 @@ impl RunDir {
                 "turns": shape.turns,
             },
             "endpoint": cfg.url,
+            "endpoints": cfg.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             "model": model,
             "api": cfg.api,
             "levels": levels_json,

@@ -138,7 +138,7 @@ pub fn render(cfg: &RunConfig, trace_sessions: usize, levels: &[PlannedLevel]) -
     let mut out = format!(
         "dry run: nothing is sent. {} ({trace_sessions} sessions) against {}, {} round{} per level:\n",
         cfg.trace.display(),
-        cfg.url,
+        cfg.servers_text(),
         cfg.rounds,
         if cfg.rounds == 1 { "" } else { "s" }
     );
@@ -195,7 +195,7 @@ mod tests {
     fn unknown_counts_are_shown_as_depending_on_the_server() {
         let cfg = crate::replay::config::resolve(crate::replay::ReplayArgs {
             trace: Some("t.parquet".into()),
-            endpoint: Some("http://127.0.0.1:9".into()),
+            endpoint: Some(vec!["http://127.0.0.1:9".into()]),
             concurrency: Some(vec![4]),
             duration: Some("30s".into()),
             ..Default::default()

@@ -100,6 +100,9 @@ struct Work {
     warmup: bool,
     /// `--isolate-levels`: what starts every prompt of this session.
     tag: Option<Arc<str>>,
+    /// The server all its turns go to (an index into `Endpoint::urls`):
+    /// sessions take the servers in turn.
+    server: usize,
 }
 
 struct Labels {
@@ -118,9 +121,10 @@ impl Labels {
     }
 }
 
-fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
+fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan, servers: usize) -> Work {
     let n = sessions.len().max(1);
     Work {
+        server: i % servers.max(1),
         session: sessions[i % n].clone(),
         cycle: i / n,
         user_id: matches!(plan.mode, LoadMode::Users { .. }).then_some(i as u32),
@@ -168,7 +172,7 @@ impl SessionQueue {
             if self.limit.is_some_and(|l| i >= l) {
                 return;
             }
-            let mut work = work_item(&self.sessions, i, &self.plan);
+            let mut work = work_item(&self.sessions, i, &self.plan, shared.endpoint.urls.len());
             if user.is_some() {
                 work.user_id = user;
             }
@@ -340,7 +344,8 @@ pub async fn run_level(
     let (cut_tx, cancel) = watch::channel(false);
     let cut_at = deadline.zip(plan.drain).map(|(end, drain)| end + drain);
     let mut run_hard = shared.hard.clone();
-    let cutter = tokio::spawn(async move {
+    // Aborted when the level returns, early errors included.
+    let _cutter = AbortOnDrop(tokio::spawn(async move {
         match cut_at {
             Some(at) => tokio::select! {
                 () = wait_true(&mut run_hard) => {}
@@ -351,7 +356,7 @@ pub async fn run_level(
         let _ = cut_tx.send(true);
         // Keep the sender: a dropped one would read as "never cancelled".
         std::future::pending::<()>().await;
-    });
+    }));
     let labels = Arc::new(Labels {
         mode: plan.mode.name(),
         value: plan.mode.value(),
@@ -448,7 +453,7 @@ pub async fn run_level(
                     }
                     let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
                     // Build the request while waiting for its time.
-                    let work = work_item(&sessions_d, i, &plan_d);
+                    let work = work_item(&sessions_d, i, &plan_d, shared_d.endpoint.urls.len());
                     let first = prepare_first(&shared_d, &work);
                     // Absolute-time sleep on a dedicated thread: sub-millisecond
                     // precision, and no drift however long the level.
@@ -509,7 +514,6 @@ pub async fn run_level(
                 .saturating_sub(n);
         }
     }
-    cutter.abort();
     Ok(LevelTimes {
         start_ms,
         end_ms: shared.ms(Instant::now()),
@@ -520,6 +524,15 @@ pub async fn run_level(
         client_cpu_pct: None,
         machine_cpu_pct: None,
     })
+}
+
+/// A task that ends with its owner, however the owner returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A turn's request, built ahead of its send time so that building it
@@ -672,6 +685,7 @@ async fn run_session(
             &shared.client,
             &shared.fresh_client,
             &shared.endpoint,
+            work.server,
             body,
             &request_id,
             labels.cancel.clone(),
@@ -759,6 +773,7 @@ fn record(
         turn: row.turn,
         source: (!row.source.is_empty()).then(|| row.source.clone()),
         user_id: work.user_id,
+        endpoint: shared.endpoint.names.get(work.server).cloned(),
         scheduled_ms,
         sent_ms,
         first_token_ms: first,

@@ -22,12 +22,13 @@ use crate::{Error, Result};
 
 /// Version of the results format, stored as `results.schema_version`.
 /// Version 2 added the `source` column, version 3 `finish_reason`,
-/// version 4 the `level_drain` status.
+/// version 4 the `level_drain` status and the `endpoint` column.
 pub const RESULTS_SCHEMA_VERSION: u32 = 4;
 pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
 /// The versions `read_parts` understands: version 1 parts have no
-/// `source`, versions 1 and 2 no `finish_reason`, and before version 4 a
-/// request cut by `--level-drain` was `cancelled`.
+/// `source`, versions 1 and 2 no `finish_reason`, versions 1 to 3 no
+/// `endpoint`, and before version 4 a request cut by `--level-drain` was
+/// `cancelled`.
 pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2, 3, 4];
 
 /// Service-level objectives: a request meets them when it succeeded and
@@ -118,6 +119,9 @@ pub struct RequestRecord {
     /// The reply's `finish_reason` (`stop`, `length`, `tool_calls`, ...),
     /// as the server gave it.
     pub finish_reason: Option<String>,
+    /// The server the request was sent to (its base URL, as `--endpoint`
+    /// gave it); several with a list of endpoints.
+    pub endpoint: Option<String>,
     pub status: Option<Status>,
     pub http_status: Option<u16>,
     pub error: Option<String>,
@@ -144,6 +148,7 @@ pub fn requests_schema() -> SchemaRef {
         f("turn", DataType::UInt32, false),
         f("source", DataType::Utf8, true),
         f("user_id", DataType::UInt32, true),
+        f("endpoint", DataType::Utf8, true),
         f("scheduled_ms", DataType::Float64, false),
         f("sent_ms", DataType::Float64, false),
         f("first_token_ms", DataType::Float64, true),
@@ -192,6 +197,7 @@ fn records_to_batch(
     let mut turn = UInt32Builder::with_capacity(n);
     let mut source = StringBuilder::with_capacity(n, n * 12);
     let mut user_id = UInt32Builder::with_capacity(n);
+    let mut endpoint = StringBuilder::with_capacity(n, n * 24);
     let mut f64s: Vec<Float64Builder> = (0..11).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut itl = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
         "item",
@@ -249,6 +255,7 @@ fn records_to_batch(
         for (b, v) in u32s.iter_mut().zip(counts) {
             b.append_option(v);
         }
+        endpoint.append_option(r.endpoint.as_deref());
         finish_reason.append_option(r.finish_reason.as_deref());
         status.append_value(r.status_str());
         http_status.append_option(r.http_status);
@@ -298,6 +305,7 @@ fn records_to_batch(
         Arc::new(turn.finish()),
         Arc::new(source.finish()),
         Arc::new(user_id.finish()),
+        Arc::new(endpoint.finish()),
         scheduled,
         sent,
         first_token,
@@ -558,6 +566,11 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
             } else {
                 None
             };
+            let endpoint = if version >= 4 {
+                Some(s("endpoint")?)
+            } else {
+                None
+            };
             let (load_value, scheduled, sent, first, first_r, first_c, end) = (
                 f("load_value")?,
                 f("scheduled_ms")?,
@@ -618,6 +631,7 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                     turn: turn.value(i),
                     source: source.as_ref().and_then(|a| os(a, i)),
                     user_id: ou(&user, i),
+                    endpoint: endpoint.as_ref().and_then(|a| os(a, i)),
                     scheduled_ms: scheduled.value(i),
                     sent_ms: sent.value(i),
                     first_token_ms: of(&first, i),
@@ -780,6 +794,7 @@ mod tests {
                 itl_ms: vec![0.5; i as usize],
                 completion_tokens: Some(i + 1),
                 finish_reason: Some("length".into()),
+                endpoint: Some("http://127.0.0.1:8000".into()),
                 // Every status, `level_drain` (version 4) among them.
                 status: Some([Status::Ok, Status::LevelDrain, Status::Cancelled][i as usize % 3]),
                 http_status: Some(200),
@@ -789,13 +804,20 @@ mod tests {
     }
 
     /// Writes `records` as one part laid out as results format `version`
-    /// was (version 1: no `source` column; 1 and 2: no `finish_reason`),
-    /// tagged with `tag` as its
+    /// was (version 1: no `source` column; 1 and 2: no `finish_reason`;
+    /// 1 to 3: no `endpoint`), tagged with `tag` as its
     /// `results.schema_version` (none if `None`).
     fn write_part_as(path: &Path, records: &[RequestRecord], version: u32, tag: Option<&str>) {
         let mut batch = records_to_batch(&requests_schema(), records).expect("batch");
         if version < 2 {
             let at = batch.schema().index_of("source").expect("source column");
+            batch.remove_column(at);
+        }
+        if version < 4 {
+            let at = batch
+                .schema()
+                .index_of("endpoint")
+                .expect("endpoint column");
             batch.remove_column(at);
         }
         if version < 3 {
@@ -836,6 +858,7 @@ mod tests {
             .map(|r| RequestRecord {
                 source: None,
                 finish_reason: None,
+                endpoint: None,
                 ..r
             })
             .collect();
@@ -855,18 +878,25 @@ mod tests {
             );
         }
         let rows = read_parts(dir.path()).expect("mixed parts read");
-        let got: Vec<(Option<&str>, Option<&str>)> = rows
+        let got: Vec<(Option<&str>, Option<&str>, Option<&str>)> = rows
             .iter()
-            .map(|r| (r.source.as_deref(), r.finish_reason.as_deref()))
+            .map(|r| {
+                (
+                    r.source.as_deref(),
+                    r.finish_reason.as_deref(),
+                    r.endpoint.as_deref(),
+                )
+            })
             .collect();
-        let (v1, v2, v3) = (
-            (None, None),
-            (Some("sharegpt"), None),
-            (Some("sharegpt"), Some("length")),
+        let url = Some("http://127.0.0.1:8000");
+        let (v1, v2, v3, v4) = (
+            (None, None, None),
+            (Some("sharegpt"), None, None),
+            (Some("sharegpt"), Some("length"), None),
+            (Some("sharegpt"), Some("length"), url),
         );
-        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3], [v3; 3]].concat());
-        // Version 3 and 4 parts read back as written.
-        assert_eq!(rows[6..9], records[..]);
+        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3], [v4; 3]].concat());
+        // A version 4 part reads back as written.
         assert_eq!(rows[9..], records[..]);
     }
 

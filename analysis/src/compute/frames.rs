@@ -35,6 +35,10 @@ fn run_scan(run: &RunFiles, parts: &[PathBuf]) -> Result<LazyFrame> {
         // Versions 1 and 2 had no `finish_reason` column.
         lf = lf.with_column(lit(NULL).cast(DataType::String).alias("finish_reason"));
     }
+    if run.version < 4 {
+        // Versions 1 to 3 had no `endpoint` column.
+        lf = lf.with_column(lit(NULL).cast(DataType::String).alias("endpoint"));
+    }
     if run.version < traces::results::RESULTS_SCHEMA_VERSION {
         // The columns in today's order, so that runs of several versions
         // stack into one frame.
