@@ -17,7 +17,7 @@ pub struct ReplayArgs {
     /// each session goes to one of them in turn, all its turns to the same.
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub endpoint: Option<Vec<String>>,
-    /// Model name sent in every request (default: the first model `GET /v1/models` lists).
+    /// Model name sent in every request (default: the first model `GET /v1/models` of the first endpoint lists).
     #[arg(long)]
     pub model: Option<String>,
     /// Endpoint kind.
