@@ -1733,6 +1733,30 @@ fn sessions_are_spread_over_several_endpoints() {
         ])
     );
 
+    // The summary splits the level by server, in --endpoint order.
+    let summary = read_json(&run.join("summary.json"));
+    let split = summary["levels"][0]["endpoints"]
+        .as_array()
+        .expect("endpoints");
+    assert_eq!(split.len(), 2, "{split:?}");
+    assert_eq!(split[0]["endpoint"], fast.url.as_str());
+    assert_eq!(split[1]["endpoint"], slow_name);
+    for (s, slow) in split.iter().zip([false, true]) {
+        assert_eq!(
+            (s["requests"].as_u64(), s["ok"].as_u64()),
+            (Some(12), Some(12))
+        );
+        let p50 = s["ttft_ms"]["percentiles"]["p50"].as_f64().expect("p50");
+        assert_eq!(p50 >= 60.0, slow, "{s}");
+    }
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        console.contains(&format!(
+            "    {slow_name}: 12 requests, 100.0% ok, TTFT p50 "
+        )),
+        "{console}"
+    );
+
     // The query the replay prints runs as printed, one row per server.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let query = stdout

@@ -410,14 +410,10 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             }) => (mode.and_then(|m| m.target_rate()), *max_concurrency),
             _ => (None, None),
         };
-        levels.push(summary::summarise(
-            key,
-            records,
-            target,
-            maxc,
-            &cfg.slo,
-            &cfg.percentiles,
-        ));
+        let mut level = summary::summarise(key, records, target, maxc, &cfg.slo, &cfg.percentiles);
+        let names: Vec<String> = cfg.servers.iter().map(|s| s.name.clone()).collect();
+        level.endpoints = summary::by_server(records, &collected.servers, &names, &cfg.percentiles);
+        levels.push(level);
     }
     let interrupt_code = interrupted.load(Ordering::Relaxed);
     let was_interrupted = interrupt_code != 0;
@@ -439,6 +435,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             println!("{}", l.verdict);
             for (kind, n) in &l.errors_detail {
                 println!("    {n} × {kind}");
+            }
+            for server in &l.endpoints {
+                println!("{}", server.line());
             }
         }
         if !cfg.stream {

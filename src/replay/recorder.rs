@@ -47,6 +47,8 @@ pub struct Compact {
     /// Of a session sent again in the level (`~c1`, `~c2`, ...): the trace
     /// held fewer sessions than the level needed.
     pub repeat: bool,
+    /// The server it went to, an index into `Collected::servers`.
+    pub server: u16,
 }
 
 /// Whether a session id is a repeat's: `ID~cN`.
@@ -69,6 +71,8 @@ pub struct LevelKey {
 pub struct Collected {
     pub levels: Vec<(LevelKey, Vec<Compact>)>,
     pub rows: u64,
+    /// The servers (`endpoint` column) in the order first seen.
+    pub servers: Vec<String>,
 }
 
 impl Collected {
@@ -78,7 +82,16 @@ impl Collected {
             value: r.load_value,
             round: r.round,
         };
+        let endpoint = r.endpoint.as_deref().unwrap_or_default();
+        let server = match self.servers.iter().position(|s| s == endpoint) {
+            Some(i) => i,
+            None => {
+                self.servers.push(endpoint.to_string());
+                self.servers.len() - 1
+            }
+        };
         let compact = Compact {
+            server: u16::try_from(server).unwrap_or(u16::MAX),
             warmup: r.warmup,
             session_start: r.turn == 0,
             status: r.status.unwrap_or(Status::Cancelled),

@@ -125,7 +125,86 @@ pub struct LevelSummary {
     pub ttft_rise_ms: Option<f64>,
     /// Open loop: the rise says a queue grew (`analysis::notes::fell_behind`).
     pub fell_behind: bool,
+    /// With several `--endpoint`s: the level's requests on each server.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<ServerSummary>,
     pub verdict: String,
+}
+
+/// One server's share of a level (runs against several endpoints).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSummary {
+    pub endpoint: String,
+    pub requests: usize,
+    pub ok: usize,
+    pub ttft_ms: Dist,
+    pub tpot_ms: Dist,
+    pub e2e_ms: Dist,
+}
+
+/// Each server's requests of a level, in `--endpoint` order (`names`),
+/// when there are several; `seen` is the recorder's numbering of them.
+pub fn by_server(
+    rows: &[Compact],
+    seen: &[String],
+    names: &[String],
+    ps: &[f64],
+) -> Vec<ServerSummary> {
+    if names.len() < 2 {
+        return Vec::new();
+    }
+    names
+        .iter()
+        .map(|name| {
+            let index = seen.iter().position(|s| s == name);
+            let mine: Vec<&Compact> = rows
+                .iter()
+                .filter(|c| !c.warmup && index == Some(usize::from(c.server)))
+                .collect();
+            let ok: Vec<&&Compact> = mine.iter().filter(|c| c.status == Status::Ok).collect();
+            ServerSummary {
+                endpoint: name.clone(),
+                requests: mine.len(),
+                ok: ok.len(),
+                ttft_ms: dist(ok.iter().filter_map(|c| c.ttft_ms).collect(), ps),
+                tpot_ms: dist(ok.iter().filter_map(|c| c.tpot_ms).collect(), ps),
+                e2e_ms: dist(ok.iter().filter_map(|c| c.e2e_ms).collect(), ps),
+            }
+        })
+        .collect()
+}
+
+impl ServerSummary {
+    /// `  http://a: 12 requests, 100.0% ok, TTFT p50 276 ms p99 732 ms, E2E p50 613 ms`
+    pub fn line(&self) -> String {
+        let p = |d: &Dist, k: &str| {
+            d.percentiles.get(k).map_or("-".to_string(), |v| {
+                format!("{} ms", fmt_value(round_ms(*v)))
+            })
+        };
+        format!(
+            "    {}: {} requests, {:.1}% ok, TTFT p50 {} p99 {}, E2E p50 {}",
+            self.endpoint,
+            self.requests,
+            if self.requests == 0 {
+                0.0
+            } else {
+                100.0 * self.ok as f64 / self.requests as f64
+            },
+            p(&self.ttft_ms, "p50"),
+            p(&self.ttft_ms, "p99"),
+            p(&self.e2e_ms, "p50"),
+        )
+    }
+}
+
+/// Milliseconds to show: whole above 100, one decimal below.
+fn round_ms(v: f64) -> f64 {
+    if v.abs() >= 100.0 {
+        v.round()
+    } else {
+        (v * 10.0).round() / 10.0
+    }
 }
 
 /// Lateness p99 beyond which the client, not the server, is behind.
@@ -332,6 +411,7 @@ pub fn summarise(
         client_behind,
         ttft_rise_ms,
         fell_behind: fell_behind(&trend, ttft_p50),
+        endpoints: Vec::new(),
         verdict: String::new(),
     };
     s.verdict = verdict(&s, late_p99);
@@ -695,9 +775,53 @@ mod tests {
                     finish_reason: None,
                     max_tokens: Some(9),
                     repeat: false,
+                    server: (i % 2) as u16,
                 }
             })
             .collect()
+    }
+
+    /// Several servers: each one's requests in --endpoint order, warm-up
+    /// left out, a server that got none listed with none; one server: no
+    /// split.
+    #[test]
+    fn levels_are_split_by_server_in_endpoint_order() {
+        let mut r = rows(6, 500.0);
+        r[0].warmup = true;
+        for c in r.iter_mut().filter(|c| c.server == 1) {
+            c.ttft_ms = Some(80.0);
+        }
+        let seen = ["http://b".to_string(), "http://a".to_string()];
+        let names = [
+            "http://a".to_string(),
+            "http://b".to_string(),
+            "http://c".to_string(),
+        ];
+        let split = by_server(&r, &seen, &names, &[50.0]);
+        let got: Vec<(&str, usize, Option<f64>)> = split
+            .iter()
+            .map(|s| {
+                (
+                    s.endpoint.as_str(),
+                    s.requests,
+                    s.ttft_ms.percentiles.get("p50").copied(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("http://a", 3, Some(80.0)),
+                ("http://b", 2, Some(10.0)),
+                ("http://c", 0, None)
+            ]
+        );
+        assert!(
+            split[0]
+                .line()
+                .contains("http://a: 3 requests, 100.0% ok, TTFT p50 80 ms")
+        );
+        assert!(by_server(&r, &seen, &names[..1], &[50.0]).is_empty());
     }
 
     /// Open loop, a TTFT that grows with arrival time is a server falling
