@@ -317,7 +317,7 @@ fn finishes_table(r: &Report, many: bool) -> Option<Table> {
 }
 
 /// `length 95.0%, stop 5.0%`: the reasons, most frequent first.
-pub fn finish_shares(counts: &std::collections::BTreeMap<String, u64>) -> String {
+fn finish_shares(counts: &std::collections::BTreeMap<String, u64>) -> String {
     let total: u64 = counts.values().sum();
     let mut v: Vec<(&String, &u64)> = counts.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
@@ -580,18 +580,10 @@ pub fn levels_csv(r: &Report) -> String {
                 row.push(opt(v));
             }
         }
-        let errors = l
-            .errors_detail
-            .iter()
-            .map(|(k, n)| format!("{k}:{n}"))
-            .collect::<Vec<_>>()
-            .join(";");
-        let finishes = l
-            .finish_reasons
-            .iter()
-            .map(|(k, n)| format!("{k}:{n}"))
-            .collect::<Vec<_>>()
-            .join(";");
+        let (errors, finishes) = (
+            counts_cell(&l.errors_detail),
+            counts_cell(&l.finish_reasons),
+        );
         row.extend([
             opt(l.lateness_p50_ms),
             opt(l.lateness_p99_ms),
@@ -616,6 +608,15 @@ pub fn levels_csv(r: &Report) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `kind:n;kind:n`: a level's counts in one CSV cell.
+fn counts_cell(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    counts
+        .iter()
+        .map(|(k, n)| format!("{k}:{n}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 pub fn comparison_tables(c: &Comparison) -> Vec<Table> {
