@@ -149,9 +149,12 @@ fn prompt_tag(seed: u64, cycle: usize) -> Arc<str> {
 struct SessionQueue {
     sessions: Vec<Arc<Session>>,
     plan: LevelPlan,
-    next: Arc<AtomicUsize>,
+    next: AtomicUsize,
     limit: Option<usize>,
     deadline: Option<Instant>,
+    /// Sessions actually started: the level's arrivals (a number taken
+    /// past the limit or the level's end starts none).
+    started: AtomicUsize,
 }
 
 impl SessionQueue {
@@ -182,6 +185,7 @@ impl SessionQueue {
                 // The level ended while the request was being made.
                 return;
             }
+            self.started.fetch_add(1, Ordering::Relaxed);
             run_session(
                 shared,
                 work,
@@ -374,7 +378,6 @@ pub async fn run_level(
     let mut arrivals = 0;
     if let LoadMode::Concurrency(n) = plan.mode {
         tokio::time::sleep_until(level_start).await;
-        let next = Arc::new(AtomicUsize::new(0));
         let limit = plan.sessions.or(if plan.duration.is_some() {
             None
         } else {
@@ -383,9 +386,10 @@ pub async fn run_level(
         let queue = Arc::new(SessionQueue {
             sessions: sessions.to_vec(),
             plan: plan.clone(),
-            next: next.clone(),
+            next: AtomicUsize::new(0),
             limit,
             deadline,
+            started: AtomicUsize::new(0),
         });
         let mut workers = Vec::new();
         for _ in 0..n {
@@ -399,9 +403,7 @@ pub async fn run_level(
         for w in workers {
             let _ = w.await;
         }
-        // Each worker takes one index past the limit before it stops.
-        let taken = next.load(Ordering::Relaxed);
-        arrivals = limit.map_or(taken, |l| taken.min(l));
+        arrivals = queue.started.load(Ordering::Relaxed);
     } else {
         let offsets = open_loop_offsets(plan, sessions)?;
         let mut order: Vec<usize> = (0..offsets.len()).collect();
@@ -431,15 +433,15 @@ pub async fn run_level(
                 Some(Arc::new(SessionQueue {
                     sessions: sessions.to_vec(),
                     plan: plan.clone(),
-                    next: Arc::new(AtomicUsize::new(n)),
+                    next: AtomicUsize::new(n),
                     limit: plan.sessions,
                     deadline,
+                    started: AtomicUsize::new(0),
                 }))
             }
             _ => None,
         };
-        let more_limit = plan.sessions.unwrap_or(usize::MAX);
-        let started_more = more_sessions.as_ref().map(|q| q.next.clone());
+        let started_more = more_sessions.clone();
         let dispatcher = std::thread::Builder::new()
             .name("trace-dispatch".into())
             .spawn(move || {
@@ -505,13 +507,9 @@ pub async fn run_level(
             .ok()
             .and_then(|r| r.ok())
             .unwrap_or(arrivals);
-        if let (Some(more), LoadMode::Users { n, .. }) = (started_more, plan.mode) {
-            // The sessions users started after their first (each took a
-            // number; each user takes one past a limit before it stops).
-            arrivals += more
-                .load(Ordering::Relaxed)
-                .min(more_limit)
-                .saturating_sub(n);
+        if let Some(more) = started_more {
+            // The sessions users started after their first.
+            arrivals += more.started.load(Ordering::Relaxed);
         }
     }
     Ok(LevelTimes {
