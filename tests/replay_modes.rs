@@ -1776,6 +1776,32 @@ fn sessions_are_spread_over_several_endpoints() {
         report["runs"][0]["endpoint"],
         format!("{}, {slow_name}", fast.url)
     );
+    // The server figures: all servers, and each one by its metrics URL.
+    let by_server = report["levels"][0]["server_by_endpoint"]
+        .as_object()
+        .expect("server_by_endpoint");
+    // Named as server_metrics names them: host and port.
+    let hosts: HashSet<&str> = by_server.keys().map(String::as_str).collect();
+    let host = |url: &str| url.trim_start_matches("http://").to_string();
+    let (fast_host, slow_host) = (host(&fast.url), host(slow_name));
+    assert_eq!(
+        hosts,
+        HashSet::from([fast_host.as_str(), slow_host.as_str()])
+    );
+    for (url, f) in by_server {
+        assert!(f["samples"].as_u64().is_some_and(|n| n > 0), "{url}: {f}");
+    }
+    let all = report["levels"][0]["server"]["samples"].as_u64();
+    let each: u64 = by_server
+        .values()
+        .filter_map(|f| f["samples"].as_u64())
+        .sum();
+    assert_eq!(all, Some(each));
+    let text = trace_ok(["report", run.to_str().expect("utf8")]);
+    assert!(
+        text.contains(&format!("  {slow_host}  ")) && text.contains("  all  "),
+        "{text}"
+    );
     let groups = report["by"]["groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 2, "{groups:?}");
     for g in groups {

@@ -228,6 +228,10 @@ pub struct LevelStats {
     /// (`notes::fell_behind`).
     pub fell_behind: bool,
     pub server: Option<ServerFigures>,
+    /// With metrics from several servers (`replay --endpoint A,B`): each
+    /// one's figures, by its metrics URL; `server` sums them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub server_by_endpoint: BTreeMap<String, ServerFigures>,
 }
 
 /// The server's own view of a level, from `server_metrics` between the

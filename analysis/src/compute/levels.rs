@@ -498,6 +498,7 @@ fn levels_from(
                 _ => None,
             },
             server: None,
+            server_by_endpoint: Default::default(),
             key,
         });
     }

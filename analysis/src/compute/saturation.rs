@@ -305,6 +305,7 @@ mod tests {
             ttft_rise_ms: None,
             fell_behind: false,
             server: None,
+            server_by_endpoint: Default::default(),
         }
     }
 

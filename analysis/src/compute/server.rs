@@ -76,7 +76,23 @@ pub fn attach(run: &RunFiles, levels: &mut [LevelStats]) -> Result<()> {
                 ]),
             "server metrics per level",
         )?;
-        level.server = figures(&per_series, start, end)?;
+        level.server = figures(&per_series, start, end, None)?;
+        let mut endpoints: Vec<String> = Vec::new();
+        for i in 0..per_series.height() {
+            if let Some(e) = per_series.str("endpoint", i)?
+                && !endpoints.contains(&e)
+            {
+                endpoints.push(e);
+            }
+        }
+        level.server_by_endpoint.clear();
+        if endpoints.len() > 1 {
+            for e in endpoints {
+                if let Some(f) = figures(&per_series, start, end, Some(&e))? {
+                    level.server_by_endpoint.insert(e, f);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -103,13 +119,18 @@ struct Acc {
     series: u32,
 }
 
-fn figures(f: &Frame, start: f64, end: f64) -> Result<Option<ServerFigures>> {
-    if f.height() == 0 {
-        return Ok(None);
-    }
+/// The figures of every series in `f`, or only of the server `only`.
+fn figures(f: &Frame, start: f64, end: f64, only: Option<&str>) -> Result<Option<ServerFigures>> {
     let mut by: BTreeMap<String, Acc> = BTreeMap::new();
     let mut samples = 0;
+    let mut rows = 0;
     for i in 0..f.height() {
+        if let Some(only) = only
+            && f.str("endpoint", i)?.as_deref() != Some(only)
+        {
+            continue;
+        }
+        rows += 1;
         let Some(name) = f.str("canonical", i)? else {
             continue;
         };
@@ -125,6 +146,9 @@ fn figures(f: &Frame, start: f64, end: f64) -> Result<Option<ServerFigures>> {
         a.mean += f.f64("mean", i)?.unwrap_or(0.0);
         a.max = a.max.max(f.f64("max", i)?.unwrap_or(0.0));
         a.series += 1;
+    }
+    if rows == 0 {
+        return Ok(None);
     }
     let delta = |k: &str| by.get(k).map(|a| a.delta);
     let mean = |k: &str| by.get(k).map(|a| a.mean);

@@ -98,6 +98,7 @@ fn level(run: &str, load: f64, round: u32, server: bool) -> LevelStats {
             preemptions: Some(0.0),
             requests_finished: Some(100.0),
         }),
+        server_by_endpoint: Default::default(),
     }
 }
 

@@ -328,10 +328,16 @@ fn finish_shares(counts: &std::collections::BTreeMap<String, u64>) -> String {
 }
 
 fn server_table(r: &Report, many: bool) -> Option<Table> {
+    // Several servers: a row for all of them, then one per server.
+    let several = r.levels.iter().any(|l| !l.server_by_endpoint.is_empty());
+    let mut columns = level_columns(many);
+    if several {
+        columns.push("server");
+    }
     let mut t = Table::new(
         "Server (from its metrics, over each level)",
         &with(
-            level_columns(many),
+            columns,
             &[
                 "samples",
                 "prefix hit%",
@@ -346,20 +352,26 @@ fn server_table(r: &Report, many: bool) -> Option<Table> {
         ),
     );
     for l in &r.levels {
-        let Some(s) = &l.server else { continue };
-        let mut row = level_cells(&l.key, many);
-        row.extend([
-            s.samples.to_string(),
-            pct(s.prefix_cache_hit_rate.map(|x| 100.0 * x)),
-            num(s.running_mean),
-            num(s.running_max),
-            num(s.waiting_mean),
-            num(s.waiting_max),
-            pct(s.kv_usage_mean.map(|x| 100.0 * x)),
-            pct(s.kv_usage_max.map(|x| 100.0 * x)),
-            num(s.preemptions),
-        ]);
-        t.rows.push(row);
+        let Some(all) = &l.server else { continue };
+        let each = l.server_by_endpoint.iter().map(|(e, s)| (e.as_str(), s));
+        for (name, s) in std::iter::once(("all", all)).chain(each) {
+            let mut row = level_cells(&l.key, many);
+            if several {
+                row.push(name.to_string());
+            }
+            row.extend([
+                s.samples.to_string(),
+                pct(s.prefix_cache_hit_rate.map(|x| 100.0 * x)),
+                num(s.running_mean),
+                num(s.running_max),
+                num(s.waiting_mean),
+                num(s.waiting_max),
+                pct(s.kv_usage_mean.map(|x| 100.0 * x)),
+                pct(s.kv_usage_max.map(|x| 100.0 * x)),
+                num(s.preemptions),
+            ]);
+            t.rows.push(row);
+        }
     }
     (!t.rows.is_empty()).then_some(t)
 }

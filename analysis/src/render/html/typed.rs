@@ -265,11 +265,15 @@ pub fn server(report: &Report) -> TypedTable {
     let mut t = TypedTable::new(
         "server",
         "Server metrics",
-        headers(&[&KEY_HEADERS, &SERVER_HEADERS]),
+        headers(&[&KEY_HEADERS, &["server"], &SERVER_HEADERS]),
     );
     for l in &report.levels {
-        if let Some(s) = &l.server {
+        let Some(all) = &l.server else { continue };
+        // All servers, then each one (runs against several endpoints).
+        let each = l.server_by_endpoint.iter().map(|(e, s)| (e.as_str(), s));
+        for (name, s) in std::iter::once(("all", all)).chain(each) {
             let mut row = key_cells(&l.key);
+            row.push(Cell::text(name));
             row.extend(server_cells(Some(s)));
             t.rows.push(row);
         }
