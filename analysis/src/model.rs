@@ -234,6 +234,15 @@ pub struct LevelStats {
     pub server_by_endpoint: BTreeMap<String, ServerFigures>,
 }
 
+impl LevelStats {
+    /// The server figures to show: `all` servers, then each one when
+    /// there are several; none without metrics.
+    pub fn server_rows(&self) -> impl Iterator<Item = (&str, &ServerFigures)> {
+        let each = self.server_by_endpoint.iter().map(|(e, s)| (e.as_str(), s));
+        self.server.iter().map(|s| ("all", s)).chain(each)
+    }
+}
+
 /// The server's own view of a level, from `server_metrics` between the
 /// level's start and end (counter deltas, gauge means and maxima).
 #[derive(Debug, Clone, Default, Serialize)]

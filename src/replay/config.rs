@@ -106,8 +106,8 @@ pub struct RunConfig {
     pub api_key: Option<String>,
     pub timeout: Duration,
     pub fresh_connections: bool,
-    /// `--cache-reset`, resolved to a URL.
-    /// `--cache-reset`: the URLs to POST (a path: on every server).
+    /// `--cache-reset`, resolved to the URLs to POST (a path: one on
+    /// every server).
     pub cache_reset: Option<Vec<String>>,
     /// `--isolate-levels`: each level's prompts start with a tag of its own.
     pub isolate_levels: bool,

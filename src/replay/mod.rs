@@ -399,6 +399,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     };
     signals.abort();
     let mut levels = Vec::new();
+    let server_names: Vec<String> = cfg.servers.iter().map(|s| s.name.clone()).collect();
     for (key, records) in &collected.levels {
         let mode = cfg
             .levels
@@ -411,8 +412,8 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             _ => (None, None),
         };
         let mut level = summary::summarise(key, records, target, maxc, &cfg.slo, &cfg.percentiles);
-        let names: Vec<String> = cfg.servers.iter().map(|s| s.name.clone()).collect();
-        level.endpoints = summary::by_server(records, &collected.servers, &names, &cfg.percentiles);
+        level.endpoints =
+            summary::by_server(records, &collected.servers, &server_names, &cfg.percentiles);
         levels.push(level);
     }
     let interrupt_code = interrupted.load(Ordering::Relaxed);

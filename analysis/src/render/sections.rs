@@ -352,9 +352,7 @@ fn server_table(r: &Report, many: bool) -> Option<Table> {
         ),
     );
     for l in &r.levels {
-        let Some(all) = &l.server else { continue };
-        let each = l.server_by_endpoint.iter().map(|(e, s)| (e.as_str(), s));
-        for (name, s) in std::iter::once(("all", all)).chain(each) {
+        for (name, s) in l.server_rows() {
             let mut row = level_cells(&l.key, many);
             if several {
                 row.push(name.to_string());

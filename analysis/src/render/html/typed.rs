@@ -268,10 +268,7 @@ pub fn server(report: &Report) -> TypedTable {
         headers(&[&KEY_HEADERS, &["server"], &SERVER_HEADERS]),
     );
     for l in &report.levels {
-        let Some(all) = &l.server else { continue };
-        // All servers, then each one (runs against several endpoints).
-        let each = l.server_by_endpoint.iter().map(|(e, s)| (e.as_str(), s));
-        for (name, s) in std::iter::once(("all", all)).chain(each) {
+        for (name, s) in l.server_rows() {
             let mut row = key_cells(&l.key);
             row.push(Cell::text(name));
             row.extend(server_cells(Some(s)));
