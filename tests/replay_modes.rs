@@ -207,6 +207,47 @@ fn gamma_arrivals_with_low_burstiness_are_burstier_than_poisson() {
 }
 
 #[test]
+fn burst_arrivals_send_groups_at_once_at_the_mean_rate() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 12, 64, 2, &[]);
+    let (run, rows) = replay_on_mock(
+        &trace,
+        dir.path(),
+        &["--ttft-ms", "1", "--itl-ms", "1"],
+        &["--qps", "40", "--arrival", "burst:4", "--no-metrics"],
+    );
+    assert_eq!(rows.len(), 12);
+    assert_all_ok(&rows);
+    let sorted = by_schedule(&rows);
+    let start = level_start_ms(&run, 0);
+    // 40/s in groups of 4: a group every 100 ms, all four of a group at
+    // the same instant.
+    for (i, r) in sorted.iter().enumerate() {
+        let want = start + (i / 4) as f64 * 100.0;
+        assert!(
+            (r.scheduled_ms - want).abs() < 0.01,
+            "arrival {i} scheduled at {} ms, expected {want}",
+            r.scheduled_ms
+        );
+    }
+    let arrival = &read_json(&run.join("run.json"))["config"]["levels"][0]["arrival"];
+    assert_eq!(arrival["kind"], "burst");
+    assert_eq!(arrival["size"], 4);
+    // Three groups span 200 ms; the achieved rate adds back a group's gap
+    // (12 / 0.3 s = 40/s), not one arrival's (12 / 0.225 s = 53/s), in the
+    // summary and in the report alike.
+    let summary = &read_json(&run.join("summary.json"))["levels"][0];
+    let achieved = summary["achieved_rate"].as_f64().expect("achieved_rate");
+    assert!((achieved - 40.0).abs() < 2.0, "achieved {achieved}/s");
+    let report = &report_of_run(&run)["levels"][0];
+    let reported = report["achieved_rate"].as_f64().expect("achieved_rate");
+    assert!(
+        (reported - achieved).abs() < 1e-9,
+        "{reported} vs {achieved}"
+    );
+}
+
+#[test]
 fn duration_bounds_the_schedule_and_cycles_a_short_trace() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 64, 4, &[]);
@@ -1589,6 +1630,12 @@ fn usage_errors_say_what_is_wrong() {
     assert!(e.contains("--qps") && e.contains("positive"), "{e}");
     let e = replay_err(&trace, &url, d, &["--qps", "5", "--arrival", "gamma"]);
     assert!(e.contains("--burstiness"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--burstiness", "0.5"]);
+    assert!(e.contains("--arrival gamma"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--arrival", "burst"]);
+    assert!(e.contains("burst:8"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--arrival", "burst:0"]);
+    assert!(e.contains("group size"), "{e}");
     let e = replay_err(&trace, "127.0.0.1:8000", d, &["--qps", "5"]);
     assert!(e.contains("--endpoint") && e.contains("http://"), "{e}");
     let e = replay_err(&trace, &url, d, &["--qps", "5", "--think-scale=-1"]);

@@ -39,6 +39,8 @@ pub struct RunJson {
     pub windows: Vec<LevelWindow>,
     /// `(load_mode, load_value)` of levels run with `--max-concurrency`.
     pub capped_levels: Vec<(String, f64)>,
+    /// `(rate, group size)` of `qps` levels run with burst arrivals.
+    pub burst_levels: Vec<(f64, usize)>,
     pub sweep: Option<SweepInfo>,
     /// The replayed trace had more turns than sessions (`trace.turns` >
     /// `trace.sessions`); `None` when run.json does not say.
@@ -281,6 +283,24 @@ fn parse_run_json(v: &Value) -> RunJson {
                 .collect()
         })
         .unwrap_or_default();
+    let burst_levels = v
+        .get("config")
+        .and_then(|c| c.get("levels"))
+        .and_then(Value::as_array)
+        .map(|levels| {
+            levels
+                .iter()
+                .filter_map(|l| {
+                    let arrival = l.get("arrival")?;
+                    if arrival.get("kind")?.as_str()? != "burst" {
+                        return None;
+                    }
+                    let size = usize::try_from(arrival.get("size")?.as_u64()?).ok()?;
+                    Some((json_f64(l.get("rate")?)?, size))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let sweep = v.get("config").and_then(|c| c.get("sweep")).and_then(|s| {
         let probed = s.get("probed");
         let rate = |k: &str| probed.and_then(|p| p.get(k)).and_then(Value::as_f64);
@@ -324,6 +344,7 @@ fn parse_run_json(v: &Value) -> RunJson {
         },
         windows,
         capped_levels,
+        burst_levels,
         sweep,
         multi_turn,
         ignore_eos: v
@@ -385,7 +406,9 @@ mod tests {
                 {"load_mode": "qps", "round": 1}
             ],
             "config": {"levels": [{"load_mode": "qps", "rate": 2.0, "max_concurrency": 4},
-                                  {"load_mode": "qps", "rate": 8.0, "max_concurrency": null}]}
+                                  {"load_mode": "qps", "rate": 8.0, "max_concurrency": null,
+                                   "arrival": {"kind": "burst", "size": 4}},
+                                  {"load_mode": "qps", "rate": 9.0, "arrival": {"kind": "poisson"}}]}
         });
         let j = parse_run_json(&v);
         assert_eq!(j.slo.ttft_ms, Some(300.0));
@@ -394,5 +417,6 @@ mod tests {
         assert_eq!(j.windows.len(), 2);
         assert!(j.windows[1].load_value.is_infinite());
         assert_eq!(j.capped_levels, vec![("qps".to_string(), 2.0)]);
+        assert_eq!(j.burst_levels, vec![(8.0, 4)]);
     }
 }

@@ -30,7 +30,7 @@ pub struct ReplayArgs {
     /// Open loop: target rates in requests (session starts) per second, e.g. `1,5,10` or `inf`.
     #[arg(long, value_delimiter = ',', value_name = "RATES")]
     pub qps: Option<Vec<String>>,
-    /// Arrival process of `--qps`: poisson, gamma, constant.
+    /// Arrival process of `--qps`: poisson, gamma, constant, or burst:SIZE (groups of SIZE requests at once, a group every SIZE/rate seconds).
     #[arg(long, value_name = "KIND")]
     pub arrival: Option<String>,
     /// Shape of gamma arrivals (below 1 burstier than Poisson, above 1 more regular).

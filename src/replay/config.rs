@@ -467,6 +467,14 @@ fn level_of_json(l: &Value) -> anyhow::Result<LoadMode> {
                 Some("gamma") => Arrival::Gamma {
                     burstiness: positive(a.and_then(|a| a.get("burstiness")), "burstiness")?,
                 },
+                Some("burst") => Arrival::Burst {
+                    size: a
+                        .and_then(|a| a.get("size"))
+                        .and_then(Value::as_u64)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|n| *n > 0)
+                        .context("`size` of a burst arrival is not a positive whole number")?,
+                },
                 Some(other) => bail!("unknown arrival `{other}`"),
             };
             let max_concurrency = match l.get("max_concurrency") {
@@ -502,6 +510,18 @@ fn level_of_json(l: &Value) -> anyhow::Result<LoadMode> {
         }
         other => bail!("unknown load mode {other:?}"),
     }
+}
+
+/// `burst:SIZE`: groups of SIZE arrivals at once.
+fn parse_burst(s: &str) -> anyhow::Result<Arrival> {
+    let size = s
+        .strip_prefix("burst:")
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .with_context(|| {
+            format!("--arrival: `{s}` needs a group size, e.g. burst:8 (8 requests at once)")
+        })?;
+    Ok(Arrival::Burst { size })
 }
 
 pub fn parse_user_arrival(s: &str) -> anyhow::Result<UserArrival> {
@@ -647,6 +667,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     let url = servers[0].url.clone();
     let arrival = match args.arrival.as_deref().unwrap_or("poisson") {
         "poisson" => Arrival::Poisson,
+        burst if burst.starts_with("burst") => parse_burst(burst)?,
         "constant" => Arrival::Constant,
         "gamma" => {
             let k = args
@@ -657,8 +678,11 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
             }
             Arrival::Gamma { burstiness: k }
         }
-        other => bail!("--arrival: `{other}` is not poisson, gamma or constant"),
+        other => bail!("--arrival: `{other}` is not poisson, gamma, constant or burst:SIZE"),
     };
+    if args.burstiness.is_some() && !matches!(arrival, Arrival::Gamma { .. }) {
+        bail!("--burstiness is the shape of gamma arrivals: give it with --arrival gamma");
+    }
     let mut modes = 0;
     let mut levels = Vec::new();
     if let Some(qps) = &args.qps {
@@ -929,6 +953,7 @@ fn level_json(m: &LoadMode) -> Value {
                 Arrival::Poisson => serde_json::json!({"kind": "poisson"}),
                 Arrival::Constant => serde_json::json!({"kind": "constant"}),
                 Arrival::Gamma { burstiness } => serde_json::json!({"kind": "gamma", "burstiness": burstiness}),
+                Arrival::Burst { size } => serde_json::json!({"kind": "burst", "size": size}),
             },
             "max_concurrency": max_concurrency,
         }),
@@ -1037,6 +1062,11 @@ mod tests {
             LoadMode::Qps {
                 rate: Rate::Infinite,
                 arrival: Arrival::Constant,
+                max_concurrency: None,
+            },
+            LoadMode::Qps {
+                rate: Rate::PerSecond(4.0),
+                arrival: Arrival::Burst { size: 6 },
                 max_concurrency: None,
             },
             LoadMode::Concurrency(4),

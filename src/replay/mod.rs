@@ -405,13 +405,29 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             .levels
             .iter()
             .find(|m| m.name() == key.mode && m.value() == key.value);
-        let (target, maxc) = match mode {
+        let (target, burst, maxc) = match mode {
             Some(config::LoadMode::Qps {
-                max_concurrency, ..
-            }) => (mode.and_then(|m| m.target_rate()), *max_concurrency),
-            _ => (None, None),
+                max_concurrency,
+                arrival,
+                ..
+            }) => {
+                let burst = match arrival {
+                    schedule::Arrival::Burst { size } => *size,
+                    _ => 1,
+                };
+                (mode.and_then(|m| m.target_rate()), burst, *max_concurrency)
+            }
+            _ => (None, 1, None),
         };
-        let mut level = summary::summarise(key, records, target, maxc, &cfg.slo, &cfg.percentiles);
+        let mut level = summary::summarise(
+            key,
+            records,
+            target,
+            burst,
+            maxc,
+            &cfg.slo,
+            &cfg.percentiles,
+        );
         level.endpoints =
             summary::by_server(records, &collected.servers, &server_names, &cfg.percentiles);
         levels.push(level);

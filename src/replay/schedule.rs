@@ -17,6 +17,9 @@ pub enum Arrival {
     Gamma { burstiness: f64 },
     /// Equal gaps.
     Constant,
+    /// Groups of `size` arrivals at the same instant, the groups at equal
+    /// gaps of `size / rate`: the same mean rate, delivered as spikes.
+    Burst { size: usize },
 }
 
 /// A target rate of arrivals per second, or all at once.
@@ -42,6 +45,8 @@ pub struct Gaps<'r, R: Rng> {
     rng: &'r mut R,
     exp: Option<Exp<f64>>,
     gamma: Option<Gamma<f64>>,
+    /// Arrivals handed out so far (for bursts).
+    handed: usize,
 }
 
 impl<'r, R: Rng> Gaps<'r, R> {
@@ -65,6 +70,7 @@ impl<'r, R: Rng> Gaps<'r, R> {
             rng,
             exp,
             gamma,
+            handed: 0,
         }
     }
 
@@ -72,8 +78,18 @@ impl<'r, R: Rng> Gaps<'r, R> {
         if self.mean_ms <= 0.0 {
             return 0.0;
         }
+        self.handed += 1;
         match self.arrival {
             Arrival::Constant => self.mean_ms,
+            // The gap after the last arrival of a group spans the group.
+            Arrival::Burst { size } => {
+                let size = size.max(1);
+                if self.handed.is_multiple_of(size) {
+                    self.mean_ms * size as f64
+                } else {
+                    0.0
+                }
+            }
             Arrival::Poisson => self.exp.map_or(self.mean_ms, |d| d.sample(self.rng)),
             Arrival::Gamma { .. } => self.gamma.map_or(self.mean_ms, |d| d.sample(self.rng)),
         }
@@ -291,5 +307,29 @@ mod tests {
         );
         assert_eq!(a, b);
         assert!(a.windows(2).all(|w| w[1] >= w[0]));
+    }
+
+    #[test]
+    fn bursts_come_in_groups_at_the_mean_rate() {
+        let mut rng = StdRng::seed_from_u64(0);
+        let burst = Arrival::Burst { size: 3 };
+        // 6/s in groups of 3: a group every 500 ms.
+        let o = offsets_for_count(burst, Rate::PerSecond(6.0), 8, &mut rng);
+        assert_eq!(o, vec![0.0, 0.0, 0.0, 500.0, 500.0, 500.0, 1000.0, 1000.0]);
+        // Over 2 s: 4 groups (0, 500, 1000, 1500 ms), 12 arrivals = 6/s.
+        let o = offsets_for_duration(burst, Rate::PerSecond(6.0), 2000.0, 1000, &mut rng);
+        assert_eq!(o.len(), 12);
+        assert_eq!(o[11], 1500.0);
+        // A group is cut by the count cap, not the other way round.
+        let o = offsets_for_duration(burst, Rate::PerSecond(6.0), 2000.0, 4, &mut rng);
+        assert_eq!(o, vec![0.0, 0.0, 0.0, 500.0]);
+        // Groups of one are constant arrivals.
+        let one = offsets_for_count(
+            Arrival::Burst { size: 1 },
+            Rate::PerSecond(4.0),
+            4,
+            &mut rng,
+        );
+        assert_eq!(one, vec![0.0, 250.0, 500.0, 750.0]);
     }
 }

@@ -214,6 +214,7 @@ pub fn summarise(
     key: &LevelKey,
     all: &[Compact],
     target_rate: Option<f64>,
+    burst: usize,
     max_concurrency: Option<usize>,
     slo: &Slo,
     ps: &[f64],
@@ -255,6 +256,7 @@ pub fn summarise(
     let achieved_rate = achieved_rate(
         &key.mode,
         target_rate,
+        burst,
         starts.len() as u64,
         first_scheduled,
         last_sent,
@@ -743,6 +745,7 @@ mod tests {
             &key,
             &rows(n, span_ms),
             Some(target),
+            1,
             None,
             &Slo::default(),
             &[50.0],
@@ -839,7 +842,15 @@ mod tests {
             value: 1.0,
             round: 1,
         };
-        let s = summarise(&key("qps"), &r, Some(1.0), None, &Slo::default(), &[99.0]);
+        let s = summarise(
+            &key("qps"),
+            &r,
+            Some(1.0),
+            1,
+            None,
+            &Slo::default(),
+            &[99.0],
+        );
         assert!((s.ttft_rise_ms.expect("a rise") - 29_000.0).abs() < 1e-6);
         assert!(s.fell_behind);
         assert!(
@@ -847,7 +858,7 @@ mod tests {
             "{}",
             s.verdict
         );
-        let t = summarise(&key("trace"), &r, None, None, &Slo::default(), &[99.0]);
+        let t = summarise(&key("trace"), &r, None, 1, None, &Slo::default(), &[99.0]);
         assert!(t.fell_behind && t.verdict.contains(": DEGRADED —"));
         // Recorded timestamps, one a second: the rate they were sent at,
         // not their number over the level with its 29 s drain.
@@ -857,6 +868,7 @@ mod tests {
             &key("concurrency"),
             &r,
             None,
+            1,
             None,
             &Slo::default(),
             &[99.0],

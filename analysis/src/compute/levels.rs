@@ -407,9 +407,22 @@ fn levels_from(
         let target_rate =
             (key.load_mode == "qps" && key.load_value.is_finite()).then_some(key.load_value);
         let starts = main.u64("starts", i)?;
+        let run_json = runs
+            .iter()
+            .filter(|r| r.run_id == key.run_id)
+            .find_map(|r| r.run_json.as_ref());
+        let burst = target_rate
+            .and_then(|t| {
+                run_json?
+                    .burst_levels
+                    .iter()
+                    .find(|(rate, _)| rate.to_bits() == t.to_bits())
+            })
+            .map_or(1, |(_, size)| *size);
         let achieved_rate = stats::achieved_rate(
             &key.load_mode,
             target_rate,
+            burst,
             starts,
             main.f64("starts_first_scheduled", i)?,
             main.f64("starts_last_sent", i)?,

@@ -72,12 +72,15 @@ impl Sample for f32 {
 /// first scheduled and the last actually sent (ms), the level's duration.
 /// - With a finite target rate: n arrivals at rate r span (n - 1) / r on
 ///   average, so one mean gap is added back to make n / span unbiased.
+///   Burst arrivals come `group` at a time, a group every `group / r`:
+///   n of them span (n - group) / r, so a group's gap is added back.
 /// - Recorded timestamps (`trace`): the rate they were sent at, (n - 1)
 ///   gaps over their span, not diluted by the level's drain.
 /// - Otherwise (closed loop): arrivals over the level's duration.
 pub fn achieved_rate(
     load_mode: &str,
     target: Option<f64>,
+    group: usize,
     starts: u64,
     first_scheduled_ms: Option<f64>,
     last_sent_ms: Option<f64>,
@@ -86,7 +89,7 @@ pub fn achieved_rate(
     let n = starts as f64;
     match (target, first_scheduled_ms, last_sent_ms) {
         (Some(t), Some(first), Some(last)) if t.is_finite() && t > 0.0 && n > 0.0 => {
-            n / ((last - first).max(0.0) / 1000.0 + 1.0 / t)
+            n / ((last - first).max(0.0) / 1000.0 + group.max(1) as f64 / t)
         }
         (_, Some(first), Some(last)) if load_mode == "trace" && n >= 2.0 && last > first => {
             (n - 1.0) / ((last - first) / 1000.0)
