@@ -1636,6 +1636,8 @@ fn usage_errors_say_what_is_wrong() {
     assert!(e.contains("burst:8"), "{e}");
     let e = replay_err(&trace, &url, d, &["--qps", "5", "--arrival", "burst:0"]);
     assert!(e.contains("group size"), "{e}");
+    let e = replay_err(&trace, &url, d, &["--qps", "5", "--route", "random"]);
+    assert!(e.contains("--route") && e.contains("least-busy"), "{e}");
     let e = replay_err(&trace, "127.0.0.1:8000", d, &["--qps", "5"]);
     assert!(e.contains("--endpoint") && e.contains("http://"), "{e}");
     let e = replay_err(&trace, &url, d, &["--qps", "5", "--think-scale=-1"]);
@@ -1705,6 +1707,80 @@ fn unreachable_endpoint_with_a_model_records_connect_errors() {
 }
 
 // ---- several endpoints ----
+
+/// `--route least-busy`: a session goes to the server with the fewest
+/// sessions in progress, so a fast server takes more of them than a slow
+/// one; round 2 sends each request where round 1 sent it.
+#[test]
+fn least_busy_routing_follows_the_servers_speed() {
+    let dir = tempdir();
+    let trace = synth_random_trace(&dir.path().join("t.parquet"), 24, 64, 4, &[]);
+    let fast = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "1"]);
+    let slow = MockProcess::start(&["--ttft-ms", "150", "--itl-ms", "1"]);
+    let endpoints = format!("{},{}", fast.url, slow.url);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &endpoints,
+        &results,
+        &[
+            "--concurrency",
+            "2",
+            "--route",
+            "least-busy",
+            "--rounds",
+            "2",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_all_ok(&rows);
+    assert_eq!(rows.len(), 48);
+    let on = |server: &str, round: u32| {
+        rows.iter()
+            .filter(|r| r.round == round && r.endpoint.as_deref() == Some(server))
+            .count()
+    };
+    let (fast_n, slow_n) = (on(&fast.url, 1), on(&slow.url, 1));
+    assert_eq!(fast_n + slow_n, 24);
+    // While the slow server answers one session (150 ms), the fast one
+    // answers dozens: round-robin would have given each 12.
+    assert!(
+        slow_n >= 1 && fast_n >= 3 * slow_n,
+        "fast {fast_n}, slow {slow_n}"
+    );
+    let round1: HashMap<&str, Option<&str>> = rows
+        .iter()
+        .filter(|r| r.round == 1)
+        .map(|r| (r.request_id.as_str(), r.endpoint.as_deref()))
+        .collect();
+    for r in rows.iter().filter(|r| r.round == 2) {
+        assert_eq!(
+            round1.get(r.request_id.as_str()),
+            Some(&r.endpoint.as_deref()),
+            "{} moved server in round 2",
+            r.request_id
+        );
+    }
+    assert_eq!(
+        read_json(&run.join("run.json"))["config"]["route"],
+        "least-busy"
+    );
+    let plan = trace_ok([
+        "replay",
+        trace.to_str().expect("utf8"),
+        "--endpoint",
+        &endpoints,
+        "--concurrency",
+        "2",
+        "--route",
+        "least-busy",
+        "--model",
+        "m",
+        "--dry-run",
+    ]);
+    assert!(plan.contains("each session to the least busy"), "{plan}");
+}
 
 /// `--endpoint A,B`: sessions go to the servers in turn, every turn of a
 /// session to the same one; each row names its server, the slow server's

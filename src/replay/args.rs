@@ -14,9 +14,12 @@ pub struct ReplayArgs {
     pub trace: Option<PathBuf>,
     /// Base URL of the OpenAI-compatible server, e.g. http://127.0.0.1:8000 (`/v1` is added if missing).
     /// Several (comma-separated or repeated): replicas without a router;
-    /// each session goes to one of them in turn, all its turns to the same.
+    /// each session goes to one of them (see --route), all its turns to the same.
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub endpoint: Option<Vec<String>>,
+    /// With several endpoints, which one a session goes to: round-robin (session i to server i mod N, the same every run) or least-busy (the server with the fewest sessions in progress when it starts, as a load balancer would).
+    #[arg(long, value_name = "POLICY")]
+    pub route: Option<String>,
     /// Model name sent in every request (default: the first model `GET /v1/models` of the first endpoint lists).
     #[arg(long)]
     pub model: Option<String>,

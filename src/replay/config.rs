@@ -78,8 +78,10 @@ pub struct RunConfig {
     /// The first server's base URL (`.../v1`) and request URL.
     pub base_url: String,
     pub url: String,
-    /// Every server, in `--endpoint` order: sessions go to them in turn.
+    /// Every server, in `--endpoint` order.
     pub servers: Vec<Server>,
+    /// `--route`: which server a session goes to.
+    pub route: super::route::Route,
     pub model: Option<String>,
     pub api: Api,
     pub levels: Vec<LoadMode>,
@@ -599,12 +601,16 @@ impl RunConfig {
         match self.servers.as_slice() {
             [one] => one.url.clone(),
             many => format!(
-                "{} endpoints ({}; sessions in turn)",
+                "{} endpoints ({}; {})",
                 many.len(),
                 many.iter()
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
-                    .join(", ")
+                    .join(", "),
+                match self.route {
+                    super::route::Route::RoundRobin => "sessions in turn",
+                    super::route::Route::LeastBusy => "each session to the least busy",
+                }
             ),
         }
     }
@@ -665,6 +671,11 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     }
     let base = servers[0].base_url.clone();
     let url = servers[0].url.clone();
+    let route = match args.route.as_deref() {
+        None => super::route::Route::default(),
+        Some(r) => super::route::Route::parse(r)
+            .with_context(|| format!("--route: `{r}` is not round-robin or least-busy"))?,
+    };
     let arrival = match args.arrival.as_deref().unwrap_or("poisson") {
         "poisson" => Arrival::Poisson,
         burst if burst.starts_with("burst") => parse_burst(burst)?,
@@ -882,6 +893,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         base_url: base,
         url,
         servers,
+        route,
         model: args.model.clone(),
         api,
         levels,
@@ -977,6 +989,7 @@ impl RunConfig {
             "trace": self.trace.display().to_string(),
             "url": self.url,
             "endpoints": self.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            "route": self.route,
             "api": self.api,
             "model": self.model,
             "levels": levels,

@@ -18,6 +18,7 @@ mod output;
 pub mod output_tokens;
 mod plan;
 mod recorder;
+mod route;
 mod runner;
 pub mod schedule;
 mod sse;
@@ -232,6 +233,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         done: Default::default(),
         resent: Default::default(),
         failed: Default::default(),
+        router: route::Router::new(cfg.route, cfg.servers.len()),
     });
     if !cfg.quiet {
         eprintln!(
@@ -273,6 +275,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         let mode = &cfg.levels[li].clone();
         let ok_before = shared.ok_requests();
         let first_time = level_times.len();
+        shared.router.new_level();
         for round in 1..=cfg.rounds {
             if stop.load(Ordering::Relaxed) {
                 break 'levels;

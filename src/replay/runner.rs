@@ -16,6 +16,7 @@ use traces::results::{RequestRecord, Status};
 use super::client::{Endpoint, Exchange, exchange};
 use super::config::{LoadMode, UserArrival};
 use super::output_tokens::{self, FROM_CHUNKS, FROM_USAGE};
+use super::route;
 use super::schedule::{Rate, offsets_for_count, offsets_for_duration};
 use super::workload::{
     Conversation, History, RequestOptions, Session, max_tokens_for, request_body,
@@ -54,6 +55,8 @@ pub struct Shared {
     pub failed: std::sync::atomic::AtomicU64,
     /// Requests sent a second time after their connection closed unanswered.
     pub resent: std::sync::atomic::AtomicU64,
+    /// `--route`: which server each session goes to.
+    pub router: route::Router,
 }
 
 impl Shared {
@@ -100,9 +103,20 @@ struct Work {
     warmup: bool,
     /// `--isolate-levels`: what starts every prompt of this session.
     tag: Option<Arc<str>>,
-    /// The server all its turns go to (an index into `Endpoint::urls`):
-    /// sessions take the servers in turn.
+    /// The server all its turns go to (an index into `Endpoint::urls`),
+    /// chosen by `--route` when the session starts.
     server: usize,
+    /// Counts the session as in progress on its server until it ends.
+    assigned: Option<Arc<route::Assigned>>,
+}
+
+impl Work {
+    /// Sends the session to the server `--route` picks for it now.
+    fn route(&mut self, router: &route::Router, i: usize) {
+        let (server, assigned) = router.assign(i);
+        self.server = server;
+        self.assigned = Some(assigned);
+    }
 }
 
 struct Labels {
@@ -121,10 +135,12 @@ impl Labels {
     }
 }
 
-fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan, servers: usize) -> Work {
+/// The `i`-th session of a level, not yet sent to a server (see `Work::route`).
+fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
     let n = sessions.len().max(1);
     Work {
-        server: i % servers.max(1),
+        server: 0,
+        assigned: None,
         session: sessions[i % n].clone(),
         cycle: i / n,
         user_id: matches!(plan.mode, LoadMode::Users { .. }).then_some(i as u32),
@@ -175,7 +191,8 @@ impl SessionQueue {
             if self.limit.is_some_and(|l| i >= l) {
                 return;
             }
-            let mut work = work_item(&self.sessions, i, &self.plan, shared.endpoint.urls.len());
+            let mut work = work_item(&self.sessions, i, &self.plan);
+            work.route(&shared.router, i);
             if user.is_some() {
                 work.user_id = user;
             }
@@ -455,7 +472,7 @@ pub async fn run_level(
                     }
                     let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
                     // Build the request while waiting for its time.
-                    let work = work_item(&sessions_d, i, &plan_d, shared_d.endpoint.urls.len());
+                    let mut work = work_item(&sessions_d, i, &plan_d);
                     let first = prepare_first(&shared_d, &work);
                     // Absolute-time sleep on a dedicated thread: sub-millisecond
                     // precision, and no drift however long the level.
@@ -470,6 +487,9 @@ pub async fn run_level(
                         std::thread::sleep((due_std - now).min(Duration::from_millis(50)));
                     }
                     let due = Instant::from_std(due_std);
+                    // The server is chosen when the session is due, as the
+                    // servers' load then is what --route least-busy reads.
+                    work.route(&shared_d.router, i);
                     let shared = shared_d.clone();
                     let labels = labels_d.clone();
                     let sem = sem.clone();
