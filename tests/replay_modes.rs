@@ -1706,6 +1706,102 @@ fn unreachable_endpoint_with_a_model_records_connect_errors() {
     assert_eq!(l["success_pct"], 0.0);
 }
 
+// ---- several models ----
+
+/// `--model base,lora-a` against a server with a LoRA adapter: sessions
+/// take the models in turn, every turn of a session naming the same one;
+/// each row says which (`model`), run.json lists them, and the report
+/// splits by them. A model the server does not serve fails its own rows.
+#[test]
+fn sessions_take_several_models_in_turn() {
+    let dir = tempdir();
+    let trace = synth_agent_trace(&dir.path().join("agent.parquet"), 6, 3, "0");
+    let mock = MockProcess::start(&["--model", "base", "--lora", "lora-a", "--ttft-ms", "1"]);
+    let results = dir.path().join("results");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--concurrency",
+            "2",
+            "--model",
+            "base,lora-a",
+            "--no-metrics",
+        ],
+    );
+    let (run, rows) = replay_rows(&out, &results);
+    assert_all_ok(&rows);
+    assert_eq!(rows.len(), 18);
+    let mut per_model: HashMap<&str, usize> = HashMap::new();
+    for (id, turns) in sessions_of(&rows) {
+        let models: HashSet<_> = turns.iter().map(|r| r.model.as_deref()).collect();
+        assert_eq!(models.len(), 1, "session {id} named {models:?}");
+        *per_model
+            .entry(turns[0].model.as_deref().expect("a model"))
+            .or_default() += 1;
+    }
+    assert_eq!(per_model, HashMap::from([("base", 3), ("lora-a", 3)]));
+    let run_json = read_json(&run.join("run.json"));
+    assert_eq!(run_json["models"], serde_json::json!(["base", "lora-a"]));
+    assert_eq!(run_json["model"], "base");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("--by model"), "{stdout}");
+    let query = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("query them: "))
+        .unwrap_or_else(|| panic!("no query hint: {stdout}"));
+    let answer = venv_sh(query, dir.path());
+    assert!(
+        answer.contains("base") && answer.contains("lora-a"),
+        "{query}\n{answer}"
+    );
+    let report = report_json(&[run.to_str().expect("utf8"), "--by", "model"]);
+    let groups = report["by"]["groups"].as_array().expect("by groups");
+    let requests: HashMap<&str, u64> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap_or("?"),
+                g["requests"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        requests,
+        HashMap::from([("model=base", 9), ("model=lora-a", 9)])
+    );
+
+    // An adapter the server does not have: its sessions' first turns fail
+    // with the server's 404; the others run.
+    let results = dir.path().join("results-missing");
+    let out = run_replay(
+        &trace,
+        &mock.url,
+        &results,
+        &[
+            "--concurrency",
+            "2",
+            "--model",
+            "base,lora-x",
+            "--no-metrics",
+        ],
+    );
+    let (_, rows) = replay_rows(&out, &results);
+    for r in &rows {
+        match r.model.as_deref() {
+            Some("lora-x") => assert_eq!(r.http_status, Some(404), "{r:?}"),
+            _ => assert_eq!(r.status, Some(Status::Ok), "{r:?}"),
+        }
+    }
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.model.as_deref() == Some("lora-x"))
+            .count(),
+        3
+    );
+}
+
 // ---- several endpoints ----
 
 /// `--route least-busy`: a session goes to the server with the fewest

@@ -406,6 +406,9 @@ pub fn downgrade_results_part(path: &Path, version: u32) {
     use parquet::file::metadata::KeyValue;
     use parquet::file::properties::WriterProperties;
     let mut dropped = Vec::new();
+    if version < 5 {
+        dropped.push("model");
+    }
     if version < 4 {
         dropped.push("endpoint");
     }

@@ -31,9 +31,12 @@ pub struct MockArgs {
     /// Port to bind (0 picks a free one; the bound address is printed).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Served model name. When set, requests naming another model get 404.
+    /// Served model name. When set, requests naming another model (or a `--lora` adapter) get 404.
     #[arg(long)]
     pub model: Option<String>,
+    /// LoRA adapters served beside the model (comma-separated or repeated), as vLLM's `--lora-modules` does: listed by /v1/models, accepted as a request's model and named in its reply.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub lora: Vec<String>,
     /// Require `Authorization: Bearer KEY` on /v1/* (401 otherwise).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
@@ -112,6 +115,7 @@ impl Default for MockArgs {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8000,
             model: None,
+            lora: Vec::new(),
             api_key: None,
             tokenizer: None,
             max_model_len: 131_072,
@@ -156,6 +160,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub model: Option<String>,
+    /// `--lora`: adapter names served beside the model.
+    pub loras: Vec<String>,
     pub api_key: Option<String>,
     pub tokenizer: Option<PathBuf>,
     pub max_model_len: u32,
@@ -214,6 +220,9 @@ impl Config {
         if args.model.as_deref() == Some("") {
             bail!("--model must not be empty");
         }
+        if args.lora.iter().any(|l| l.trim().is_empty()) {
+            bail!("--lora: an empty adapter name");
+        }
         let faults = match &args.faults {
             Some(spec) => FaultRates::parse(spec).context("bad --faults")?,
             None => FaultRates::default(),
@@ -231,6 +240,7 @@ impl Config {
         });
         Ok(Config {
             model: args.model.clone(),
+            loras: args.lora.iter().map(|l| l.trim().to_string()).collect(),
             api_key: args.api_key.clone(),
             tokenizer: args.tokenizer.clone(),
             max_model_len: args.max_model_len,
@@ -259,6 +269,20 @@ impl Config {
     /// The name reported in responses and metrics labels.
     pub fn model_name(&self) -> &str {
         self.model.as_deref().unwrap_or("mock")
+    }
+
+    /// The model a request names, if this server serves it: the model
+    /// (any name when `--model` was not given) or one of the adapters.
+    pub fn serves(&self, asked: &str) -> bool {
+        self.loras.iter().any(|l| l == asked) || self.model.as_deref().is_none_or(|m| m == asked)
+    }
+
+    /// The model a reply names: the adapter asked for, else the model.
+    pub fn reply_model<'a>(&'a self, asked: Option<&'a str>) -> &'a str {
+        match asked {
+            Some(a) if self.loras.iter().any(|l| l == a) => a,
+            _ => self.model_name(),
+        }
     }
 }
 

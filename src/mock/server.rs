@@ -354,16 +354,27 @@ async fn route(
 }
 
 fn models(engine: &Engine) -> Response<MockBody> {
-    let body = serde_json::json!({
-        "object": "list",
-        "data": [{
-            "id": engine.cfg.model_name(),
+    let created = engine.clock.unix_secs(Instant::now());
+    let base = engine.cfg.model_name();
+    let mut data = vec![serde_json::json!({
+        "id": base,
+        "object": "model",
+        "created": created,
+        "owned_by": "trace-mock",
+        "max_model_len": engine.cfg.max_model_len,
+    })];
+    // Adapters as vLLM lists them: after the model, with it as parent.
+    data.extend(engine.cfg.loras.iter().map(|l| {
+        serde_json::json!({
+            "id": l,
             "object": "model",
-            "created": engine.clock.unix_secs(Instant::now()),
+            "created": created,
             "owned_by": "trace-mock",
+            "parent": base,
             "max_model_len": engine.cfg.max_model_len,
-        }]
-    });
+        })
+    }));
+    let body = serde_json::json!({"object": "list", "data": data});
     json_response(StatusCode::OK, body.to_string())
 }
 
@@ -411,8 +422,8 @@ async fn completion(
         Ok(r) => r,
         Err(msg) => return error(StatusCode::BAD_REQUEST, &msg),
     };
-    if let (Some(served), Some(asked)) = (&cfg.model, &request.model)
-        && served != asked
+    if let Some(asked) = &request.model
+        && !cfg.serves(asked)
     {
         return error(
             StatusCode::NOT_FOUND,
@@ -484,7 +495,7 @@ async fn completion(
         endpoint,
         format!("{prefix}-mock-{seq}"),
         created,
-        cfg.model_name(),
+        cfg.reply_model(request.model.as_deref()),
     );
     if fault == Some(Fault::Close) {
         log_http_fault(

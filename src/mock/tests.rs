@@ -68,3 +68,57 @@ async fn shutdown_cuts_a_stalled_stream() {
         "the stalled body ends in an error"
     );
 }
+
+#[tokio::test]
+async fn lora_adapters_are_listed_accepted_and_named_in_replies() {
+    let args = MockArgs {
+        model: Some("base".into()),
+        lora: vec!["sql-lora".into()],
+        ttft_ms: Some(0.0),
+        itl_ms: Some(0.0),
+        ..MockArgs::default()
+    };
+    let server = MockServer::start(args, local()).await.expect("starts");
+    let client = reqwest::Client::new();
+    let list: serde_json::Value = client
+        .get(format!("{}/v1/models", server.url()))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["base", "sql-lora"]);
+    assert_eq!(list["data"][1]["parent"], "base");
+    let ask = |model: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/v1/chat/completions", server.url());
+        async move {
+            let r = client
+                .post(url)
+                .json(&serde_json::json!({
+                    "model": model, "max_tokens": 2, "stream": false,
+                    "messages": [{"role": "user", "content": "hi"}]
+                }))
+                .send()
+                .await
+                .expect("sent");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.expect("json");
+            (status, body)
+        }
+    };
+    let (status, body) = ask("sql-lora").await;
+    assert_eq!((status, body["model"].as_str()), (200, Some("sql-lora")));
+    let (status, body) = ask("base").await;
+    assert_eq!((status, body["model"].as_str()), (200, Some("base")));
+    let (status, _) = ask("other-lora").await;
+    assert_eq!(status, 404);
+    server.shutdown().await.expect("shuts down");
+}

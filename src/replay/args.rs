@@ -20,9 +20,9 @@ pub struct ReplayArgs {
     /// With several endpoints, which one a session goes to: round-robin (session i to server i mod N, the same every run) or least-busy (the server with the fewest sessions in progress when it starts, as a load balancer would).
     #[arg(long, value_name = "POLICY")]
     pub route: Option<String>,
-    /// Model name sent in every request (default: the first model `GET /v1/models` of the first endpoint lists).
-    #[arg(long)]
-    pub model: Option<String>,
+    /// Model name sent in every request (default: the first model `GET /v1/models` of the first endpoint lists). Several (comma-separated or repeated), e.g. a base model and its LoRA adapters: sessions take them in turn, every turn of a session naming the same; the `model` column says which.
+    #[arg(long, value_delimiter = ',')]
+    pub model: Option<Vec<String>>,
     /// Endpoint kind.
     #[arg(long, value_enum)]
     pub api: Option<Api>,

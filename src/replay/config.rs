@@ -82,7 +82,9 @@ pub struct RunConfig {
     pub servers: Vec<Server>,
     /// `--route`: which server a session goes to.
     pub route: super::route::Route,
-    pub model: Option<String>,
+    /// `--model`: the models sent, in turn by session (empty: the first
+    /// model the first server lists).
+    pub models: Vec<String>,
     pub api: Api,
     pub levels: Vec<LoadMode>,
     /// `--sweep N`: the levels in all; `levels` holds the two probes until
@@ -242,7 +244,13 @@ fn normalise_file_value(map: &mut Map<String, Value>) {
             other => Value::Array(vec![Value::String(other.to_string())]),
         }
     };
-    for key in ["endpoint", "qps", "metrics_endpoint", "metrics_names"] {
+    for key in [
+        "endpoint",
+        "model",
+        "qps",
+        "metrics_endpoint",
+        "metrics_names",
+    ] {
         if let Some(v) = map.get(key).map(to_list) {
             map.insert(key.into(), v);
         }
@@ -671,6 +679,17 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
     }
     let base = servers[0].base_url.clone();
     let url = servers[0].url.clone();
+    let mut models: Vec<String> = Vec::new();
+    for m in args.model.iter().flatten() {
+        let m = m.trim();
+        if m.is_empty() {
+            bail!("--model: an empty model name");
+        }
+        if models.iter().any(|k| k == m) {
+            bail!("--model: `{m}` is given twice");
+        }
+        models.push(m.to_string());
+    }
     let route = match args.route.as_deref() {
         None => super::route::Route::default(),
         Some(r) => super::route::Route::parse(r)
@@ -894,7 +913,7 @@ pub fn resolve(args: ReplayArgs) -> anyhow::Result<RunConfig> {
         url,
         servers,
         route,
-        model: args.model.clone(),
+        models,
         api,
         levels,
         sweep: args.sweep,
@@ -991,7 +1010,7 @@ impl RunConfig {
             "endpoints": self.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
             "route": self.route,
             "api": self.api,
-            "model": self.model,
+            "models": self.models,
             "levels": levels,
             "sweep": self.sweep.map(|n| serde_json::json!({"levels": n, "probed": self.probed})),
             "duration_s": self.duration.map(|d| d.as_secs_f64()),

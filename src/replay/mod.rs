@@ -156,9 +156,9 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     }
     let sessions: Vec<Arc<workload::Session>> = sessions.into_iter().map(Arc::new).collect();
     let client = build_client(cfg.fresh_connections)?;
-    let model = match &cfg.model {
-        Some(m) => m.clone(),
-        None => discover_model(&client, &cfg).await?,
+    let models = match cfg.models.as_slice() {
+        [] => vec![discover_model(&client, &cfg).await?],
+        given => given.to_vec(),
     };
     if let Some(urls) = &cfg.cache_reset {
         cache_reset::reset_all(&client, urls, cfg.api_key.as_deref(), &cfg.headers)
@@ -210,7 +210,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             stream: cfg.stream,
         },
         opts: RequestOptions {
-            model: model.clone(),
+            models: models.clone(),
             api: cfg.api,
             max_tokens: cfg.max_tokens,
             default_max_tokens: cfg.default_max_tokens,
@@ -237,10 +237,14 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     });
     if !cfg.quiet {
         eprintln!(
-            "replaying {} ({} sessions) against {} (model {model}); results in {}",
+            "replaying {} ({} sessions) against {} ({}); results in {}",
             cfg.trace.display(),
             sessions.len(),
             cfg.servers_text(),
+            match models.as_slice() {
+                [one] => format!("model {one}"),
+                many => format!("models {}, in turn by session", many.join(", ")),
+            },
             run.path.display()
         );
     }
@@ -439,7 +443,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let was_interrupted = interrupt_code != 0;
     run.write_outputs(
         &cfg,
-        &model,
+        &models,
         wall_start,
         &level_times,
         &levels,
@@ -526,19 +530,23 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
             collected.rows,
             run.path.display()
         );
-        let by_server = if cfg.servers.len() > 1 {
-            "endpoint, "
-        } else {
-            ""
-        };
+        // Several servers or models: the hint splits by them.
+        let mut split = Vec::new();
+        if cfg.servers.len() > 1 {
+            split.push(("endpoint", "server"));
+        }
+        if models.len() > 1 {
+            split.push(("model", "model"));
+        }
+        let by: String = split.iter().map(|(c, _)| format!("{c}, ")).collect();
         println!(
-            "query them: duckdb -c \"SELECT {by_server}load_value, quantile_cont({}, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY ALL ORDER BY ALL\"",
+            "query them: duckdb -c \"SELECT {by}load_value, quantile_cont({}, 0.99) FROM '{}/requests/*.parquet' WHERE status = 'ok' GROUP BY ALL ORDER BY ALL\"",
             if cfg.stream { "ttft_ms" } else { "e2e_ms" },
             run.path.display()
         );
-        if !by_server.is_empty() {
+        for (column, what) in split {
             println!(
-                "per server: trace report {} --by endpoint",
+                "per {what}: trace report {} --by {column}",
                 run.path.display()
             );
         }

@@ -98,7 +98,7 @@ impl RunDir {
     pub fn write_outputs(
         &self,
         cfg: &RunConfig,
-        model: &str,
+        models: &[String],
         wall_start: SystemTime,
         level_times: &[(LoadMode, u32, LevelTimes)],
         levels: &[LevelSummary],
@@ -133,7 +133,8 @@ impl RunDir {
             },
             "endpoint": cfg.url,
             "endpoints": cfg.servers.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-            "model": model,
+            "model": models.first(),
+            "models": models,
             "api": cfg.api,
             "levels": levels_json,
             "requests_recorded": rows,

@@ -28,7 +28,7 @@ pub struct PlannedLevel {
 /// The levels of `cfg` over `sessions`.
 pub fn plan(cfg: &RunConfig, sessions: &[Arc<Session>]) -> anyhow::Result<Vec<PlannedLevel>> {
     let opts = RequestOptions {
-        model: String::new(),
+        models: Vec::new(),
         api: cfg.api,
         max_tokens: cfg.max_tokens,
         default_max_tokens: cfg.default_max_tokens,

@@ -68,6 +68,15 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// The model a session's requests name.
+    fn model_of(&self, work: &Work) -> &str {
+        self.opts
+            .models
+            .get(work.model)
+            .or(self.opts.models.first())
+            .map_or("", String::as_str)
+    }
+
     /// Requests finished ok so far in the run.
     pub fn ok_requests(&self) -> u64 {
         let failed = self.failed.load(Ordering::Relaxed);
@@ -108,6 +117,8 @@ struct Work {
     server: usize,
     /// Counts the session as in progress on its server until it ends.
     assigned: Option<Arc<route::Assigned>>,
+    /// The model all its turns name (an index into `RequestOptions::models`).
+    model: usize,
 }
 
 impl Work {
@@ -136,11 +147,16 @@ impl Labels {
 }
 
 /// The `i`-th session of a level, not yet sent to a server (see `Work::route`).
-fn work_item(sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
+/// With several models, sessions take them in turn, every server's sessions
+/// alike: (i / servers) mod models, so that round-robin routing does not
+/// pair each server with one model.
+fn work_item(shared: &Shared, sessions: &[Arc<Session>], i: usize, plan: &LevelPlan) -> Work {
     let n = sessions.len().max(1);
+    let servers = shared.endpoint.urls.len().max(1);
     Work {
         server: 0,
         assigned: None,
+        model: (i / servers) % shared.opts.models.len().max(1),
         session: sessions[i % n].clone(),
         cycle: i / n,
         user_id: matches!(plan.mode, LoadMode::Users { .. }).then_some(i as u32),
@@ -191,7 +207,7 @@ impl SessionQueue {
             if self.limit.is_some_and(|l| i >= l) {
                 return;
             }
-            let mut work = work_item(&self.sessions, i, &self.plan);
+            let mut work = work_item(shared, &self.sessions, i, &self.plan);
             work.route(&shared.router, i);
             if user.is_some() {
                 work.user_id = user;
@@ -472,7 +488,7 @@ pub async fn run_level(
                     }
                     let due_std = std_start + Duration::from_secs_f64(offsets[i].max(0.0) / 1000.0);
                     // Build the request while waiting for its time.
-                    let mut work = work_item(&sessions_d, i, &plan_d);
+                    let mut work = work_item(&shared_d, &sessions_d, i, &plan_d);
                     let first = prepare_first(&shared_d, &work);
                     // Absolute-time sleep on a dedicated thread: sub-millisecond
                     // precision, and no drift however long the level.
@@ -565,12 +581,19 @@ fn prepare_turn(
     shared: &Shared,
     ctx: &mut Conversation,
     row: &traces::TraceRow,
-    tag: Option<&str>,
+    work: &Work,
 ) -> (bytes::Bytes, u32) {
     ctx.begin_turn(row, shared.opts.block_size);
     let max_tokens = max_tokens_for(row, &shared.opts);
+    let model = shared.model_of(work);
     (
-        request_body(&ctx.messages, max_tokens, &shared.opts, tag),
+        request_body(
+            &ctx.messages,
+            max_tokens,
+            &shared.opts,
+            model,
+            work.tag.as_deref(),
+        ),
         max_tokens,
     )
 }
@@ -579,7 +602,7 @@ fn prepare_turn(
 fn prepare_first(shared: &Shared, work: &Work) -> Option<Prepared> {
     let row = work.session.turns.first()?;
     let mut ctx = Conversation::default();
-    let (body, max_tokens) = prepare_turn(shared, &mut ctx, row, work.tag.as_deref());
+    let (body, max_tokens) = prepare_turn(shared, &mut ctx, row, work);
     Some(Prepared {
         ctx,
         body,
@@ -636,7 +659,7 @@ async fn run_session(
                 ctx = p.ctx;
                 (p.body, p.max_tokens)
             }
-            None => prepare_turn(shared, &mut ctx, row, work.tag.as_deref()),
+            None => prepare_turn(shared, &mut ctx, row, &work),
         };
         if k > 0 {
             // No turn after the level's end; a stop ends the wait at once
@@ -792,6 +815,7 @@ fn record(
         source: (!row.source.is_empty()).then(|| row.source.clone()),
         user_id: work.user_id,
         endpoint: shared.endpoint.names.get(work.server).cloned(),
+        model: Some(shared.model_of(work).to_string()),
         scheduled_ms,
         sent_ms,
         first_token_ms: first,

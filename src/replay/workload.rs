@@ -51,7 +51,8 @@ pub fn load_sessions(path: &Path) -> anyhow::Result<(Vec<Session>, traces::Trace
 /// What a request asks of the model, besides its messages.
 #[derive(Debug, Clone)]
 pub struct RequestOptions {
-    pub model: String,
+    /// The models sent (`--model A,B`: each session names one of them).
+    pub models: Vec<String>,
     pub api: Api,
     /// Overrides every row's output length.
     pub max_tokens: Option<u32>,
@@ -151,17 +152,18 @@ fn message_json(m: &Message) -> Value {
     Value::Object(o)
 }
 
-/// The JSON body of a request with `messages` as its prompt.
-/// The JSON body of a request; `tag` (`--isolate-levels`) goes before the
+/// The JSON body of a request with `messages` as its prompt, for `model`;
+/// `tag` (`--isolate-levels`) goes before the
 /// prompt's first text.
 pub fn request_body(
     messages: &[Message],
     max_tokens: u32,
     opts: &RequestOptions,
+    model: &str,
     tag: Option<&str>,
 ) -> Bytes {
     let mut body = Map::new();
-    body.insert("model".into(), Value::String(opts.model.clone()));
+    body.insert("model".into(), Value::String(model.to_string()));
     match opts.api {
         Api::Chat => {
             let mut list: Vec<Value> = messages.iter().map(message_json).collect();
@@ -288,7 +290,7 @@ mod tests {
     #[test]
     fn a_tag_starts_the_prompt() {
         let mut opts = RequestOptions {
-            model: "m".into(),
+            models: vec!["m".into()],
             api: Api::Chat,
             max_tokens: None,
             default_max_tokens: 8,
@@ -301,7 +303,7 @@ mod tests {
         };
         let msgs = [Message::new("system", "sys"), Message::new("user", "q")];
         let body = |opts: &RequestOptions, tag| -> Value {
-            serde_json::from_slice(&request_body(&msgs, 4, opts, tag)).expect("JSON")
+            serde_json::from_slice(&request_body(&msgs, 4, opts, "m", tag)).expect("JSON")
         };
         let b = body(&opts, Some("[0badcafe] "));
         assert_eq!(b["messages"][0]["content"], "[0badcafe] sys");

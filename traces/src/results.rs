@@ -22,14 +22,15 @@ use crate::{Error, Result};
 
 /// Version of the results format, stored as `results.schema_version`.
 /// Version 2 added the `source` column, version 3 `finish_reason`,
-/// version 4 the `level_drain` status and the `endpoint` column.
-pub const RESULTS_SCHEMA_VERSION: u32 = 4;
+/// version 4 the `level_drain` status and the `endpoint` column, version
+/// 5 the `model` column.
+pub const RESULTS_SCHEMA_VERSION: u32 = 5;
 pub const KEY_RESULTS_VERSION: &str = "results.schema_version";
 /// The versions `read_parts` understands: version 1 parts have no
 /// `source`, versions 1 and 2 no `finish_reason`, versions 1 to 3 no
-/// `endpoint`, and before version 4 a request cut by `--level-drain` was
-/// `cancelled`.
-pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2, 3, 4];
+/// `endpoint`, versions 1 to 4 no `model`, and before version 4 a request
+/// cut by `--level-drain` was `cancelled`.
+pub const READABLE_RESULTS_VERSIONS: &[u32] = &[1, 2, 3, 4, 5];
 
 /// Service-level objectives: a request meets them when it succeeded and
 /// each one set holds (TTFT, TPOT and end-to-end time at most so many ms).
@@ -122,6 +123,8 @@ pub struct RequestRecord {
     /// The server the request was sent to (its base URL, as `--endpoint`
     /// gave it); several with a list of endpoints.
     pub endpoint: Option<String>,
+    /// The model the request named (one of several with `--model A,B`).
+    pub model: Option<String>,
     pub status: Option<Status>,
     pub http_status: Option<u16>,
     pub error: Option<String>,
@@ -149,6 +152,7 @@ pub fn requests_schema() -> SchemaRef {
         f("source", DataType::Utf8, true),
         f("user_id", DataType::UInt32, true),
         f("endpoint", DataType::Utf8, true),
+        f("model", DataType::Utf8, true),
         f("scheduled_ms", DataType::Float64, false),
         f("sent_ms", DataType::Float64, false),
         f("first_token_ms", DataType::Float64, true),
@@ -198,6 +202,7 @@ fn records_to_batch(
     let mut source = StringBuilder::with_capacity(n, n * 12);
     let mut user_id = UInt32Builder::with_capacity(n);
     let mut endpoint = StringBuilder::with_capacity(n, n * 24);
+    let mut model = StringBuilder::with_capacity(n, n * 16);
     let mut f64s: Vec<Float64Builder> = (0..11).map(|_| Float64Builder::with_capacity(n)).collect();
     let mut itl = ListBuilder::new(Float32Builder::new()).with_field(Arc::new(Field::new(
         "item",
@@ -256,6 +261,7 @@ fn records_to_batch(
             b.append_option(v);
         }
         endpoint.append_option(r.endpoint.as_deref());
+        model.append_option(r.model.as_deref());
         finish_reason.append_option(r.finish_reason.as_deref());
         status.append_value(r.status_str());
         http_status.append_option(r.http_status);
@@ -306,6 +312,7 @@ fn records_to_batch(
         Arc::new(source.finish()),
         Arc::new(user_id.finish()),
         Arc::new(endpoint.finish()),
+        Arc::new(model.finish()),
         scheduled,
         sent,
         first_token,
@@ -571,6 +578,11 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
             } else {
                 None
             };
+            let model = if version >= 5 {
+                Some(s("model")?)
+            } else {
+                None
+            };
             let (load_value, scheduled, sent, first, first_r, first_c, end) = (
                 f("load_value")?,
                 f("scheduled_ms")?,
@@ -632,6 +644,7 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                     source: source.as_ref().and_then(|a| os(a, i)),
                     user_id: ou(&user, i),
                     endpoint: endpoint.as_ref().and_then(|a| os(a, i)),
+                    model: model.as_ref().and_then(|a| os(a, i)),
                     scheduled_ms: scheduled.value(i),
                     sent_ms: sent.value(i),
                     first_token_ms: of(&first, i),
@@ -795,6 +808,7 @@ mod tests {
                 completion_tokens: Some(i + 1),
                 finish_reason: Some("length".into()),
                 endpoint: Some("http://127.0.0.1:8000".into()),
+                model: Some(["base", "lora-a"][i as usize % 2].into()),
                 // Every status, `level_drain` (version 4) among them.
                 status: Some([Status::Ok, Status::LevelDrain, Status::Cancelled][i as usize % 3]),
                 http_status: Some(200),
@@ -805,7 +819,7 @@ mod tests {
 
     /// Writes `records` as one part laid out as results format `version`
     /// was (version 1: no `source` column; 1 and 2: no `finish_reason`;
-    /// 1 to 3: no `endpoint`), tagged with `tag` as its
+    /// 1 to 3: no `endpoint`; 1 to 4: no `model`), tagged with `tag` as its
     /// `results.schema_version` (none if `None`).
     fn write_part_as(path: &Path, records: &[RequestRecord], version: u32, tag: Option<&str>) {
         let mut batch = records_to_batch(&requests_schema(), records).expect("batch");
@@ -818,6 +832,10 @@ mod tests {
                 .schema()
                 .index_of("endpoint")
                 .expect("endpoint column");
+            batch.remove_column(at);
+        }
+        if version < 5 {
+            let at = batch.schema().index_of("model").expect("model column");
             batch.remove_column(at);
         }
         if version < 3 {
@@ -859,6 +877,7 @@ mod tests {
                 source: None,
                 finish_reason: None,
                 endpoint: None,
+                model: None,
                 ..r
             })
             .collect();
@@ -869,7 +888,7 @@ mod tests {
     fn parts_of_every_version_read_together() {
         let dir = tempfile::tempdir().expect("dir");
         let records = sample_records();
-        for v in [1u32, 2, 3, 4] {
+        for v in [1u32, 2, 3, 4, 5] {
             write_part_as(
                 &dir.path().join(format!("part-0000{v}.parquet")),
                 &records,
@@ -878,26 +897,28 @@ mod tests {
             );
         }
         let rows = read_parts(dir.path()).expect("mixed parts read");
-        let got: Vec<(Option<&str>, Option<&str>, Option<&str>)> = rows
+        let got: Vec<[Option<&str>; 4]> = rows
             .iter()
             .map(|r| {
-                (
+                [
                     r.source.as_deref(),
                     r.finish_reason.as_deref(),
                     r.endpoint.as_deref(),
-                )
+                    r.model.is_some().then_some("model"),
+                ]
             })
             .collect();
         let url = Some("http://127.0.0.1:8000");
-        let (v1, v2, v3, v4) = (
-            (None, None, None),
-            (Some("sharegpt"), None, None),
-            (Some("sharegpt"), Some("length"), None),
-            (Some("sharegpt"), Some("length"), url),
+        let (v1, v2, v3, v4, v5) = (
+            [None, None, None, None],
+            [Some("sharegpt"), None, None, None],
+            [Some("sharegpt"), Some("length"), None, None],
+            [Some("sharegpt"), Some("length"), url, None],
+            [Some("sharegpt"), Some("length"), url, Some("model")],
         );
-        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3], [v4; 3]].concat());
-        // A version 4 part reads back as written.
-        assert_eq!(rows[9..], records[..]);
+        assert_eq!(got, [[v1; 3], [v2; 3], [v3; 3], [v4; 3], [v5; 3]].concat());
+        // A version 5 part reads back as written.
+        assert_eq!(rows[12..], records[..]);
     }
 
     #[test]

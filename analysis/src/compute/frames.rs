@@ -39,6 +39,10 @@ fn run_scan(run: &RunFiles, parts: &[PathBuf]) -> Result<LazyFrame> {
         // Versions 1 to 3 had no `endpoint` column.
         lf = lf.with_column(lit(NULL).cast(DataType::String).alias("endpoint"));
     }
+    if run.version < 5 {
+        // Versions 1 to 4 had no `model` column.
+        lf = lf.with_column(lit(NULL).cast(DataType::String).alias("model"));
+    }
     if run.version < traces::results::RESULTS_SCHEMA_VERSION {
         // The columns in today's order, so that runs of several versions
         // stack into one frame.
