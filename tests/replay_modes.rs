@@ -1747,6 +1747,16 @@ fn sessions_take_several_models_in_turn() {
     assert_eq!(run_json["model"], "base");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("--by model"), "{stdout}");
+    assert!(
+        stdout.contains("    lora-a: 9 requests, 100.0% ok, TTFT p50 "),
+        "{stdout}"
+    );
+    let split = &read_json(&run.join("summary.json"))["levels"][0]["models"];
+    assert_eq!(split[0]["model"], "base");
+    assert_eq!(
+        (split[0]["requests"].as_u64(), split[1]["ok"].as_u64()),
+        (Some(9), Some(9))
+    );
     let query = stdout
         .lines()
         .find_map(|l| l.strip_prefix("query them: "))

@@ -437,6 +437,7 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         );
         level.endpoints =
             summary::by_server(records, &collected.servers, &server_names, &cfg.percentiles);
+        level.models = summary::by_model(records, &collected.models, &models, &cfg.percentiles);
         levels.push(level);
     }
     let interrupt_code = interrupted.load(Ordering::Relaxed);
@@ -461,7 +462,10 @@ pub async fn execute(mut cfg: RunConfig) -> anyhow::Result<RunOutcome> {
                 println!("    {n} × {kind}");
             }
             for server in &l.endpoints {
-                println!("{}", server.line());
+                println!("{}", server.share.line(&server.endpoint));
+            }
+            for model in &l.models {
+                println!("{}", model.share.line(&model.model));
             }
         }
         if !cfg.stream {

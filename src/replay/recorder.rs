@@ -49,6 +49,8 @@ pub struct Compact {
     pub repeat: bool,
     /// The server it went to, an index into `Collected::servers`.
     pub server: u16,
+    /// The model it named, an index into `Collected::models`.
+    pub model: u16,
 }
 
 /// Whether a session id is a repeat's: `ID~cN`.
@@ -73,6 +75,20 @@ pub struct Collected {
     pub rows: u64,
     /// The servers (`endpoint` column) in the order first seen.
     pub servers: Vec<String>,
+    /// The models (`model` column) in the order first seen.
+    pub models: Vec<String>,
+}
+
+/// The index of `name` in `seen`, added if new.
+fn number(seen: &mut Vec<String>, name: &str) -> u16 {
+    let i = match seen.iter().position(|s| s == name) {
+        Some(i) => i,
+        None => {
+            seen.push(name.to_string());
+            seen.len() - 1
+        }
+    };
+    u16::try_from(i).unwrap_or(u16::MAX)
 }
 
 impl Collected {
@@ -82,16 +98,9 @@ impl Collected {
             value: r.load_value,
             round: r.round,
         };
-        let endpoint = r.endpoint.as_deref().unwrap_or_default();
-        let server = match self.servers.iter().position(|s| s == endpoint) {
-            Some(i) => i,
-            None => {
-                self.servers.push(endpoint.to_string());
-                self.servers.len() - 1
-            }
-        };
         let compact = Compact {
-            server: u16::try_from(server).unwrap_or(u16::MAX),
+            server: number(&mut self.servers, r.endpoint.as_deref().unwrap_or_default()),
+            model: number(&mut self.models, r.model.as_deref().unwrap_or_default()),
             warmup: r.warmup,
             session_start: r.turn == 0,
             status: r.status.unwrap_or(Status::Cancelled),

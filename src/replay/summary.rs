@@ -128,13 +128,16 @@ pub struct LevelSummary {
     /// With several `--endpoint`s: the level's requests on each server.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<ServerSummary>,
+    /// With several `--model`s: the level's requests naming each model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelSummary>,
     pub verdict: String,
 }
 
-/// One server's share of a level (runs against several endpoints).
+/// A server's or a model's part of a level (runs against several
+/// endpoints, or with several models).
 #[derive(Debug, Clone, Serialize)]
-pub struct ServerSummary {
-    pub endpoint: String,
+pub struct Share {
     pub requests: usize,
     pub ok: usize,
     pub ttft_ms: Dist,
@@ -142,14 +145,32 @@ pub struct ServerSummary {
     pub e2e_ms: Dist,
 }
 
-/// Each server's requests of a level, in `--endpoint` order (`names`),
-/// when there are several; `seen` is the recorder's numbering of them.
-pub fn by_server(
+/// One server's share of a level.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerSummary {
+    pub endpoint: String,
+    #[serde(flatten)]
+    pub share: Share,
+}
+
+/// One model's share of a level.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    pub model: String,
+    #[serde(flatten)]
+    pub share: Share,
+}
+
+/// The level's requests split by `part` (an index into `seen`, the
+/// recorder's numbering), one share per name of `names` in their order, a
+/// name with no request included; nothing when there are fewer than two.
+fn shares(
     rows: &[Compact],
     seen: &[String],
     names: &[String],
+    part: impl Fn(&Compact) -> u16,
     ps: &[f64],
-) -> Vec<ServerSummary> {
+) -> Vec<Share> {
     if names.len() < 2 {
         return Vec::new();
     }
@@ -159,11 +180,10 @@ pub fn by_server(
             let index = seen.iter().position(|s| s == name);
             let mine: Vec<&Compact> = rows
                 .iter()
-                .filter(|c| !c.warmup && index == Some(usize::from(c.server)))
+                .filter(|c| !c.warmup && index == Some(usize::from(part(c))))
                 .collect();
             let ok: Vec<&&Compact> = mine.iter().filter(|c| c.status == Status::Ok).collect();
-            ServerSummary {
-                endpoint: name.clone(),
+            Share {
                 requests: mine.len(),
                 ok: ok.len(),
                 ttft_ms: dist(ok.iter().filter_map(|c| c.ttft_ms).collect(), ps),
@@ -174,17 +194,53 @@ pub fn by_server(
         .collect()
 }
 
-impl ServerSummary {
-    /// `  http://a: 12 requests, 100.0% ok, TTFT p50 276 ms p99 732 ms, E2E p50 613 ms`
-    pub fn line(&self) -> String {
+/// Each server's requests of a level, in `--endpoint` order (`names`),
+/// when there are several; `seen` is the recorder's numbering of them.
+pub fn by_server(
+    rows: &[Compact],
+    seen: &[String],
+    names: &[String],
+    ps: &[f64],
+) -> Vec<ServerSummary> {
+    let split = shares(rows, seen, names, |c| c.server, ps);
+    names
+        .iter()
+        .zip(split)
+        .map(|(name, share)| ServerSummary {
+            endpoint: name.clone(),
+            share,
+        })
+        .collect()
+}
+
+/// Each model's requests of a level, in `--model` order, when there are several.
+pub fn by_model(
+    rows: &[Compact],
+    seen: &[String],
+    names: &[String],
+    ps: &[f64],
+) -> Vec<ModelSummary> {
+    let split = shares(rows, seen, names, |c| c.model, ps);
+    names
+        .iter()
+        .zip(split)
+        .map(|(name, share)| ModelSummary {
+            model: name.clone(),
+            share,
+        })
+        .collect()
+}
+
+impl Share {
+    /// `    http://a: 12 requests, 100.0% ok, TTFT p50 276 ms p99 732 ms, E2E p50 613 ms`
+    pub fn line(&self, name: &str) -> String {
         let p = |d: &Dist, k: &str| {
             d.percentiles.get(k).map_or("-".to_string(), |v| {
                 format!("{} ms", fmt_value(round_ms(*v)))
             })
         };
         format!(
-            "    {}: {} requests, {:.1}% ok, TTFT p50 {} p99 {}, E2E p50 {}",
-            self.endpoint,
+            "    {name}: {} requests, {:.1}% ok, TTFT p50 {} p99 {}, E2E p50 {}",
             self.requests,
             if self.requests == 0 {
                 0.0
@@ -414,6 +470,7 @@ pub fn summarise(
         ttft_rise_ms,
         fell_behind: fell_behind(&trend, ttft_p50),
         endpoints: Vec::new(),
+        models: Vec::new(),
         verdict: String::new(),
     };
     s.verdict = verdict(&s, late_p99);
@@ -779,6 +836,7 @@ mod tests {
                     max_tokens: Some(9),
                     repeat: false,
                     server: (i % 2) as u16,
+                    model: 0,
                 }
             })
             .collect()
@@ -806,8 +864,8 @@ mod tests {
             .map(|s| {
                 (
                     s.endpoint.as_str(),
-                    s.requests,
-                    s.ttft_ms.percentiles.get("p50").copied(),
+                    s.share.requests,
+                    s.share.ttft_ms.percentiles.get("p50").copied(),
                 )
             })
             .collect();
@@ -821,7 +879,8 @@ mod tests {
         );
         assert!(
             split[0]
-                .line()
+                .share
+                .line(&split[0].endpoint)
                 .contains("http://a: 3 requests, 100.0% ok, TTFT p50 80 ms")
         );
         assert!(by_server(&r, &seen, &names[..1], &[50.0]).is_empty());
