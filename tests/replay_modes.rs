@@ -998,6 +998,21 @@ fn sharegpt_sessions(dir: &Path) -> PathBuf {
 }
 
 /// Rows grouped by session, each session's turns in order.
+/// How many sessions have each value of `part` (a server, a model),
+/// asserting that every turn of a session has its first turn's.
+fn sessions_per<'a>(
+    rows: &'a [RequestRecord],
+    part: impl Fn(&'a RequestRecord) -> Option<&'a str>,
+) -> HashMap<&'a str, usize> {
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    for (id, turns) in sessions_of(rows) {
+        let seen: HashSet<_> = turns.iter().map(|r| part(r)).collect();
+        assert_eq!(seen.len(), 1, "session {id} has {seen:?}");
+        *per.entry(part(turns[0]).expect("a value")).or_default() += 1;
+    }
+    per
+}
+
 fn sessions_of(rows: &[RequestRecord]) -> BTreeMap<&str, Vec<&RequestRecord>> {
     let mut by: BTreeMap<&str, Vec<&RequestRecord>> = BTreeMap::new();
     for r in rows {
@@ -1733,14 +1748,7 @@ fn sessions_take_several_models_in_turn() {
     let (run, rows) = replay_rows(&out, &results);
     assert_all_ok(&rows);
     assert_eq!(rows.len(), 18);
-    let mut per_model: HashMap<&str, usize> = HashMap::new();
-    for (id, turns) in sessions_of(&rows) {
-        let models: HashSet<_> = turns.iter().map(|r| r.model.as_deref()).collect();
-        assert_eq!(models.len(), 1, "session {id} named {models:?}");
-        *per_model
-            .entry(turns[0].model.as_deref().expect("a model"))
-            .or_default() += 1;
-    }
+    let per_model = sessions_per(&rows, |r| r.model.as_deref());
     assert_eq!(per_model, HashMap::from([("base", 3), ("lora-a", 3)]));
     let run_json = read_json(&run.join("run.json"));
     assert_eq!(run_json["models"], serde_json::json!(["base", "lora-a"]));
@@ -1918,13 +1926,7 @@ fn sessions_are_spread_over_several_endpoints() {
     assert_all_ok(&rows);
     assert_eq!(rows.len(), 24);
     // Each session on one server; four sessions on each.
-    let mut per_server: HashMap<&str, usize> = HashMap::new();
-    for (id, turns) in sessions_of(&rows) {
-        let servers: HashSet<_> = turns.iter().map(|r| r.endpoint.as_deref()).collect();
-        assert_eq!(servers.len(), 1, "session {id} went to {servers:?}");
-        let server = turns[0].endpoint.as_deref().expect("an endpoint");
-        *per_server.entry(server).or_default() += 1;
-    }
+    let per_server = sessions_per(&rows, |r| r.endpoint.as_deref());
     let slow_name = slow.url.trim_end_matches('/');
     assert_eq!(
         per_server.get(fast.url.as_str()),

@@ -267,40 +267,32 @@ fn parse_run_json(v: &Value) -> RunJson {
         .and_then(Value::as_array)
         .map(|levels| levels.iter().filter_map(window).collect())
         .unwrap_or_default();
-    let capped_levels = v
+    // The levels as configured (`config.levels`).
+    let configured: &[Value] = v
         .get("config")
         .and_then(|c| c.get("levels"))
         .and_then(Value::as_array)
-        .map(|levels| {
-            levels
-                .iter()
-                .filter(|l| l.get("max_concurrency").is_some_and(|m| !m.is_null()))
-                .filter_map(|l| {
-                    let mode = l.get("load_mode")?.as_str()?.to_string();
-                    let value = l.get("rate").or_else(|| l.get("load_value"))?;
-                    Some((mode, json_f64(value)?))
-                })
-                .collect()
+        .map_or(&[], Vec::as_slice);
+    let capped_levels = configured
+        .iter()
+        .filter(|l| l.get("max_concurrency").is_some_and(|m| !m.is_null()))
+        .filter_map(|l| {
+            let mode = l.get("load_mode")?.as_str()?.to_string();
+            let value = l.get("rate").or_else(|| l.get("load_value"))?;
+            Some((mode, json_f64(value)?))
         })
-        .unwrap_or_default();
-    let burst_levels = v
-        .get("config")
-        .and_then(|c| c.get("levels"))
-        .and_then(Value::as_array)
-        .map(|levels| {
-            levels
-                .iter()
-                .filter_map(|l| {
-                    let arrival = l.get("arrival")?;
-                    if arrival.get("kind")?.as_str()? != "burst" {
-                        return None;
-                    }
-                    let size = usize::try_from(arrival.get("size")?.as_u64()?).ok()?;
-                    Some((json_f64(l.get("rate")?)?, size))
-                })
-                .collect()
+        .collect();
+    let burst_levels = configured
+        .iter()
+        .filter_map(|l| {
+            let arrival = l.get("arrival")?;
+            if arrival.get("kind")?.as_str()? != "burst" {
+                return None;
+            }
+            let size = usize::try_from(arrival.get("size")?.as_u64()?).ok()?;
+            Some((json_f64(l.get("rate")?)?, size))
         })
-        .unwrap_or_default();
+        .collect();
     let sweep = v.get("config").and_then(|c| c.get("sweep")).and_then(|s| {
         let probed = s.get("probed");
         let rate = |k: &str| probed.and_then(|p| p.get(k)).and_then(Value::as_f64);
