@@ -1775,6 +1775,7 @@ fn sessions_take_several_models_in_turn() {
         "{query}\n{answer}"
     );
     let report = report_json(&[run.to_str().expect("utf8"), "--by", "model"]);
+    assert_eq!(report["runs"][0]["model"], "base, lora-a");
     let groups = report["by"]["groups"].as_array().expect("by groups");
     let requests: HashMap<&str, u64> = groups
         .iter()

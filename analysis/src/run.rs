@@ -251,6 +251,17 @@ fn read_run_json(path: &Path) -> Result<RunJson> {
     Ok(parse_run_json(&v))
 }
 
+/// The strings of the list at `key`, joined, when it holds several.
+fn joined(v: &Value, key: &str) -> Option<String> {
+    let all = v.get(key)?.as_array()?;
+    (all.len() > 1).then(|| {
+        all.iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 fn string_at(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
 }
@@ -314,16 +325,9 @@ fn parse_run_json(v: &Value) -> RunJson {
     RunJson {
         started_at: string_at(v, "started_at"),
         // Several servers: all of them, as `--endpoint` named them.
-        endpoint: match v.get("endpoints").and_then(Value::as_array) {
-            Some(all) if all.len() > 1 => Some(
-                all.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            _ => string_at(v, "endpoint"),
-        },
-        model: string_at(v, "model"),
+        endpoint: joined(v, "endpoints").or_else(|| string_at(v, "endpoint")),
+        // Several models: all of them, in `--model` order.
+        model: joined(v, "models").or_else(|| string_at(v, "model")),
         trace: v
             .get("trace")
             .and_then(|t| t.get("path").and_then(Value::as_str).or(t.as_str()))
