@@ -315,8 +315,16 @@ fn dry_run_plans_the_levels_without_sending() {
     };
     // Ten sessions 200 ms apart: arrivals over 1.8 s; 32 + 8 tokens each.
     let text = dry(&["--qps", "5,10", "--arrival", "constant", "--rounds", "2"]);
-    assert_eq!(line(&text, "qps 5"), "qps 5 10 10 1.8 s 320 80", "{text}");
-    assert_eq!(line(&text, "qps 10"), "qps 10 10 10 0.9 s 320 80", "{text}");
+    assert_eq!(
+        line(&text, "qps 5"),
+        "qps 5 (constant) 10 10 1.8 s 320 80",
+        "{text}"
+    );
+    assert_eq!(
+        line(&text, "qps 10"),
+        "qps 10 (constant) 10 10 0.9 s 320 80",
+        "{text}"
+    );
     assert!(text.contains("40 requests in all"), "{text}");
     // Closed loop under a duration: what it sends depends on the server.
     let text = dry(&["--concurrency", "2", "--duration", "30s"]);
@@ -330,7 +338,11 @@ fn dry_run_plans_the_levels_without_sending() {
     let file = dir.path().join("run.yaml");
     std::fs::write(&file, "qps: [5]\narrival: constant\n").expect("write");
     let text = dry(&["--config", file.to_str().expect("utf8")]);
-    assert_eq!(line(&text, "qps 5"), "qps 5 10 10 1.8 s 320 80", "{text}");
+    assert_eq!(
+        line(&text, "qps 5"),
+        "qps 5 (constant) 10 10 1.8 s 320 80",
+        "{text}"
+    );
     assert!(!results.exists(), "a dry run writes nothing");
 }
 

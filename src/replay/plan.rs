@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::config::{LoadMode, RunConfig};
 use super::runner::{self, LevelPlan};
+use super::schedule::Rate;
 use super::summary::fmt_value;
 use super::workload::{self, RequestOptions, Session};
 
@@ -91,8 +92,17 @@ pub fn plan(cfg: &RunConfig, sessions: &[Arc<Session>]) -> anyhow::Result<Vec<Pl
                 output += u64::from(workload::max_tokens_for(row, &opts));
             }
         }
+        let mut name = format!("{} {}", mode.name(), fmt_value(mode.value()));
+        if let LoadMode::Qps {
+            rate: Rate::PerSecond(_),
+            arrival,
+            ..
+        } = mode
+        {
+            name.push_str(&format!(" ({arrival})"));
+        }
         out.push(PlannedLevel {
-            name: format!("{} {}", mode.name(), fmt_value(mode.value())),
+            name,
             sessions: count,
             requests: count.map(|_| requests),
             arrivals_s,

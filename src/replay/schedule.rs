@@ -22,6 +22,18 @@ pub enum Arrival {
     Burst { size: usize },
 }
 
+impl std::fmt::Display for Arrival {
+    /// As `--arrival` takes it (gamma with its `--burstiness`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arrival::Poisson => f.write_str("poisson"),
+            Arrival::Constant => f.write_str("constant"),
+            Arrival::Gamma { burstiness } => write!(f, "gamma, burstiness {burstiness}"),
+            Arrival::Burst { size } => write!(f, "burst:{size}"),
+        }
+    }
+}
+
 /// A target rate of arrivals per second, or all at once.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
@@ -323,6 +335,11 @@ mod tests {
         // A group is cut by the count cap, not the other way round.
         let o = offsets_for_duration(burst, Rate::PerSecond(6.0), 2000.0, 4, &mut rng);
         assert_eq!(o, vec![0.0, 0.0, 0.0, 500.0]);
+        assert_eq!(burst.to_string(), "burst:3");
+        assert_eq!(
+            Arrival::Gamma { burstiness: 0.5 }.to_string(),
+            "gamma, burstiness 0.5"
+        );
         // Groups of one are constant arrivals.
         let one = offsets_for_count(
             Arrival::Burst { size: 1 },
