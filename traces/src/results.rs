@@ -562,27 +562,19 @@ pub fn read_parts(dir: impl AsRef<Path>) -> Result<Vec<RequestRecord>> {
                 s("status")?,
             );
             let (tokens_source, error) = (s("tokens_source")?, s("error")?);
-            // Version 1 parts predate the column: their rows have no source.
-            let source = if version >= 2 {
-                Some(s("source")?)
-            } else {
-                None
+            // A column added in version `since`: none in older parts, whose
+            // rows read as null there.
+            let added = |since: u32, name: &str| -> Result<Option<StringArray>> {
+                if version >= since {
+                    s(name).map(Some)
+                } else {
+                    Ok(None)
+                }
             };
-            let finish_reason = if version >= 3 {
-                Some(s("finish_reason")?)
-            } else {
-                None
-            };
-            let endpoint = if version >= 4 {
-                Some(s("endpoint")?)
-            } else {
-                None
-            };
-            let model = if version >= 5 {
-                Some(s("model")?)
-            } else {
-                None
-            };
+            let source = added(2, "source")?;
+            let finish_reason = added(3, "finish_reason")?;
+            let endpoint = added(4, "endpoint")?;
+            let model = added(5, "model")?;
             let (load_value, scheduled, sent, first, first_r, first_c, end) = (
                 f("load_value")?,
                 f("scheduled_ms")?,
