@@ -477,7 +477,9 @@ fn whole_replies_are_timed_end_to_end() {
 fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     let dir = tempdir();
     let trace = synth_random_trace(&dir.path().join("t.parquet"), 10, 32, 200, &[]);
-    // 200 tokens 20 ms apart: 4 s a reply, against levels of 0.5 s.
+    // 200 tokens 20 ms apart: 4 s a reply, against levels of 0.5 s cut
+    // 1 s after their end (time enough for the last arrival's first token
+    // however loaded the machine).
     let mock = MockProcess::start(&["--ttft-ms", "2", "--itl-ms", "20"]);
     let results = dir.path().join("results");
     let out = run_replay(
@@ -492,7 +494,7 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
             "--duration",
             "500ms",
             "--level-drain",
-            "300ms",
+            "1s",
             "--no-metrics",
         ],
     );
@@ -515,11 +517,11 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     assert_eq!(level(&rows, 20.0, 1).len(), 10);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("15 requests still in flight 0.3 s after their level's end were cancelled"),
+        stdout.contains("15 requests still in flight 1 s after their level's end were cancelled"),
         "{stdout}"
     );
     let run_json = read_json(&run.join("run.json"));
-    assert_eq!(run_json["config"]["level_drain_s"], 0.3);
+    assert_eq!(run_json["config"]["level_drain_s"], 1.0);
     let summary = read_json(&run.join("summary.json"));
     assert_eq!(summary["levels"][1]["errors"]["level_drain"], 10);
     let report = report_of_run(&run);
@@ -542,7 +544,7 @@ fn level_drain_cancels_requests_still_in_flight_after_the_level() {
     );
     assert_eq!(
         read_json(&again_run.join("run.json"))["config"]["level_drain_s"],
-        0.3
+        1.0
     );
 
     // Requests still waiting for a `--max-concurrency` slot at the limit
